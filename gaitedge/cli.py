@@ -1,0 +1,187 @@
+"""The ``gaitedge`` command line: a thin layer over the library API.
+
+User mistakes (bad files, options, configs) end with one ``gaitedge: error:``
+line and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gaitedge import __version__
+from gaitedge.errors import GaitedgeError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from gaitedge.config import apply_override, load_config
+    from gaitedge.metrics import format_summary
+    from gaitedge.train import train
+
+    cfg = load_config(args.config)
+    if args.data:
+        cfg.data.train = args.data
+    if args.test is not None:
+        cfg.data.test = args.test
+    if args.model:
+        cfg.model.name = args.model
+    if args.epochs is not None:
+        cfg.train.epochs = args.epochs
+    for item in args.set or []:
+        apply_override(cfg, item)
+    _, metrics, out = train(cfg, out_dir=args.out, progress=not args.no_progress, force=args.force)
+    print(f"\nbest epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+          f"{metrics['n_params']} parameters, {metrics['train_time_s']:.1f} s")
+    print("validation (subjects " + ", ".join(metrics["val_subjects"]) + "):")
+    print(format_summary(metrics["val"]))
+    if "test" in metrics:
+        print("test (subjects " + ", ".join(metrics["test"]["subjects"]) + "):")
+        print(format_summary(metrics["test"]))
+    print(f"\nrun directory: {out}")
+    for name in ("model.pt", "config.toml", "metrics.json", "curves.png", "confusion.png"):
+        print(f"  {out / name}")
+    return 0
+
+
+def _slug(text: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+    return keep.strip("_")[:60] or "data"
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from gaitedge.checkpoint import load_checkpoint
+    from gaitedge.data.spec import load_spec
+    from gaitedge.evaluate import evaluate_model
+    from gaitedge.metrics import format_summary
+    from gaitedge.plots import plot_confusion
+    from gaitedge.train import _write_json
+
+    tm = load_checkpoint(args.run)
+    dcfg = tm.config.get("data", {})
+    recs = load_spec(args.data, other_foot=dcfg.get("other_foot", False), lower_back=dcfg.get("lower_back", False))
+    m = evaluate_model(tm, recs)
+    m["data"] = args.data
+    print(f"{m['n_recordings']} recordings, subjects {', '.join(m['subjects'])}")
+    print(format_summary(m))
+    run = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    out = Path(args.out) if args.out else run / f"eval-{_slug(args.data)}.json"
+    _write_json(out, m)
+    plot_confusion(m["confusion"], tm.classes, out.with_suffix(".png"), title=args.data)
+    print(f"saved {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from gaitedge.data.fetch import IPOL_URL, fetch_ipol
+
+    if args.dataset != "ipol":
+        raise GaitedgeError(f"unknown dataset {args.dataset!r}; available: ipol")
+    last = [-1]
+
+    def progress(done: int, total: int | None) -> None:
+        mb = done >> 20
+        if mb != last[0]:
+            last[0] = mb
+            tot = f" / {total >> 20} MB" if total else " MB"
+            print(f"\r  {mb}{tot}", end="", file=sys.stderr, flush=True)
+
+    dest = fetch_ipol(
+        url=args.url or IPOL_URL,
+        dest=Path(args.dest) if args.dest else None,
+        sha256=args.sha256,
+        force=args.force,
+        progress=progress,
+    )
+    if last[0] >= 0:
+        print(file=sys.stderr)
+    print(f"IPOL gait data ready in {dest} (use --data ipol or ipol:{dest})")
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from gaitedge.data.spec import load_spec
+    from gaitedge.data.splits import subjects_of
+
+    recs = load_spec(args.spec, other_foot=args.other_foot)
+    print(f"{len(recs)} recordings, {len(subjects_of(recs))} subjects: {', '.join(subjects_of(recs))}")
+    r = recs[0]
+    print(f"channels: {', '.join(f'{c} [{u}]' for c, u in zip(r.channels, r.units))}")
+    print(f"rate {r.rate_hz} Hz, total {sum(x.duration_s for x in recs) / 60:.1f} min")
+    lab = [x.labels for x in recs if x.labels is not None]
+    if lab:
+        counts = np.bincount(np.concatenate(lab)[np.concatenate(lab) >= 0], minlength=len(r.classes))
+        print("labels: " + ", ".join(f"{c} {n}" for c, n in zip(r.classes, counts)))
+        n_ev = {k: sum(len(x.events.get(k, [])) for x in recs) for k in ("toe_off", "heel_strike")}
+        print("events: " + ", ".join(f"{k} {v}" for k, v in n_ev.items()))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from gaitedge.models import available
+
+    for name in available():
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(prog="gaitedge", description="Gait-phase recognition from IMUs, from training to the edge.")
+    p.add_argument("--version", action="version", version=f"gaitedge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model (default: GRU on built-in synthetic gait)")
+    t.add_argument("--config", help="TOML experiment config (see configs/)")
+    t.add_argument("--data", help="training data spec: synthetic | ipol[:PATH][?subjects=1-11] | csv:PATH")
+    t.add_argument("--test", help="held-out data spec evaluated after training")
+    t.add_argument("--model", help="model family (see 'gaitedge models')")
+    t.add_argument("--out", help="run directory (default runs/<model>-<time>)")
+    t.add_argument("--epochs", type=int, help="maximum epochs")
+    t.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE", help="override a config value (repeatable)")
+    t.add_argument("--force", action="store_true", help="overwrite a run directory that holds a model")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of a trained run on other data")
+    e.add_argument("run", help="run directory (or its model.pt)")
+    e.add_argument("--data", required=True, help="data spec, e.g. ipol?subjects=12-15")
+    e.add_argument("--out", help="metrics JSON path (default RUN/eval-<data>.json)")
+    e.set_defaults(func=_cmd_evaluate)
+
+    d = sub.add_parser("data", help="datasets: fetch, info")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    f = dsub.add_parser("fetch", help="download a public dataset into the cache")
+    f.add_argument("dataset", help="dataset name: ipol")
+    f.add_argument("--url", help="archive URL (https:// or file://)")
+    f.add_argument("--sha256", help="expected SHA-256 of the archive")
+    f.add_argument("--dest", help="target folder (default ~/.cache/gaitedge/ipol or $GAITEDGE_CACHE/ipol)")
+    f.add_argument("--force", action="store_true", help="download again even if cached")
+    f.set_defaults(func=_cmd_fetch)
+    i = dsub.add_parser("info", help="summarise a data spec")
+    i.add_argument("spec")
+    i.add_argument("--other-foot", action="store_true", help="include the other foot's channels")
+    i.set_defaults(func=_cmd_data_info)
+
+    m = sub.add_parser("models", help="list model families")
+    m.set_defaults(func=_cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gaitedge`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GaitedgeError as exc:
+        print(f"gaitedge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gaitedge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""Experiment configuration as plain data: TOML files <-> dataclasses.
+
+A config has four tables, ``[data]``, ``[model]``, ``[train]`` and ``[events]``;
+every key is optional (defaults below).  Unknown tables or keys are errors that
+name the file and the key.  ``--set table.key=value`` on the command line
+overrides single values (values parsed as TOML, bare words as strings).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gaitedge.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Which data, which channels, and the preprocessing that travels with the model."""
+
+    #: data spec for training and validation (see ``gaitedge.data.spec``).
+    train: str = "synthetic"
+    #: optional data spec evaluated once after training (held-out subjects).
+    test: str = ""
+    #: add the other foot's IMU (``other_*`` channels) to each foot's input.
+    other_foot: bool = True
+    #: add the lower-back IMU (``back_*`` channels).
+    lower_back: bool = False
+    #: input channels in model order; empty = all channels of the loaded data.
+    channels: list[str] = field(default_factory=list)
+    #: model sampling rate in Hz (recordings are resampled to it).
+    rate_hz: float = 100.0
+    #: causal Butterworth low-pass cutoff in Hz; 0 = no filter.
+    lowpass_hz: float = 0.0
+    #: low-pass order (1..8).
+    filter_order: int = 2
+    #: explicit validation subjects (ids as strings); empty = random val_fraction.
+    val_subjects: list[str] = field(default_factory=list)
+    #: fraction of training subjects held out for validation / early stopping.
+    val_fraction: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    """Model family and size; extra family-specific options go in ``options``."""
+
+    name: str = "gru"
+    hidden: int = 64
+    layers: int = 1
+    dropout: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, augmentation and stopping."""
+
+    epochs: int = 40
+    #: optimizer steps per epoch (each on ``batch_size`` random windows).
+    steps_per_epoch: int = 40
+    batch_size: int = 32
+    #: training window length in s.
+    window_s: float = 4.0
+    #: samples at the start of each window excluded from the loss, in s.
+    burn_in_s: float = 0.3
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    #: stop after this many epochs without validation improvement.
+    patience: int = 10
+    #: wall-clock budget for training in minutes (0 = none).
+    max_minutes: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    #: random per-channel gain ±fraction applied to each training window.
+    augment_gain: float = 0.1
+    #: Gaussian noise (std, normalized units) added to each training window.
+    augment_noise: float = 0.03
+    #: samples on each side of a label change excluded from the loss.
+    boundary_ignore: int = 0
+    #: torch intra-op threads (0 = torch default).
+    threads: int = 0
+
+
+@dataclass
+class EventConfig:
+    """Turning labels into events, and how events are scored."""
+
+    #: debounce: a new label must last this long (ms) to be accepted; 0 = off.
+    min_phase_ms: float = 40.0
+    #: event matching tolerance in ms.
+    tolerance_ms: float = 50.0
+
+
+@dataclass
+class Config:
+    """A whole experiment."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    events: EventConfig = field(default_factory=EventConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "events": EventConfig}
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [str(v) for v in value]
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
+    return value
+
+
+def from_dict(d: dict, source: str = "config") -> Config:
+    """Build a Config from nested plain data, rejecting unknown tables and keys."""
+    cfg = Config()
+    for sec, body in d.items():
+        if sec not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown table [{sec}]; known: {', '.join(_SECTIONS)}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{sec}] must be a table")
+        target = getattr(cfg, sec)
+        names = {f.name for f in fields(target)}
+        for key, value in body.items():
+            if key not in names:
+                raise ConfigError(f"{source}: unknown key '{key}' in [{sec}]; known: {', '.join(sorted(names))}")
+            setattr(target, key, _coerce(value, getattr(target, key), f"{source}: [{sec}] {key}"))
+    return cfg
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML config (``None`` gives the defaults)."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return from_dict(d, str(path))
+
+
+def apply_override(cfg: Config, assignment: str) -> None:
+    """Apply ``table.key=value`` (value parsed as TOML, else taken as a string)."""
+    key, eq, raw = assignment.partition("=")
+    if not eq or "." not in key:
+        raise ConfigError(f"override {assignment!r}: expected table.key=value")
+    sec, _, name = key.strip().partition(".")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    merged = {sec: {name: value}}
+    if sec not in _SECTIONS:
+        raise ConfigError(f"override {assignment!r}: unknown table [{sec}]")
+    if sec == "model" and name not in {f.name for f in fields(ModelConfig)}:
+        getattr(cfg, sec).options[name] = value
+        return
+    tmp = from_dict(merged, f"override {assignment!r}")
+    setattr(getattr(cfg, sec), name, getattr(getattr(tmp, sec), name))
+
+
+def dump_toml(cfg: Config) -> str:
+    """Serialise a Config as TOML text (what ``config.toml`` in a run holds)."""
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + "}"
+        raise TypeError(type(v))
+
+    out = []
+    for sec, body in cfg.to_dict().items():
+        out.append(f"[{sec}]")
+        out.extend(f"{k} = {val(v)}" for k, v in body.items())
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,157 @@
+"""Generic CSV loader: pick IMU columns by name, optional label and time columns."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording
+from gaitedge.errors import DataError
+from gaitedge.events import labels_to_events
+
+
+def _guess_unit(name: str) -> str:
+    n = name.lower()
+    if n.startswith(("acc", "other_acc", "back_acc")) or "acc" in n:
+        return "m/s^2"
+    if "gyr" in n or "gyro" in n:
+        return "rad/s"
+    return ""
+
+
+def load_csv(
+    path: str | Path,
+    columns: list[str] | None = None,
+    label_column: str | None = None,
+    time_column: str | None = None,
+    rate_hz: float | None = None,
+    units: list[str] | None = None,
+    subject: str | None = None,
+    location: str = "unknown",
+    classes: tuple[str, ...] = GAIT_CLASSES,
+    delimiter: str | None = None,
+) -> Recording:
+    """Load one recording from a CSV file with a header row.
+
+    Args:
+        path: the CSV file.
+        columns: signal columns, by header name, in model order.  Default: every
+            column that is neither the label nor the time column.
+        label_column: optional column of class names (e.g. ``stance``) or codes.
+            Empty cells are unlabelled.
+        time_column: optional column of timestamps in seconds; the sampling rate
+            is then read from its median spacing (and must be steady).
+        rate_hz: sampling rate in Hz; required unless ``time_column`` is given.
+        units: one unit per column; default guessed from names (acc -> m/s²,
+            gyr -> rad/s).
+        subject: subject id; default the file stem.
+        classes: class names of the label column.
+        delimiter: field separator; default sniffed from ``,``, ``;``, tab.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(lines) < 2:
+        raise DataError(f"{path}: needs a header row and at least one data row")
+    if delimiter is None:
+        delimiter = max((",", ";", "\t"), key=lines[0].count)
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    for name in [label_column, time_column]:
+        if name is not None and name not in header:
+            raise DataError(f"{path}: no column {name!r}; header has {', '.join(header)}")
+    if columns is None:
+        columns = [h for h in header if h not in (label_column, time_column)]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; header has {', '.join(header)}")
+    if not columns:
+        raise DataError(f"{path}: no signal columns selected")
+    idx = [header.index(c) for c in columns]
+    sig = np.empty((len(body), len(columns)), dtype=np.float64)
+    for r, row in enumerate(body):
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {r + 2} has {len(row)} fields, header has {len(header)}")
+        for j, i in enumerate(idx):
+            try:
+                sig[r, j] = float(row[i])
+            except ValueError:
+                raise DataError(f"{path}: line {r + 2}, column {columns[j]!r}: not a number: {row[i]!r}") from None
+    bad = ~np.isfinite(sig)
+    if bad.any():
+        t, c = np.argwhere(bad)[0]
+        raise DataError(f"{path}: NaN or inf at line {t + 2}, column {columns[c]!r} ({int(bad.sum())} in total)")
+
+    if time_column is not None:
+        ti = header.index(time_column)
+        try:
+            t = np.array([float(row[ti]) for row in body])
+        except ValueError:
+            raise DataError(f"{path}: time column {time_column!r} holds a non-number") from None
+        dt = np.diff(t)
+        if len(dt) == 0 or not np.all(dt > 0):
+            raise DataError(f"{path}: time column {time_column!r} must increase strictly")
+        step = float(np.median(dt))
+        if np.max(np.abs(dt - step)) > 0.5 * step:
+            raise DataError(f"{path}: time column {time_column!r} is not evenly spaced (gaps); resample first")
+        rate_hz = 1.0 / step
+    if rate_hz is None:
+        raise DataError(f"{path}: give the sampling rate (rate_hz) or a time column")
+
+    labels = None
+    events: dict[str, np.ndarray] = {}
+    if label_column is not None:
+        li = header.index(label_column)
+        labels = np.full(len(body), UNLABELED, dtype=np.int64)
+        for r, row in enumerate(body):
+            v = row[li].strip()
+            if v == "":
+                continue
+            if v in classes:
+                labels[r] = classes.index(v)
+            else:
+                try:
+                    code = int(v)
+                except ValueError:
+                    code = -2
+                if not 0 <= code < len(classes):
+                    raise DataError(
+                        f"{path}: line {r + 2}: unknown label {v!r}; expected one of {', '.join(classes)}"
+                    )
+                labels[r] = code
+        if "swing" in classes:
+            events = labels_to_events(labels, swing=classes.index("swing"))
+    if units is None:
+        units = [_guess_unit(c) for c in columns]
+    return Recording(
+        signals=sig.astype(np.float32),
+        channels=list(columns),
+        units=list(units),
+        rate_hz=float(rate_hz),
+        labels=labels,
+        classes=tuple(classes),
+        events=events,
+        subject=subject if subject is not None else path.stem,
+        location=location,
+        source=str(path),
+    )
+
+
+def save_csv(rec: Recording, path: str | Path) -> None:
+    """Write a recording as CSV (``time`` in s, the channels, and ``label`` if any)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["time", *rec.channels] + (["label"] if rec.labels is not None else []))
+        for t in range(len(rec)):
+            row = [f"{t / rec.rate_hz:.6f}", *(f"{v:.6g}" for v in rec.signals[t])]
+            if rec.labels is not None:
+                row.append(rec.classes[rec.labels[t]] if rec.labels[t] >= 0 else "")
+            w.writerow(row)
+    tmp.replace(path)

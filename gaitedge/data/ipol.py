@@ -1,0 +1,210 @@
+"""Loader for the IPOL healthy-gait IMU reference dataset (feet and lower back, 100 Hz).
+
+Layout of ``GaitData/`` for trial ``S-T`` (subject S, trial T):
+
+* ``S-T_lf.txt`` / ``S-T_rf.txt`` / ``S-T_lb.txt``: left foot, right foot and lower
+  back IMU.  Line 1 ``Acquisition frequency: 100 Hz``, line 2 a tab-separated header
+  ``PacketCounter Acc_X Acc_Y Acc_Z Gyr_X Gyr_Y Gyr_Z Mag_X Mag_Y Mag_Z``, then one
+  sample per line (acc in m/s², gyro in rad/s).
+* ``S-T.json``: ``TrialBoundaries`` [start, end] and ``LeftFootEvents`` /
+  ``RightFootEvents`` as ``[toe_off, heel_strike]`` pairs bounding each swing.
+
+Per foot the loader yields one :class:`Recording` with that foot's six channels
+(``acc_x .. gyr_z``) labelled rest / stance / swing.  With ``other_foot=True`` the
+other foot's channels follow as ``other_acc_x .. other_gyr_z``; with
+``lower_back=True`` the lower-back IMU follows as ``back_acc_x .. back_gyr_z``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from gaitedge.data.recording import Recording, labels_from_swings
+from gaitedge.errors import DataError
+
+IMU_COLUMNS = ("Acc_X", "Acc_Y", "Acc_Z", "Gyr_X", "Gyr_Y", "Gyr_Z")
+CHANNELS = ("acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z")
+UNITS = ("m/s^2", "m/s^2", "m/s^2", "rad/s", "rad/s", "rad/s")
+FEET = {"left": ("lf", "LeftFootEvents"), "right": ("rf", "RightFootEvents")}
+_TRIAL_RE = re.compile(r"^(\d+)-(\d+)\.json$")
+
+
+def find_data_dir(root: str | Path) -> Path:
+    """Return the folder holding the ``S-T.json`` files (``root`` or ``root/GaitData``)."""
+    root = Path(root).expanduser()
+    for cand in (root / "GaitData", root):
+        if cand.is_dir() and any(_TRIAL_RE.match(p.name) for p in cand.iterdir()):
+            return cand
+    if not root.exists():
+        raise DataError(f"{root}: no such directory (IPOL gait dataset expected)")
+    raise DataError(f"{root}: no IPOL trial files (S-T.json) found here or in {root / 'GaitData'}")
+
+
+def list_trials(root: str | Path) -> list[tuple[int, int]]:
+    """All ``(subject, trial)`` pairs present, sorted."""
+    d = find_data_dir(root)
+    out = []
+    for p in d.iterdir():
+        m = _TRIAL_RE.match(p.name)
+        if m:
+            out.append((int(m.group(1)), int(m.group(2))))
+    return sorted(out)
+
+
+@lru_cache(maxsize=512)
+def _read_imu_cached(path: str, mtime: float) -> tuple[float, np.ndarray]:
+    return _read_imu(Path(path))
+
+
+def read_imu_file(path: str | Path) -> tuple[float, np.ndarray]:
+    """Read one IMU text file; return (rate in Hz, ``(T, 6)`` acc+gyro float32 array)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return _read_imu_cached(str(path), path.stat().st_mtime)
+
+
+def _read_imu(path: Path) -> tuple[float, np.ndarray]:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+        header = fh.readline()
+        m = re.search(r"([0-9.]+)\s*Hz", first)
+        if not m:
+            raise DataError(f"{path}: line 1 should read 'Acquisition frequency: <rate> Hz', got {first.strip()!r}")
+        rate = float(m.group(1))
+        cols = header.strip().split("\t")
+        missing = [c for c in IMU_COLUMNS if c not in cols]
+        if missing:
+            raise DataError(f"{path}: header lacks column(s) {', '.join(missing)}; found {', '.join(cols)}")
+        idx = [cols.index(c) for c in IMU_COLUMNS]
+        try:
+            data = np.loadtxt(fh, delimiter="\t", dtype=np.float64, ndmin=2)
+        except ValueError as exc:
+            raise DataError(f"{path}: malformed sample line ({exc})") from None
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: no samples")
+    if data.shape[1] != len(cols):
+        raise DataError(f"{path}: {data.shape[1]} values per line but {len(cols)} header columns")
+    sig = data[:, idx].astype(np.float32)
+    bad = ~np.isfinite(sig)
+    if bad.any():
+        t, c = np.argwhere(bad)[0]
+        raise DataError(f"{path}: non-finite value at sample {t}, column {IMU_COLUMNS[c]}")
+    return rate, sig
+
+
+def read_meta(path: str | Path) -> dict:
+    """Read and validate a trial's JSON metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    for key in ("TrialBoundaries", "LeftFootEvents", "RightFootEvents"):
+        if key not in meta:
+            raise DataError(f"{path}: missing key {key!r}")
+    try:
+        tb = [int(v) for v in meta["TrialBoundaries"]]
+        if len(tb) != 2 or tb[0] > tb[1]:
+            raise ValueError
+        for key in ("LeftFootEvents", "RightFootEvents"):
+            for pair in meta[key]:
+                if len(pair) != 2 or int(pair[0]) >= int(pair[1]):
+                    raise ValueError
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: TrialBoundaries / foot events are not [start, end] pairs of sample indices") from None
+    return meta
+
+
+def load_trial(
+    root: str | Path,
+    subject: int,
+    trial: int,
+    feet: tuple[str, ...] = ("left", "right"),
+    other_foot: bool = False,
+    lower_back: bool = False,
+) -> list[Recording]:
+    """Load one trial as one labelled recording per requested foot."""
+    d = find_data_dir(root)
+    stem = f"{subject}-{trial}"
+    meta = read_meta(d / f"{stem}.json")
+    imu = {}
+    rate = None
+    for code in ("lf", "rf", "lb"):
+        if code == "lb" and not lower_back:
+            continue
+        r, sig = read_imu_file(d / f"{stem}_{code}.txt")
+        if rate is not None and r != rate:
+            raise DataError(f"{d / f'{stem}_{code}.txt'}: rate {r} Hz differs from the other sensors ({rate} Hz)")
+        rate = r
+        imu[code] = sig
+    n = min(len(s) for s in imu.values())
+    start, end = (int(v) for v in meta["TrialBoundaries"])
+    if end > n:
+        raise DataError(f"{d / f'{stem}.json'}: TrialBoundaries end {end} beyond the {n} samples recorded")
+    out = []
+    for foot in feet:
+        if foot not in FEET:
+            raise DataError(f"unknown foot {foot!r}; use left or right")
+        code, key = FEET[foot]
+        other = "rf" if code == "lf" else "lf"
+        parts = [imu[code][:n]]
+        channels = list(CHANNELS)
+        units = list(UNITS)
+        if other_foot:
+            parts.append(imu[other][:n])
+            channels += [f"other_{c}" for c in CHANNELS]
+            units += list(UNITS)
+        if lower_back:
+            parts.append(imu["lb"][:n])
+            channels += [f"back_{c}" for c in CHANNELS]
+            units += list(UNITS)
+        swings = [(int(a), int(b)) for a, b in meta[key]]
+        labels = labels_from_swings(n, start, end, swings)
+        events = {
+            "toe_off": np.array(sorted(a for a, _ in swings), dtype=np.int64),
+            "heel_strike": np.array(sorted(b for _, b in swings), dtype=np.int64),
+        }
+        out.append(
+            Recording(
+                signals=np.concatenate(parts, axis=1),
+                channels=channels,
+                units=units,
+                rate_hz=float(rate),
+                labels=labels,
+                events=events,
+                subject=str(subject),
+                location=f"{foot}_foot",
+                source=str(d / f"{stem}_{code}.txt"),
+            )
+        )
+    return out
+
+
+def load_ipol(
+    root: str | Path,
+    subjects: list[int] | None = None,
+    feet: tuple[str, ...] = ("left", "right"),
+    other_foot: bool = False,
+    lower_back: bool = False,
+) -> list[Recording]:
+    """Load every trial (optionally only ``subjects``) as per-foot recordings."""
+    trials = list_trials(root)
+    if subjects is not None:
+        wanted = set(subjects)
+        present = {s for s, _ in trials}
+        absent = sorted(wanted - present)
+        if absent:
+            raise DataError(f"{root}: subject(s) {absent} not in the dataset (present: {sorted(present)})")
+        trials = [(s, t) for s, t in trials if s in wanted]
+    recs: list[Recording] = []
+    for s, t in trials:
+        recs.extend(load_trial(root, s, t, feet=feet, other_foot=other_foot, lower_back=lower_back))
+    return recs

@@ -1,0 +1,119 @@
+"""Data specs: one string names a dataset for the CLI and the configs.
+
+* ``synthetic`` or ``synthetic?n=10&trials=3&seed=0`` — the built-in generator
+  (``n`` subjects ``syn1 .. synN``); ``subjects=1-8`` keeps only some of them.
+* ``ipol`` — the IPOL gait dataset from ``$GAITEDGE_IPOL``, the download cache
+  (``gaitedge data fetch ipol``) or ``../shared/data/ipol-gait``.
+* ``ipol:PATH`` — the IPOL dataset at PATH; ``?subjects=1-11&feet=left``.
+* ``csv:PATH`` — one CSV file or a folder of ``*.csv``; options ``rate``,
+  ``columns`` (``a,b,c``), ``label``, ``time``, ``subject``.  A plain path ending
+  in ``.csv`` works too.
+
+Options after ``?`` are ``key=value`` pairs joined by ``&``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gaitedge.data.csvload import load_csv
+from gaitedge.data.ipol import load_ipol
+from gaitedge.data.recording import Recording
+from gaitedge.data.splits import by_subjects, parse_subjects
+from gaitedge.data.synthetic import synth_dataset
+from gaitedge.errors import DataError
+
+
+def default_ipol_root() -> Path:
+    """Where ``ipol`` without a path looks: env var, download cache, then ../shared."""
+    from gaitedge.data.fetch import cache_dir
+
+    env = os.environ.get("GAITEDGE_IPOL")
+    cands = [Path(env)] if env else []
+    cands.append(cache_dir() / "ipol")
+    here = Path.cwd()
+    cands += [here / "../shared/data/ipol-gait", Path(__file__).resolve().parents[3] / "shared/data/ipol-gait"]
+    for c in cands:
+        if (c / "GaitData").is_dir() or c.is_dir() and any(c.glob("*-*.json")):
+            return c
+    raise DataError(
+        "IPOL dataset not found; run 'gaitedge data fetch ipol', set GAITEDGE_IPOL, or give ipol:PATH"
+    )
+
+
+def _parse(spec: str) -> tuple[str, str, dict[str, str]]:
+    body, _, query = spec.partition("?")
+    opts: dict[str, str] = {}
+    for item in filter(None, query.split("&")):
+        key, eq, val = item.partition("=")
+        if not eq:
+            raise DataError(f"data spec {spec!r}: option {item!r} is not key=value")
+        opts[key.strip()] = val.strip()
+    kind, colon, path = body.partition(":")
+    if not colon:
+        if body.lower().endswith(".csv") or Path(body).is_dir():
+            return "csv", body, opts
+        return body, "", opts
+    return kind, path, opts
+
+
+def _take(opts: dict[str, str], allowed: set[str], spec: str) -> None:
+    unknown = sorted(set(opts) - allowed)
+    if unknown:
+        raise DataError(f"data spec {spec!r}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> list[Recording]:
+    """Load the recordings a data spec names (see the module docstring)."""
+    kind, path, opts = _parse(spec)
+    subjects = parse_subjects(opts["subjects"]) if "subjects" in opts else None
+    if kind == "synthetic":
+        _take(opts, {"n", "subjects", "trials", "seed", "rate"}, spec)
+        try:
+            n = int(opts.get("n", 10))
+            if subjects is not None and all(s.isdigit() for s in subjects):
+                n = max(n, max(int(s) for s in subjects))
+            recs = synth_dataset(
+                subjects=n,
+                trials=int(opts.get("trials", 3)),
+                seed=int(opts.get("seed", 0)),
+                rate_hz=float(opts.get("rate", 100.0)),
+                other_foot=other_foot,
+            )
+        except ValueError as exc:
+            raise DataError(f"data spec {spec!r}: {exc}") from None
+        if subjects is not None:
+            recs = by_subjects(recs, [f"syn{s}" if s.isdigit() else s for s in subjects])
+        return recs
+    if kind == "ipol":
+        _take(opts, {"subjects", "feet"}, spec)
+        root = Path(path) if path else default_ipol_root()
+        feet = tuple(opts.get("feet", "left,right").split(","))
+        subs = [int(s) for s in subjects] if subjects is not None else None
+        if subs is not None and any(not s.isdigit() for s in subjects or []):
+            raise DataError(f"data spec {spec!r}: IPOL subjects are numbers")
+        return load_ipol(root, subjects=subs, feet=feet, other_foot=other_foot, lower_back=lower_back)
+    if kind == "csv":
+        _take(opts, {"rate", "columns", "label", "time", "subject", "subjects"}, spec)
+        p = Path(path)
+        files = sorted(p.glob("*.csv")) if p.is_dir() else [p]
+        if not files:
+            raise DataError(f"{p}: no .csv files in this folder")
+        try:
+            rate = float(opts["rate"]) if "rate" in opts else None
+        except ValueError:
+            raise DataError(f"data spec {spec!r}: rate must be a number in Hz") from None
+        recs = [
+            load_csv(
+                f,
+                columns=opts["columns"].split(",") if "columns" in opts else None,
+                label_column=opts.get("label"),
+                time_column=opts.get("time"),
+                rate_hz=rate,
+                subject=opts.get("subject"),
+            )
+            for f in files
+        ]
+        return by_subjects(recs, subjects) if subjects is not None else recs
+    raise DataError(f"unknown data spec {spec!r}; use synthetic, ipol[:PATH] or csv:PATH")

@@ -1,0 +1,23 @@
+"""Error types for problems a user can fix (bad files, bad options, bad configs).
+
+The command-line interface prints these as one clear message and exits non-zero,
+without a traceback.  Anything else escaping is a bug in gaitedge.
+"""
+
+from __future__ import annotations
+
+
+class GaitedgeError(Exception):
+    """A problem with the user's input, named precisely enough to fix it."""
+
+
+class DataError(GaitedgeError):
+    """A recording or dataset could not be read or is invalid."""
+
+
+class ConfigError(GaitedgeError):
+    """A configuration file or option is invalid."""
+
+
+class ModelError(GaitedgeError):
+    """A model name, checkpoint or model file is invalid."""

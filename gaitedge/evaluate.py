@@ -1,0 +1,58 @@
+"""Evaluate a trained model on recordings: labels, events, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gaitedge.checkpoint import TrainedModel, check_input
+from gaitedge.data.preprocess import has_labels, resample
+from gaitedge.data.recording import Recording
+from gaitedge.errors import DataError
+from gaitedge.metrics import MetricAccumulator
+
+
+def evaluate_model(tm: TrainedModel, recs: list[Recording]) -> dict:
+    """Pooled metrics of ``tm`` over labelled recordings (at the model's rate).
+
+    Adds ``n_recordings`` and ``subjects`` to the summary.
+    """
+    labelled = [r for r in recs if has_labels(r)]
+    if not labelled:
+        raise DataError("no labelled recordings to evaluate on")
+    acc = MetricAccumulator(tm.classes, tolerance_ms=tm.tolerance_ms)
+    for rec in labelled:
+        if tuple(rec.classes) != tuple(tm.classes):
+            raise DataError(f"{rec.source}: classes {rec.classes} differ from the model's {tm.classes}")
+        check_input(tm, rec)
+        prep, _, labels, events = tm.predict(rec)
+        ref = resample(rec, tm.rate_hz) if rec.rate_hz != tm.rate_hz else rec
+        acc.add(ref.labels, labels, ref.events, events, tm.rate_hz)
+    out = acc.summary()
+    out["n_recordings"] = len(labelled)
+    out["subjects"] = sorted({r.subject for r in labelled})
+    return out
+
+
+def predict_arrays(
+    tm: TrainedModel, xs: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Raw argmax labels for already filtered, un-normalized arrays (batched, padded)."""
+    import torch
+
+    if not xs:
+        return []
+    order = np.argsort([len(x) for x in xs])
+    out: list[np.ndarray] = [np.zeros(0)] * len(xs)
+    tm.model.eval()
+    with torch.no_grad():
+        for start in range(0, len(xs), 64):
+            idx = order[start : start + 64]
+            tmax = max(len(xs[i]) for i in idx)
+            batch = np.zeros((len(idx), tmax, xs[idx[0]].shape[1]), np.float32)
+            for b, i in enumerate(idx):
+                batch[b, : len(xs[i])] = tm.normalizer(xs[i])
+            logits, _ = tm.model(torch.from_numpy(batch))
+            pred = logits.argmax(-1).numpy()
+            for b, i in enumerate(idx):
+                out[i] = pred[b, : len(xs[i])]
+    return out

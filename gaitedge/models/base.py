@@ -1,0 +1,87 @@
+"""The interface every model family implements, and the model registry.
+
+A model maps a sequence of normalized IMU samples ``x`` of shape ``[B, T, C]`` to
+per-sample class logits ``[B, T, K]``, causally: the output at ``t`` depends only
+on samples ``<= t``.  Every model also steps one sample at a time with an explicit
+state, so that ``T`` calls of :meth:`GaitModel.step` reproduce :meth:`forward`;
+that is what streaming runtimes (ONNX, C) execute.
+
+State is a tuple of tensors whose first dimension after the layer axis is the
+batch; :meth:`GaitModel.init_state` gives the zero state.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from gaitedge.errors import ModelError
+
+State = tuple[torch.Tensor, ...]
+
+
+class GaitModel(nn.Module):
+    """Base class: sequence forward plus step-with-state, and its own hyperparameters."""
+
+    #: registry name, set by :func:`register`.
+    family: str = ""
+
+    def __init__(self, input_size: int, num_classes: int) -> None:
+        super().__init__()
+        if input_size < 1 or num_classes < 2:
+            raise ModelError(f"need input_size >= 1 and num_classes >= 2, got {input_size}, {num_classes}")
+        self.input_size = input_size
+        self.num_classes = num_classes
+
+    def hparams(self) -> dict:
+        """Constructor keyword arguments (plain data) that rebuild this model."""
+        raise NotImplementedError
+
+    def init_state(self, batch: int = 1) -> State:
+        """Zero state for ``batch`` independent streams."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """``x [B, T, C]`` -> (logits ``[B, T, K]``, final state)."""
+        raise NotImplementedError
+
+    def step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One sample ``x_t [B, C]`` -> (logits ``[B, K]``, next state)."""
+        logits, state = self.forward(x_t[:, None, :], state)
+        return logits[:, 0, :], state
+
+    def n_params(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+_REGISTRY: dict[str, type[GaitModel]] = {}
+
+
+def register(name: str) -> Callable[[type[GaitModel]], type[GaitModel]]:
+    """Class decorator adding a model family to the registry under ``name``."""
+
+    def deco(cls: type[GaitModel]) -> type[GaitModel]:
+        cls.family = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def available() -> list[str]:
+    """Registered model family names."""
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, input_size: int, num_classes: int, **hparams: object) -> GaitModel:
+    """Instantiate family ``name`` (clear error for unknown names or options)."""
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(available())}")
+    cls = _REGISTRY[name]
+    try:
+        return cls(input_size=input_size, num_classes=num_classes, **hparams)
+    except TypeError as exc:
+        raise ModelError(f"model {name!r}: bad option ({exc})") from None
