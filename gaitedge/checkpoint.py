@@ -41,6 +41,8 @@ class TrainedModel:
     filter_order: int
     min_run: int
     tolerance_ms: float
+    #: output delay in samples: the logits of step t classify sample t - delay.
+    delay: int = 0
     config: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
@@ -54,12 +56,17 @@ class TrainedModel:
         return prepare(rec, self.channels, self.rate_hz, self.sos)
 
     def predict_signals(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(T, K)`` for filtered, un-normalized signals ``(T, C)``."""
+        """Class probabilities ``(T, K)`` for filtered, un-normalized signals ``(T, C)``.
+
+        Row ``i`` classifies sample ``i``: with an output delay ``d`` the model's
+        step ``i + d`` is used, and the input is extended by repeating its last
+        sample ``d`` times so that the final samples are classified too.
+        """
         self.model.eval()
+        xn = self.normalizer(pad_for_delay(x, self.delay))
         with torch.no_grad():
-            xt = torch.from_numpy(self.normalizer(x))[None]
-            logits, _ = self.model(xt)
-            return torch.softmax(logits[0], dim=-1).numpy()
+            logits, _ = self.model(torch.from_numpy(xn)[None])
+            return torch.softmax(logits[0, self.delay :], dim=-1).numpy()
 
     def predict(self, rec: Recording) -> tuple[Recording, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Label a raw recording.
@@ -98,6 +105,7 @@ class TrainedModel:
             "lowpass_hz": float(self.lowpass_hz),
             "filter_order": int(self.filter_order),
             "min_run": int(self.min_run),
+            "delay": int(self.delay),
             "tolerance_ms": float(self.tolerance_ms),
             "config": self.config,
             "info": self.info,
@@ -143,10 +151,18 @@ def load_checkpoint(path: str | Path) -> TrainedModel:
         lowpass_hz=float(d["lowpass_hz"]),
         filter_order=int(d["filter_order"]),
         min_run=int(d["min_run"]),
+        delay=int(d.get("delay", 0)),
         tolerance_ms=float(d["tolerance_ms"]),
         config=d.get("config", {}),
         info=d.get("info", {}),
     )
+
+
+def pad_for_delay(x: np.ndarray, delay: int) -> np.ndarray:
+    """``x`` followed by ``delay`` copies of its last row (flushes a delayed output)."""
+    if delay <= 0 or len(x) == 0:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], delay, axis=0)], axis=0)
 
 
 def check_input(tm: TrainedModel, rec: Recording) -> None:

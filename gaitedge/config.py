@@ -87,6 +87,9 @@ class TrainConfig:
 class EventConfig:
     """Turning labels into events, and how events are scored."""
 
+    #: output delay (lookahead) in ms: the label of sample t is given at t + delay.
+    #: Costs latency, not timing accuracy (events keep their true sample index).
+    delay_ms: float = 0.0
     #: debounce: a new label must last this long (ms) to be accepted; 0 = off.
     min_phase_ms: float = 40.0
     #: event matching tolerance in ms.

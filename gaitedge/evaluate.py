@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gaitedge.checkpoint import TrainedModel, check_input
+from gaitedge.checkpoint import TrainedModel, check_input, pad_for_delay
 from gaitedge.data.preprocess import has_labels, resample
 from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError
@@ -36,12 +36,14 @@ def evaluate_model(tm: TrainedModel, recs: list[Recording]) -> dict:
 def predict_arrays(
     tm: TrainedModel, xs: list[np.ndarray]
 ) -> list[np.ndarray]:
-    """Raw argmax labels for already filtered, un-normalized arrays (batched, padded)."""
+    """Raw argmax labels (delay removed) for filtered, un-normalized arrays, batched."""
     import torch
 
     if not xs:
         return []
-    order = np.argsort([len(x) for x in xs])
+    lens = [len(x) for x in xs]
+    xs = [pad_for_delay(x, tm.delay) for x in xs]
+    order = np.argsort(lens)
     out: list[np.ndarray] = [np.zeros(0)] * len(xs)
     tm.model.eval()
     with torch.no_grad():
@@ -54,5 +56,5 @@ def predict_arrays(
             logits, _ = tm.model(torch.from_numpy(batch))
             pred = logits.argmax(-1).numpy()
             for b, i in enumerate(idx):
-                out[i] = pred[b, : len(xs[i])]
+                out[i] = pred[b, tm.delay : tm.delay + lens[i]]
     return out

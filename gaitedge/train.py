@@ -53,6 +53,7 @@ def _check_config(cfg: Config) -> None:
         (cfg.data.rate_hz > 0, "data.rate_hz must be > 0 Hz"),
         (0 < cfg.data.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
         (cfg.events.min_phase_ms >= 0, "events.min_phase_ms must be >= 0"),
+        (0 <= cfg.events.delay_ms < 1000 * cfg.train.window_s / 2, "events.delay_ms must be in [0, window_s / 2)"),
         (cfg.events.tolerance_ms > 0, "events.tolerance_ms must be > 0"),
     ]
     for ok, msg in checks:
@@ -84,12 +85,15 @@ def prepare_data(cfg: Config, recs: list[Recording] | None = None) -> PreparedDa
     return PreparedData(train, val, channels, list(prepped[0].units), tuple(classes))
 
 
-def _loss_labels(labels: np.ndarray, boundary: int) -> np.ndarray:
+def _loss_labels(labels: np.ndarray, boundary: int, delay: int) -> np.ndarray:
+    """Training targets aligned to model steps: step t learns the label of sample t - delay."""
     y = labels.copy()
     if boundary > 0:
         change = np.flatnonzero(np.diff(labels) != 0) + 1
         for c in change:
             y[max(c - boundary, 0) : c + boundary] = UNLABELED
+    if delay > 0:
+        y = np.concatenate([np.full(delay, UNLABELED, np.int64), y[:-delay]])
     return y
 
 
@@ -135,7 +139,7 @@ def _val_metrics(tm: TrainedModel, val: list[Recording], loss_fn: nn.Module) -> 
         tot, cnt = 0.0, 0
         for r in val:
             logits, _ = tm.model(torch.from_numpy(tm.normalizer(r.signals))[None])
-            y = torch.from_numpy(r.labels)
+            y = torch.from_numpy(_loss_labels(r.labels, 0, tm.delay))
             mask = y != UNLABELED
             if mask.any():
                 tot += float(loss_fn(logits[0][mask], y[mask])) * int(mask.sum())
@@ -171,6 +175,7 @@ def train(
     data = prepare_data(cfg, recs)
     if not data.train or not data.val:
         raise DataError("the subject split left no training or no validation recordings")
+    torch.manual_seed(cfg.train.seed)
     model = build_model(
         cfg.model.name,
         input_size=len(data.channels),
@@ -210,6 +215,7 @@ def train(
         lowpass_hz=cfg.data.lowpass_hz,
         filter_order=cfg.data.filter_order,
         min_run=min_run,
+        delay=int(round(cfg.events.delay_ms * rate / 1000.0)),
         tolerance_ms=cfg.events.tolerance_ms,
         config=cfg.to_dict(),
         info={
@@ -221,7 +227,7 @@ def train(
     burn_in = int(round(cfg.train.burn_in_s * rate))
     sampler = WindowSampler(
         [norm(r.signals) for r in data.train],
-        [_loss_labels(r.labels, cfg.train.boundary_ignore) for r in data.train],
+        [_loss_labels(r.labels, cfg.train.boundary_ignore, tm.delay) for r in data.train],
         window,
         burn_in,
         cfg.train.seed,
@@ -286,6 +292,8 @@ def train(
                 bar.update(1)
                 bar.set_postfix(f1=f"{row['val_macro_f1']:.3f}", ev=f"{row['val_event_f1']:.3f}")
                 bar.write(msg)
+            else:
+                log(msg)
             if stale >= cfg.train.patience:
                 log(f"early stop: no validation improvement for {stale} epochs")
                 break

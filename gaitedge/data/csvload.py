@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,11 @@ from gaitedge.events import labels_to_events
 
 
 def _guess_unit(name: str) -> str:
+    """m/s² for accelerometer-like names (acc_x, ax), rad/s for gyro-like (gyr_x, gz)."""
     n = name.lower()
-    if n.startswith(("acc", "other_acc", "back_acc")) or "acc" in n:
+    if "acc" in n or re.fullmatch(r"a_?[xyz]", n):
         return "m/s^2"
-    if "gyr" in n or "gyro" in n:
+    if "gyr" in n or re.fullmatch(r"g_?[xyz]", n):
         return "rad/s"
     return ""
 

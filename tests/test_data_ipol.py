@@ -1,0 +1,99 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+from gaitedge.data import GAIT_CLASSES, load_ipol, load_spec, load_trial
+from gaitedge.data.ipol import list_trials
+from gaitedge.errors import DataError
+from gaitedge.events import labels_to_events
+from tests.conftest import write_ipol_trial
+
+
+def test_shared_dataset_loads_15_subjects(ipol_root):
+    trials = list_trials(ipol_root)
+    assert len(trials) == 86
+    assert sorted({s for s, _ in trials}) == list(range(1, 16))
+
+
+def test_shared_trial_labels_and_events(ipol_root):
+    meta = json.loads((ipol_root / "GaitData" / "1-1.json").read_text())
+    left, right = load_trial(ipol_root, 1, 1)
+    assert left.channels == ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]
+    assert left.units[:3] == ["m/s^2"] * 3 and left.units[3:] == ["rad/s"] * 3
+    assert left.rate_hz == 100.0 and left.signals.dtype == np.float32
+    assert left.subject == "1" and left.location == "left_foot" and right.location == "right_foot"
+    start, end = meta["TrialBoundaries"]
+    rest = GAIT_CLASSES.index("rest")
+    assert (left.labels[:start] == rest).all() and (left.labels[end:] == rest).all()
+    assert (left.labels[start:end] != rest).all()
+    # events are the JSON pairs, and they are exactly the transitions of the labels
+    assert left.events["toe_off"].tolist() == [a for a, _ in meta["LeftFootEvents"]]
+    assert left.events["heel_strike"].tolist() == [b for _, b in meta["LeftFootEvents"]]
+    for rec in (left, right):
+        ev = labels_to_events(rec.labels)
+        assert ev["toe_off"].tolist() == rec.events["toe_off"].tolist()
+        assert ev["heel_strike"].tolist() == rec.events["heel_strike"].tolist()
+    # first sample of the file matches the text
+    first = (ipol_root / "GaitData" / "1-1_lf.txt").read_text().splitlines()[2].split("\t")
+    assert np.allclose(left.signals[0], [float(v) for v in first[1:7]], atol=1e-5)
+
+
+def test_other_foot_and_back_channels(ipol_root):
+    left, right = load_trial(ipol_root, 2, 1, other_foot=True, lower_back=True)
+    assert left.signals.shape[1] == 18
+    assert left.channels[6] == "other_acc_x" and left.channels[12] == "back_acc_x"
+    np.testing.assert_array_equal(left.signals[:, 6:12], right.signals[:, :6])
+
+
+def test_spec_subject_filter(ipol_root):
+    recs = load_spec(f"ipol:{ipol_root}?subjects=12-13&feet=left")
+    assert {r.subject for r in recs} == {"12", "13"}
+    assert all(r.location == "left_foot" for r in recs)
+    with pytest.raises(DataError, match="subject"):
+        load_spec(f"ipol:{ipol_root}?subjects=16")
+
+
+def test_missing_dir_and_files(tmp_path):
+    with pytest.raises(DataError, match="no such directory"):
+        load_ipol(tmp_path / "nope")
+    with pytest.raises(DataError, match="no IPOL trial files"):
+        load_ipol(tmp_path)
+    write_ipol_trial(tmp_path / "GaitData", 1, 1)
+    (tmp_path / "GaitData" / "1-1_rf.txt").unlink()
+    with pytest.raises(DataError, match=r"1-1_rf\.txt: file not found"):
+        load_ipol(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: t.replace("Acc_Y", "AccY"), "lacks column"),
+        (lambda t: t.replace("Acquisition frequency: 100 Hz", "hello"), "line 1"),
+        (lambda t: t.replace("\n5.0\t", "\n5.0\tabc\t", 1), "malformed"),
+        (lambda t: re.sub(r"\n7\.0\t[^\t]+", "\n7.0\tnan", t, count=1), "non-finite value at sample 7"),
+        (lambda t: t.replace("\n9.0\t", "\n9.0\t1.0\t", 1), "malformed sample line"),
+    ],
+)
+def test_crafted_bad_imu_files(tmp_path, mutate, message):
+    write_ipol_trial(tmp_path / "GaitData", 3, 1)
+    p = tmp_path / "GaitData" / "3-1_lf.txt"
+    p.write_text(mutate(p.read_text()))
+    with pytest.raises(DataError, match=message) as exc:
+        load_ipol(tmp_path)
+    assert "3-1_lf.txt" in str(exc.value)
+
+
+def test_crafted_bad_meta(tmp_path):
+    write_ipol_trial(tmp_path / "GaitData", 4, 1)
+    p = tmp_path / "GaitData" / "4-1.json"
+    p.write_text("{not json")
+    with pytest.raises(DataError, match="4-1.json: not valid JSON"):
+        load_ipol(tmp_path)
+    p.write_text(json.dumps({"TrialBoundaries": [1, 2], "LeftFootEvents": []}))
+    with pytest.raises(DataError, match="RightFootEvents"):
+        load_ipol(tmp_path)
+    p.write_text(json.dumps({"TrialBoundaries": [0, 9999], "LeftFootEvents": [], "RightFootEvents": []}))
+    with pytest.raises(DataError, match="beyond"):
+        load_ipol(tmp_path)
