@@ -75,6 +75,8 @@ class TrainConfig:
     seed: int = 0
     #: random per-channel gain ±fraction applied to each training window.
     augment_gain: float = 0.1
+    #: random rotation of each IMU's frame (acc and gyro together), max degrees.
+    augment_rotation_deg: float = 0.0
     #: Gaussian noise (std, normalized units) added to each training window.
     augment_noise: float = 0.03
     #: samples on each side of a label change excluded from the loss.

@@ -97,26 +97,81 @@ def _loss_labels(labels: np.ndarray, boundary: int, delay: int) -> np.ndarray:
     return y
 
 
-class WindowSampler:
-    """Random fixed-length training windows, recordings drawn in proportion to length."""
+def imu_triads(channels: list[str]) -> list[list[int]]:
+    """Channel-index groups ``[x, y, z]`` per sensor and quantity, grouped per IMU.
 
-    def __init__(self, xs: list[np.ndarray], ys: list[np.ndarray], window: int, burn_in: int, seed: int) -> None:
+    Returns one list per IMU (prefix before ``acc``/``gyr``) holding the indices
+    of its acc x/y/z then gyr x/y/z triads (those present).
+    """
+    groups: dict[str, list[int]] = {}
+    for qty in ("acc", "gyr"):
+        for i, name in enumerate(channels):
+            if name.endswith(f"{qty}_x"):
+                prefix = name[: -len(f"{qty}_x")]
+                tri = [channels.index(f"{prefix}{qty}_{a}") if f"{prefix}{qty}_{a}" in channels else -1 for a in "xyz"]
+                if -1 not in tri:
+                    groups.setdefault(prefix, []).extend(tri)
+    return list(groups.values())
+
+
+def _random_rotations(rng: np.random.Generator, n: int, max_deg: float) -> np.ndarray:
+    """``n`` rotation matrices about random axes by angles uniform in ±max_deg."""
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    ang = np.deg2rad(rng.uniform(-max_deg, max_deg, size=n))
+    k = np.zeros((n, 3, 3))
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(0, 2, 1)
+    s, c = np.sin(ang)[:, None, None], np.cos(ang)[:, None, None]
+    return np.eye(3)[None] + s * k + (1 - c) * (k @ k)
+
+
+class WindowSampler:
+    """Random fixed-length training windows, recordings drawn in proportion to length.
+
+    Holds un-normalized signals; augmentation (sensor-frame rotation, per-channel
+    gain, noise) is applied per window, then normalization.
+    """
+
+    def __init__(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        window: int,
+        burn_in: int,
+        seed: int,
+        normalizer: Normalizer,
+        triads: list[list[int]] | None = None,
+    ) -> None:
         self.xs, self.ys = xs, ys
         self.window, self.burn_in = window, burn_in
+        self.norm = normalizer
+        self.triads = triads or []
         lens = np.array([len(x) for x in xs], dtype=np.float64)
         self.p = lens / lens.sum()
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, size: int, gain: float, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.xs[0].shape[1]
         xb = np.zeros((size, self.window, c), np.float32)
         yb = np.full((size, self.window), UNLABELED, np.int64)
+        valid = np.zeros((size, self.window), bool)
         for b, i in enumerate(self.rng.choice(len(self.xs), size=size, p=self.p)):
             x, y = self.xs[i], self.ys[i]
             n = min(len(x), self.window)
             s = int(self.rng.integers(0, len(x) - n + 1))
             xb[b, :n] = x[s : s + n]
             yb[b, :n] = y[s : s + n]
+            valid[b, :n] = True
+        if rotation_deg > 0:
+            for idx in self.triads:
+                rot = _random_rotations(self.rng, size, rotation_deg).astype(np.float32)
+                for k in range(0, len(idx), 3):
+                    tri = idx[k : k + 3]
+                    xb[:, :, tri] = np.einsum("bij,btj->bti", rot, xb[:, :, tri])
+        xb = self.norm(xb) * valid[:, :, None]
         yb[:, : self.burn_in] = UNLABELED
         if gain > 0:
             xb *= 1.0 + self.rng.uniform(-gain, gain, size=(size, 1, c)).astype(np.float32)
@@ -226,11 +281,13 @@ def train(
     window = max(2, int(round(cfg.train.window_s * rate)))
     burn_in = int(round(cfg.train.burn_in_s * rate))
     sampler = WindowSampler(
-        [norm(r.signals) for r in data.train],
+        [r.signals for r in data.train],
         [_loss_labels(r.labels, cfg.train.boundary_ignore, tm.delay) for r in data.train],
         window,
         burn_in,
         cfg.train.seed,
+        norm,
+        imu_triads(data.channels),
     )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -253,7 +310,9 @@ def train(
             model.train()
             tr_loss = 0.0
             for _ in range(cfg.train.steps_per_epoch):
-                xb, yb = sampler.batch(cfg.train.batch_size, cfg.train.augment_gain, cfg.train.augment_noise)
+                xb, yb = sampler.batch(
+                    cfg.train.batch_size, cfg.train.augment_gain, cfg.train.augment_noise, cfg.train.augment_rotation_deg
+                )
                 logits, _ = model(xb)
                 loss = loss_fn(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
                 opt.zero_grad(set_to_none=True)

@@ -20,6 +20,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -125,6 +126,8 @@ def fetch_ipol(
                 zf.extractall(unpack)
         except zipfile.BadZipFile:
             raise DataError(f"{url}: not a zip archive (or truncated); nothing was kept") from None
+        except (zlib.error, EOFError, OSError) as exc:
+            raise DataError(f"{url}: archive is corrupt ({exc}); nothing was kept") from None
         root = unpack / prefix if prefix else unpack
         staged = tmp_path / "staged"
         (staged / "GaitData").parent.mkdir(parents=True, exist_ok=True)

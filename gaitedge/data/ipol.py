@@ -166,7 +166,9 @@ def load_trial(
             parts.append(imu["lb"][:n])
             channels += [f"back_{c}" for c in CHANNELS]
             units += list(UNITS)
-        swings = [(int(a), int(b)) for a, b in meta[key]]
+        # A few trials list swings past the end of the recorded signal; those
+        # cannot be observed and are dropped.
+        swings = [(int(a), int(b)) for a, b in meta[key] if int(b) <= n]
         labels = labels_from_swings(n, start, end, swings)
         events = {
             "toe_off": np.array(sorted(a for a, _ in swings), dtype=np.int64),
