@@ -1,0 +1,148 @@
+"""Leave-subjects-out cross-validation on the IPOL gait-phase task.
+
+For every shipped config given (default: LSTM, GRU, Elman) and every fold (5 folds
+of 3 subjects by default) a model is trained on the remaining subjects (with its
+own subject-wise validation split for early stopping) and tested on the fold's
+subjects.  Results are written to ``bench_out/cv_ipol.json`` after every fold and
+summarised (mean ± sd over folds) into the "Gait-phase cross-validation" section of
+BENCHMARKS.md.
+
+    python benchmarks/cv_ipol.py --configs configs/ipol_gru.toml configs/ipol_lstm.toml configs/ipol_elman.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gaitedge.config import load_config  # noqa: E402
+from gaitedge.data import kfold_subjects, load_spec  # noqa: E402
+from gaitedge.data.splits import by_subjects  # noqa: E402
+from gaitedge.evaluate import evaluate_model  # noqa: E402
+from gaitedge.train import train  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def update_section(md: Path, title: str, body: str) -> None:
+    """Replace (or append) the ``## title`` section of a markdown file."""
+    text = md.read_text() if md.exists() else "# Benchmarks\n"
+    head = f"## {title}"
+    if head in text:
+        start = text.index(head)
+        nxt = text.find("\n## ", start + len(head))
+        text = text[:start] + body.rstrip() + "\n" + (text[nxt:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + body.rstrip() + "\n"
+    md.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=[str(ROOT / f"configs/ipol_{m}.toml") for m in ("gru", "lstm", "elman")])
+    ap.add_argument("--data", default=os.environ.get("GAITEDGE_IPOL_SPEC", f"ipol:{ROOT.parent / 'shared/data/ipol-gait'}"))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "bench_out"))
+    ap.add_argument("--md", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res_path = out / "cv_ipol.json"
+    results = json.loads(res_path.read_text()) if res_path.exists() else {}
+    for cfg_path in args.configs:
+        cfg = load_config(cfg_path)
+        recs = load_spec(args.data, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
+        folds = kfold_subjects(recs, args.folds, seed=args.seed)
+        key = Path(cfg_path).stem
+        rows = results.get(key, {}).get("folds", [])
+        done = {tuple(r["test_subjects"]) for r in rows}
+        for k, test_subjects in enumerate(folds):
+            if tuple(test_subjects) in done:
+                continue
+            train_recs = [r for r in recs if r.subject not in set(test_subjects)]
+            t0 = time.time()
+            tm, metrics, _ = train(cfg, out_dir=out / "runs" / key / f"fold{k}", recs=train_recs, progress=False,
+                                   force=True, log=lambda *_: None)
+            train_s = time.time() - t0
+            m = evaluate_model(tm, by_subjects(recs, test_subjects))
+            row = {
+                "fold": k,
+                "test_subjects": test_subjects,
+                "macro_f1": m["macro_f1"],
+                "accuracy": m["accuracy"],
+                "f1": m["f1"],
+                "hs_f1": m["events"]["heel_strike"]["f1"],
+                "to_f1": m["events"]["toe_off"]["f1"],
+                "event_f1": m["event_f1"],
+                "median_err_ms": m["event_median_abs_error_ms"],
+                "mean_err_ms": m["event_mean_abs_error_ms"],
+                "train_s": train_s,
+                "params": metrics["n_params"],
+                "best_epoch": metrics["best_epoch"],
+            }
+            rows.append(row)
+            results[key] = {"config": cfg.to_dict(), "folds": rows}
+            res_path.write_text(json.dumps(results, indent=1))
+            print(f"{key} fold {k} {test_subjects}: macro-F1 {row['macro_f1']:.4f} HS F1 {row['hs_f1']:.4f} "
+                  f"TO F1 {row['to_f1']:.4f} median err {row['median_err_ms']:.1f} ms, {train_s:.0f} s", flush=True)
+
+    def ms(rows: list[dict], key: str, fmt: str = "{:.3f}") -> str:
+        v = np.array([r[key] for r in rows], dtype=float)
+        return f"{fmt.format(v.mean())} ± {fmt.format(v.std(ddof=1) if len(v) > 1 else 0.0)}"
+
+    lines = [
+        "## Gait-phase cross-validation (IPOL, leave-subjects-out)",
+        "",
+        f"Command: `python benchmarks/cv_ipol.py --configs {' '.join(os.path.relpath(c, ROOT) for c in args.configs)}`  ",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, no GPU. Date: {date.today().isoformat()}.  ",
+        f"Protocol: {args.folds} folds of 3 subjects (seeded shuffle of subjects 1–15); each fold trains on the "
+        "other 12 subjects (2 of them held out for early stopping) and tests on its 3. Labels and events are "
+        "the debounced output of the model (what the runtimes emit); events match one-to-one within ±50 ms. "
+        "Mean ± sd over folds.",
+        "",
+        "| config | model | params | macro-F1 | heel-strike F1 | toe-off F1 | median timing error (ms) | train time (s) | folds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in results.items():
+        rows = r["folds"]
+        c = r["config"]
+        lines.append(
+            f"| {key} | {c['model']['name']}-{c['model']['hidden']}x{c['model']['layers']} | {rows[0]['params']} | "
+            f"{ms(rows, 'macro_f1')} | {ms(rows, 'hs_f1')} | {ms(rows, 'to_f1')} | "
+            f"{ms(rows, 'median_err_ms', '{:.1f}')} | {ms(rows, 'train_s', '{:.0f}')} | {len(rows)} |"
+        )
+    lines.append("")
+    lines.append("Per fold (test subjects: macro-F1 / HS F1 / TO F1):")
+    lines.append("")
+    for key, r in results.items():
+        cells = "; ".join(
+            f"{','.join(x['test_subjects'])}: {x['macro_f1']:.3f} / {x['hs_f1']:.3f} / {x['to_f1']:.3f}" for x in r["folds"]
+        )
+        lines.append(f"- {key}: {cells}")
+    update_section(Path(args.md), "Gait-phase cross-validation (IPOL, leave-subjects-out)", "\n".join(lines))
+    print(f"wrote {res_path} and {args.md}")
+
+
+if __name__ == "__main__":
+    main()
