@@ -97,3 +97,32 @@ def test_crafted_bad_meta(tmp_path):
     p.write_text(json.dumps({"TrialBoundaries": [0, 9999], "LeftFootEvents": [], "RightFootEvents": []}))
     with pytest.raises(DataError, match="beyond"):
         load_ipol(tmp_path)
+
+
+def test_quality_check_flags_annotations_the_signal_contradicts(tmp_path, ipol_root):
+    from gaitedge.data.ipol import trial_issues
+
+    assert trial_issues(ipol_root, 1, 1) == []
+    issues = trial_issues(ipol_root, 12, 3)
+    assert any("ends past" in i for i in issues) and any("motionless" in i for i in issues)
+    checked = load_spec(f"ipol:{ipol_root}?subjects=12&quality=checked")
+    everything = load_spec(f"ipol:{ipol_root}?subjects=12")
+    names = {r.source for r in checked}
+    assert len(checked) < len(everything) and not any("12-3_" in n for n in names)
+
+
+def test_quality_check_on_crafted_trial(tmp_path):
+    from gaitedge.data.ipol import trial_issues
+
+    write_ipol_trial(tmp_path / "GaitData", 5, 1)  # noise with std 1 rad/s: feet "move"
+    assert trial_issues(tmp_path, 5, 1) == []
+    p = tmp_path / "GaitData" / "5-1_lf.txt"
+    lines = p.read_text().splitlines()
+    for i in range(2 + 220, 2 + 260):  # left swing [220, 260): make the foot still
+        cols = lines[i].split("\t")
+        cols[4:7] = ["0.0", "0.0", "0.0"]
+        lines[i] = "\t".join(cols)
+    p.write_text("\n".join(lines) + "\n")
+    issues = trial_issues(tmp_path, 5, 1)
+    assert len(issues) == 1 and "left swing [220, 260)" in issues[0]
+    assert load_ipol(tmp_path, quality="checked") == []

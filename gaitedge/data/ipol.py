@@ -123,6 +123,35 @@ def read_meta(path: str | Path) -> dict:
     return meta
 
 
+#: An annotated swing during which the foot's gyro norm never exceeds this
+#: (rad/s) shows a motionless foot: the annotation does not fit the signal.
+QUIET_SWING_RAD_S = 0.5
+
+
+def trial_issues(root: str | Path, subject: int, trial: int) -> list[str]:
+    """Annotation problems of one trial that the signals themselves reveal.
+
+    A swing of a foot is a problem if it ends past the recording or if the
+    foot's angular rate stays below ``QUIET_SWING_RAD_S`` throughout it (the foot
+    never moved).  In the IPOL set such swings appear where the annotation
+    drifts away from the signals, typically towards the end of a trial.
+    """
+    d = find_data_dir(root)
+    stem = f"{subject}-{trial}"
+    meta = read_meta(d / f"{stem}.json")
+    issues = []
+    for foot, (code, key) in FEET.items():
+        _, sig = read_imu_file(d / f"{stem}_{code}.txt")
+        g = np.linalg.norm(sig[:, 3:6], axis=1)
+        for a, b in meta[key]:
+            a, b = int(a), int(b)
+            if b > len(sig):
+                issues.append(f"{stem} {foot} swing [{a}, {b}) ends past the {len(sig)} recorded samples")
+            elif g[a:b].max() < QUIET_SWING_RAD_S:
+                issues.append(f"{stem} {foot} swing [{a}, {b}): foot motionless (gyro < {QUIET_SWING_RAD_S} rad/s)")
+    return issues
+
+
 def load_trial(
     root: str | Path,
     subject: int,
@@ -196,8 +225,15 @@ def load_ipol(
     feet: tuple[str, ...] = ("left", "right"),
     other_foot: bool = False,
     lower_back: bool = False,
+    quality: str = "all",
 ) -> list[Recording]:
-    """Load every trial (optionally only ``subjects``) as per-foot recordings."""
+    """Load every trial (optionally only ``subjects``) as per-foot recordings.
+
+    ``quality="checked"`` leaves out trials for which :func:`trial_issues`
+    reports an annotation that the signals contradict.
+    """
+    if quality not in ("all", "checked"):
+        raise DataError(f"quality must be 'all' or 'checked', got {quality!r}")
     trials = list_trials(root)
     if subjects is not None:
         wanted = set(subjects)
@@ -208,5 +244,7 @@ def load_ipol(
         trials = [(s, t) for s, t in trials if s in wanted]
     recs: list[Recording] = []
     for s, t in trials:
+        if quality == "checked" and trial_issues(root, s, t):
+            continue
         recs.extend(load_trial(root, s, t, feet=feet, other_foot=other_foot, lower_back=lower_back))
     return recs

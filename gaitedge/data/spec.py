@@ -4,7 +4,9 @@
   (``n`` subjects ``syn1 .. synN``); ``subjects=1-8`` keeps only some of them.
 * ``ipol`` — the IPOL gait dataset from ``$GAITEDGE_IPOL``, the download cache
   (``gaitedge data fetch ipol``) or ``../shared/data/ipol-gait``.
-* ``ipol:PATH`` — the IPOL dataset at PATH; ``?subjects=1-11&feet=left``.
+* ``ipol:PATH`` — the IPOL dataset at PATH; ``?subjects=1-11&feet=left``;
+  ``quality=checked`` leaves out trials whose annotations the signals
+  contradict (see ``gaitedge.data.ipol.trial_issues``).
 * ``csv:PATH`` — one CSV file or a folder of ``*.csv``; options ``rate``,
   ``columns`` (``a,b,c``), ``label``, ``time``, ``subject``.  A plain path ending
   in ``.csv`` works too.
@@ -87,13 +89,20 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> 
             recs = by_subjects(recs, [f"syn{s}" if s.isdigit() else s for s in subjects])
         return recs
     if kind == "ipol":
-        _take(opts, {"subjects", "feet"}, spec)
+        _take(opts, {"subjects", "feet", "quality"}, spec)
         root = Path(path) if path else default_ipol_root()
         feet = tuple(opts.get("feet", "left,right").split(","))
         subs = [int(s) for s in subjects] if subjects is not None else None
         if subs is not None and any(not s.isdigit() for s in subjects or []):
             raise DataError(f"data spec {spec!r}: IPOL subjects are numbers")
-        return load_ipol(root, subjects=subs, feet=feet, other_foot=other_foot, lower_back=lower_back)
+        return load_ipol(
+            root,
+            subjects=subs,
+            feet=feet,
+            other_foot=other_foot,
+            lower_back=lower_back,
+            quality=opts.get("quality", "all"),
+        )
     if kind == "csv":
         _take(opts, {"rate", "columns", "label", "time", "subject", "subjects"}, spec)
         p = Path(path)
