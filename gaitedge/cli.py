@@ -119,6 +119,19 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from gaitedge.checkpoint import load_checkpoint
+    from gaitedge.export import export_onnx
+
+    tm = load_checkpoint(args.run)
+    run = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    paths = export_onnx(tm, Path(args.out) if args.out else run, opset=args.opset)
+    print(f"exported {tm.model.family} ({len(tm.channels)} channels -> {', '.join(tm.classes)}, {tm.rate_hz:g} Hz)")
+    print(f"  {paths.sequence}  (sequence: x [batch, time, channels] -> logits [batch, time, classes])")
+    print(f"  {paths.step}  (step: x [batch, channels] + state -> logits [batch, classes] + state)")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from gaitedge.models import available
 
@@ -164,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("spec")
     i.add_argument("--other-foot", action="store_true", help="include the other foot's channels")
     i.set_defaults(func=_cmd_data_info)
+
+    x = sub.add_parser("export", help="export a trained run for other runtimes")
+    xsub = x.add_subparsers(dest="export_command", required=True)
+    xo = xsub.add_parser("onnx", help="write model.onnx (sequence) and model_step.onnx (streaming step)")
+    xo.add_argument("run", help="run directory (or its model.pt)")
+    xo.add_argument("--out", help="output folder (default: the run directory)")
+    xo.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    xo.set_defaults(func=_cmd_export_onnx)
 
     m = sub.add_parser("models", help="list model families")
     m.set_defaults(func=_cmd_models)
