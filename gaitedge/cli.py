@@ -116,7 +116,26 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
         print("labels: " + ", ".join(f"{c} {n}" for c, n in zip(r.classes, counts)))
         n_ev = {k: sum(len(x.events.get(k, [])) for x in recs) for k in ("toe_off", "heel_strike")}
         print("events: " + ", ".join(f"{k} {v}" for k, v in n_ev.items()))
+    if args.spec.split("?")[0].split(":")[0] == "ipol":
+        from gaitedge.data.ipol import list_trials, trial_issues
+
+        root = Path(args.spec.split("?")[0].partition(":")[2] or _default_ipol_root())
+        subs = {int(x.subject) for x in recs}
+        flagged = [(s, t, trial_issues(root, s, t)) for s, t in list_trials(root) if s in subs]
+        flagged = [f for f in flagged if f[2]]
+        print(f"annotation check: {len(flagged)} trial(s) with swings the signals contradict "
+              "(left out by ?quality=checked)")
+        for s, t, issues in flagged:
+            print(f"  {s}-{t}: " + "; ".join(i.split(" ", 1)[1] for i in issues[:3])
+                  + (f" (+{len(issues) - 3} more)" if len(issues) > 3 else ""))
     return 0
+
+
+def _default_ipol_root() -> Path:
+    """The folder ``ipol`` without a path resolves to."""
+    from gaitedge.data.spec import default_ipol_root
+
+    return default_ipol_root()
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
