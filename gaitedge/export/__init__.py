@@ -14,6 +14,7 @@ from gaitedge.export.onnx_export import (
     export_onnx,
     onnx_metadata,
 )
+from gaitedge.export.c_export import CExport, export_c  # noqa: F401  (C export, fixed-point runtime)
 
 __all__ = [
     "FORMAT",

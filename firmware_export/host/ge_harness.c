@@ -1,0 +1,87 @@
+/*
+ * ge_harness.c - host test driver for the C runtime and an exported model.
+ *
+ *   ge_harness step   < samples.bin   one line per step:
+ *                                     "raw label event event_sample logit0 .. logitK-1"
+ *   ge_harness run    < samples.bin   ge_run() over everything: labels line, then events
+ *   ge_harness reset N < samples.bin  like step, with ge_reset() before sample N
+ *   ge_harness lut                    sigmoid(u) tanh(u) for u = 0..65535
+ *
+ * samples.bin: little-endian int16 counts, n_inputs per sample.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ge_math.h"
+#include "gaitedge_rt.h"
+#include "model_data.h"
+
+static uint64_t arena[(GE_MODEL_DATA_ARENA_BYTES + 7u) / 8u];
+
+static int read_sample(int16_t *c, int n)
+{
+    unsigned char buf[2 * 64];
+    int i;
+    if (fread(buf, 2, (size_t)n, stdin) != (size_t)n) return 0;
+    for (i = 0; i < n; i++) c[i] = (int16_t)(uint16_t)(buf[2 * i] | (buf[2 * i + 1] << 8));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    ge_state st;
+    ge_output o;
+    int16_t counts[64];
+    const int n = ge_model_data.pre.n_inputs;
+    long t = 0, reset_at = -1;
+    int k;
+    if (argc > 1 && strcmp(argv[1], "lut") == 0) {
+        long u;
+        for (u = 0; u < 65536; u++) printf("%ld %ld\n", (long)ge_math_sigmoid((int32_t)u), (long)ge_math_tanh((int32_t)u));
+        return 0;
+    }
+    if (ge_arena_bytes(&ge_model_data) != GE_MODEL_DATA_ARENA_BYTES) {
+        fprintf(stderr, "arena size mismatch: %lu vs %lu\n", (unsigned long)ge_arena_bytes(&ge_model_data),
+                (unsigned long)GE_MODEL_DATA_ARENA_BYTES);
+        return 3;
+    }
+    if (ge_init(&st, &ge_model_data, arena, sizeof arena) != GE_OK) {
+        fprintf(stderr, "ge_init failed\n");
+        return 3;
+    }
+    if (argc > 1 && strcmp(argv[1], "run") == 0) {
+        size_t cap = 1024, len = 0;
+        int16_t *all = malloc(cap * sizeof *all * (size_t)n);
+        int8_t *labels;
+        ge_event *ev;
+        uint32_t nev = 0, i;
+        while (all && read_sample(all + len * (size_t)n, n)) {
+            if (++len == cap) {
+                cap *= 2;
+                all = realloc(all, cap * sizeof *all * (size_t)n);
+            }
+        }
+        labels = malloc(len + 1);
+        ev = malloc((len + 1) * sizeof *ev);
+        if (!all || !labels || !ev) return 4;
+        if (ge_run(&st, all, (uint32_t)len, labels, ev, (uint32_t)len, &nev) != GE_OK) return 5;
+        for (i = 0; i < len; i++) printf("%d%c", labels[i], i + 1 == len ? '\n' : ' ');
+        if (len == 0) printf("\n");
+        for (i = 0; i < nev; i++) printf("%d %ld\n", ev[i].kind, (long)ev[i].sample);
+        free(all);
+        free(labels);
+        free(ev);
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "reset") == 0) reset_at = strtol(argv[2], NULL, 10);
+    while (read_sample(counts, n)) {
+        if (t == reset_at && ge_reset(&st) != GE_OK) return 5;
+        if (ge_step(&st, counts, &o) != GE_OK) return 5;
+        printf("%d %d %d %ld", o.raw_label, o.label, o.event, (long)o.event_sample);
+        for (k = 0; k < ge_model_data.n_classes; k++) printf(" %d", o.logits[k]);
+        printf("\n");
+        t++;
+    }
+    return 0;
+}

@@ -1,0 +1,133 @@
+/*
+ * ge_math.h - primitive fixed-point operations of the spec (QUANTIZATION.md).
+ *
+ * Three builds give identical results:
+ *   default            portable C99
+ *   -DGE_USE_DSP       Cortex-M4/M7 DSP instructions (SMLAD, SXTB16, SMMULR, SSAT/USAT);
+ *                      needs __ARM_FEATURE_DSP
+ *   -DGE_USE_DSP_EMULATE  the DSP code path with the instructions emulated in C
+ *                      (host testing of the DSP path's data layout)
+ */
+#ifndef GE_MATH_H
+#define GE_MATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(GE_USE_DSP_EMULATE)
+#define GE_DSP_PATH 1
+#define GE_DSP_EMU 1
+#elif defined(GE_USE_DSP)
+#if !defined(__ARM_FEATURE_DSP)
+#error "GE_USE_DSP needs a core with the DSP extension (Cortex-M4/M7/M33); use the portable build"
+#endif
+#define GE_DSP_PATH 1
+#define GE_DSP_ACLE 1
+#include <arm_acle.h>
+#endif
+
+#if defined(__GNUC__)
+#define GE_INLINE static __inline__ __attribute__((always_inline))
+#else
+#define GE_INLINE static inline
+#endif
+
+/* Sigmoid / tanh tables (ge_lut.c): y = base[i] + ((u * slope[i]) >> 8), i = u >> 8. */
+extern const int32_t ge_sigmoid_base[256];
+extern const int16_t ge_sigmoid_slope[256];
+extern const int32_t ge_tanh_base[256];
+extern const int16_t ge_tanh_slope[256];
+
+/** floor(v / 2^s) without relying on implementation-defined signed shifts. */
+GE_INLINE int32_t ge_asr32(int32_t v, unsigned s) { return v < 0 ? ~((~v) >> s) : v >> s; }
+GE_INLINE int64_t ge_asr64(int64_t v, unsigned s) { return v < 0 ? ~((~v) >> s) : v >> s; }
+
+/** v * 2^s for small s (no UB on negative v). */
+GE_INLINE int32_t ge_shl32(int32_t v, unsigned s) { return v * (int32_t)(1L << s); }
+
+/** Clamp to int16. */
+GE_INLINE int32_t ge_sat16(int32_t v)
+{
+#if defined(GE_DSP_ACLE)
+    return __ssat(v, 16);
+#else
+    return v < -32768 ? -32768 : (v > 32767 ? 32767 : v);
+#endif
+}
+
+/** Clamp to [0, 65535]. */
+GE_INLINE int32_t ge_usat16(int32_t v)
+{
+#if defined(GE_DSP_ACLE)
+    return (int32_t)__usat(v, 16);
+#else
+    return v < 0 ? 0 : (v > 65535 ? 65535 : v);
+#endif
+}
+
+/** floor((a * m + 2^31) / 2^32): ARM SMMULR, round half up. */
+GE_INLINE int32_t ge_mulhr(int32_t a, int32_t m)
+{
+#if defined(GE_DSP_ACLE)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(m));
+    return r;
+#else
+    return (int32_t)ge_asr64((int64_t)a * m + 0x80000000LL, 32);
+#endif
+}
+
+/** Interpolated sigmoid of the pre-activation (u - 32768) / 4096; Q0.15. u in [0, 65535]. */
+GE_INLINE int32_t ge_sigmoid(int32_t u)
+{
+    uint32_t i = (uint32_t)u >> 8;
+    return ge_sigmoid_base[i] + (int32_t)(((uint32_t)u * (uint32_t)ge_sigmoid_slope[i]) >> 8);
+}
+
+/** Interpolated tanh of the pre-activation (u - 32768) / 4096; Q0.15. u in [0, 65535]. */
+GE_INLINE int32_t ge_tanh(int32_t u)
+{
+    uint32_t i = (uint32_t)u >> 8;
+    return ge_tanh_base[i] + (int32_t)(((uint32_t)u * (uint32_t)ge_tanh_slope[i]) >> 8);
+}
+
+/** Round-half-up product of two Q0.15 values (or Q0.15 x Qm.n), (a * b + 2^14) >> 15. */
+GE_INLINE int32_t ge_mul15(int32_t a, int32_t b) { return ge_asr32(a * b + (1 << 14), 15); }
+
+#if defined(GE_DSP_PATH)
+/* ---- the DSP instructions used by the matrix kernel ---------------------------- */
+#if defined(GE_DSP_EMU)
+/** SXTB16: sign-extend bytes 0 and 2 into the two halfwords. */
+GE_INLINE uint32_t ge_sxtb16(uint32_t w)
+{
+    uint32_t lo = (uint32_t)(int32_t)(int8_t)(uint8_t)(w & 0xFFu) & 0xFFFFu;
+    uint32_t hi = (uint32_t)(int32_t)(int8_t)(uint8_t)((w >> 16) & 0xFFu) & 0xFFFFu;
+    return lo | (hi << 16);
+}
+/** SMLAD: acc + lo(a) * lo(b) + hi(a) * hi(b), signed halfwords, wrapping. */
+GE_INLINE int32_t ge_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t p0 = (int32_t)(int16_t)(uint16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(uint16_t)(b & 0xFFFFu);
+    int32_t p1 = (int32_t)(int16_t)(uint16_t)(a >> 16) * (int32_t)(int16_t)(uint16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)p0 + (uint32_t)p1);
+}
+#else
+GE_INLINE uint32_t ge_sxtb16(uint32_t w) { return __sxtb16(w); }
+GE_INLINE int32_t ge_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad(a, b, acc); }
+#endif
+GE_INLINE uint32_t ge_ror8(uint32_t w) { return (w >> 8) | (w << 24); }
+/** Two int16 from memory as one word (low halfword = first element). */
+GE_INLINE uint32_t ge_load_pair(const int16_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+#endif /* GE_DSP_PATH */
+
+/* Non-inline entry points for tests (ge_math.c). */
+int32_t ge_math_sigmoid(int32_t u);
+int32_t ge_math_tanh(int32_t u);
+int32_t ge_math_mulhr(int32_t a, int32_t m);
+
+#endif /* GE_MATH_H */

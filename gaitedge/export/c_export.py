@@ -1,0 +1,363 @@
+"""C export of a quantized model: ``model_data.h`` / ``model_data.c`` for the C runtime.
+
+:func:`export_c` writes the const arrays and the ``ge_model`` descriptor that
+``firmware_export/runtime`` executes, copies the runtime sources next to them
+(one folder, ready to drop into a firmware project), and returns a report with
+flash and RAM needs.  The packing of the weight arrays mirrors
+``ge_matvec.c`` exactly (see ``firmware_export/QUANTIZATION.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gaitedge.errors import ModelError
+from gaitedge.quant import spec
+from gaitedge.quant.model import QLayer, QuantModel
+
+#: the C runtime sources in a source checkout.
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "firmware_export" / "runtime"
+KIND = {"lstm": "GE_LAYER_LSTM", "gru": "GE_LAYER_GRU", "elman": "GE_LAYER_ELMAN"}
+#: size of ``ge_state`` on a 32-bit target (7 pointers, step, primed, events state).
+STATE_STRUCT_BYTES = 48
+LUT_BYTES = 2 * 256 * (4 + 2)
+
+
+# ---------------------------------------------------------------------------------------
+# packing (mirror of ge_matvec.c)
+# ---------------------------------------------------------------------------------------
+
+
+def _word(b0: int, b1: int, b2: int, b3: int) -> int:
+    return (b0 & 0xFF) | ((b1 & 0xFF) << 8) | ((b2 & 0xFF) << 16) | ((b3 & 0xFF) << 24)
+
+
+def pack_group(w: np.ndarray) -> list[int]:
+    """Pack 4 rows ``w [4, ncols]`` (int8 values, ncols even) into uint32 words."""
+    w = np.asarray(w, np.int64)
+    if w.shape[0] != 4 or w.shape[1] % 2:
+        raise ValueError("a group is 4 rows over an even number of columns")
+    n = w.shape[1]
+    out = []
+    for k in range(0, n - n % 4, 4):
+        for r in range(4):
+            out.append(_word(w[r, k], w[r, k + 2], w[r, k + 1], w[r, k + 3]))
+    if n % 4 == 2:
+        k = n - 2
+        for ra in (0, 2):
+            out.append(_word(w[ra, k], w[ra + 1, k], w[ra, k + 1], w[ra + 1, k + 1]))
+    return out
+
+
+def layer_order(lay: QLayer) -> list[tuple[list[int], int, int]]:
+    """Packing order of a layer: list of (row indices of a group, first column, ncols)."""
+    hp, ncols = lay.hidden, lay.hidden + lay.in_size
+    groups = []
+    if lay.family == "lstm":
+        for j in range(hp):
+            groups.append(([j, hp + j, 2 * hp + j, 3 * hp + j], 0, ncols))
+    elif lay.family == "elman":
+        for j in range(0, hp, 4):
+            groups.append((list(range(j, j + 4)), 0, ncols))
+    elif lay.family == "gru":
+        for j0 in range(0, hp, spec.GRU_BLOCK):
+            nb = min(spec.GRU_BLOCK, hp - j0)
+            for j in range(j0, j0 + nb, 2):
+                groups.append(([j, hp + j, j + 1, hp + j + 1], 0, ncols))
+            for j in range(j0, j0 + nb, 4):
+                groups.append(([2 * hp + j + i for i in range(4)], 0, hp))
+            for j in range(j0, j0 + nb, 4):
+                groups.append(([3 * hp + j + i for i in range(4)], hp, lay.in_size))
+    else:
+        raise ModelError(f"layer kind {lay.family!r} has no C kernel")
+    return groups
+
+
+def pack_layer(lay: QLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(packed uint32 weights, bias, mult) of a layer in the C runtime's consumption order."""
+    words: list[int] = []
+    rows: list[int] = []
+    for idx, c0, n in layer_order(lay):
+        words += pack_group(lay.weight[idx, c0 : c0 + n])
+        rows += idx
+    return np.asarray(words, np.uint64), lay.bias[rows], lay.mult[rows]
+
+
+def pack_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    k, hp = qm.head_weight.shape
+    kp = -(-k // 4) * 4
+    w = np.zeros((kp, hp), np.int64)
+    w[:k] = qm.head_weight
+    b = np.zeros(kp, np.int64)
+    b[:k] = qm.head_bias
+    m = np.zeros(kp, np.int64)
+    m[:k] = qm.head_mult
+    words: list[int] = []
+    for g in range(0, kp, 4):
+        words += pack_group(w[g : g + 4])
+    return np.asarray(words, np.uint64), b, m
+
+
+# ---------------------------------------------------------------------------------------
+# sizes
+# ---------------------------------------------------------------------------------------
+
+
+def _align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def arena_bytes(qm: QuantModel) -> int:
+    """Mirror of ``ge_arena_bytes()``."""
+    n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
+    cells = sum(lay.hidden for lay in qm.layers if lay.family == "lstm")
+    hmax = max(lay.hidden for lay in qm.layers)
+    return (
+        _align8(qm.pre.n_inputs * n_sec * 2 * 8)
+        + _align8(qm.vec_len() * 2)
+        + _align8(cells * 2)
+        + _align8(hmax * 2)
+        + _align8(4 * spec.GRU_BLOCK * 4)
+        + _align8(qm.n_classes * 2)
+    )
+
+
+def weight_bytes(qm: QuantModel) -> dict[str, int]:
+    """Flash bytes of the model's const arrays (weights, biases, multipliers, preprocessing)."""
+    rnn = 0
+    for lay in qm.layers:
+        w, b, m = pack_layer(lay)
+        rnn += 4 * (len(w) + len(b) + len(m))
+    w, b, m = pack_head(qm)
+    head = 4 * (len(w) + len(b) + len(m))
+    n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
+    pre = 4 * (2 * qm.pre.n_inputs + 7 * n_sec)
+    return {"rnn": rnn, "head": head, "preproc": pre, "total": rnn + head + pre}
+
+
+# ---------------------------------------------------------------------------------------
+# C text
+# ---------------------------------------------------------------------------------------
+
+
+def _arr(ctype: str, name: str, values, per_line: int = 8, hexa: bool = False) -> str:
+    vals = np.asarray(values).ravel()
+    if hexa:
+        items = [f"0x{int(v):08X}u" for v in vals]
+    else:
+        items = [str(int(v)) if int(v) != spec.INT32_MIN else "(-2147483647 - 1)" for v in vals]
+    if not items:
+        items = ["0"]
+    body = "\n".join("    " + ", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line))
+    return f"static const {ctype} {name}[{max(len(vals), 1)}] = {{\n{body}\n}};\n"
+
+
+def _cstr(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class CExport:
+    """Result of :func:`export_c`."""
+
+    out_dir: Path
+    files: list[Path]
+    report: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        r = self.report
+        wb = r["weight_bytes"]
+        lines = [
+            f"model {r['family']} hidden {r['hidden']} x {r['layers']} layer(s), {r['n_inputs']} inputs, "
+            f"{r['n_classes']} classes; weights sha256 {r['weights_sha256'][:16]}...",
+            f"flash: weights {wb['total']} B (recurrent {wb['rnn']}, head {wb['head']}, preprocessing "
+            f"{wb['preproc']}), sigmoid/tanh tables {LUT_BYTES} B"
+            + (f", runtime code {r['code_bytes']} B ({r['code_note']})" if r.get("code_bytes") else ""),
+            f"RAM: state + scratch {r['arena_bytes']} B arena + {STATE_STRUCT_BYTES} B ge_state"
+            f" = {r['arena_bytes'] + STATE_STRUCT_BYTES} B (plus stack)",
+        ]
+        lines += r.get("saturation", [])
+        return "\n".join(lines)
+
+
+def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = "model_data.h") -> str:
+    """The text of ``model_data.c``."""
+    out = [
+        f"/* Generated by gaitedge {_version()} (gaitedge export c); do not edit.\n"
+        f" * {qm.family} hidden {qm.hidden}, {len(qm.layers)} layer(s), inputs: {', '.join(qm.channels)}\n"
+        f" * classes: {', '.join(qm.classes)}; fixed-point spec {spec.SPEC_VERSION} (QUANTIZATION.md)\n"
+        f" * weights sha256 {qm.weights_hash()} */\n",
+        f'#include "{header}"\n\n',
+    ]
+    p = symbol
+    out.append(_arr("int32_t", f"{p}_norm_mult", qm.pre.norm_mult))
+    out.append(_arr("int32_t", f"{p}_norm_bias", qm.pre.norm_bias))
+    n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
+    if n_sec:
+        out.append(_arr("int32_t", f"{p}_sos", qm.pre.sos, per_line=5))
+        out.append(_arr("int32_t", f"{p}_zi", qm.pre.zi, per_line=2))
+    layer_inits = []
+    for k, lay in enumerate(qm.layers):
+        w, b, m = pack_layer(lay)
+        out.append(_arr("uint32_t", f"{p}_l{k}_weights", w, per_line=6, hexa=True))
+        out.append(_arr("int32_t", f"{p}_l{k}_bias", b))
+        out.append(_arr("int32_t", f"{p}_l{k}_mult", m))
+        layer_inits.append(
+            f"    {{{KIND[lay.family]}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, "
+            f"{p}_l{k}_weights, {p}_l{k}_bias, {p}_l{k}_mult}},"
+        )
+    hw, hb, hm = pack_head(qm)
+    out.append(_arr("uint32_t", f"{p}_head_weights", hw, per_line=6, hexa=True))
+    out.append(_arr("int32_t", f"{p}_head_bias", hb))
+    out.append(_arr("int32_t", f"{p}_head_mult", hm))
+    out.append(f"static const ge_rnn_params {p}_layers[{len(qm.layers)}] = {{\n" + "\n".join(layer_inits) + "\n};\n")
+    names = ", ".join(_cstr(c) for c in qm.classes)
+    out.append(f"static const char *const {p}_class_names[{len(qm.classes)}] = {{{names}}};\n\n")
+    sos = f"{p}_sos" if n_sec else "NULL"
+    zi = f"{p}_zi" if n_sec else "NULL"
+    out.append(
+        f"const ge_model {symbol} = {{\n"
+        f"    GE_MODEL_MAGIC, {spec.SPEC_VERSION}, {len(qm.layers)}, {qm.n_classes}, {qm.delay}, "
+        f"{int(round(qm.rate_hz * 1000))}u,\n"
+        f"    {{{qm.pre.n_inputs}, {qm.pre.in_pad}, {n_sec}, {p}_norm_mult, {p}_norm_bias, {sos}, {zi}}},\n"
+        f"    {p}_layers,\n"
+        f"    {{{qm.n_classes}, {qm.layers[-1].hidden}, {qm.logit_frac}, {p}_head_weights, {p}_head_bias, "
+        f"{p}_head_mult}},\n"
+        f"    {{{qm.min_run}, {qm.swing}}},\n"
+        f"    {p}_class_names,\n"
+        f"    {_cstr(qm.weights_hash())},\n"
+        f"}};\n"
+    )
+    return "".join(out)
+
+
+def model_h_source(qm: QuantModel, symbol: str = "ge_model_data") -> str:
+    """The text of ``model_data.h``."""
+    guard = f"{symbol.upper()}_H"
+    chans = "\n".join(
+        f" *   {i}: {c} [{u}], {lsb:.9g} {u} per count, range +-{k:.4g} std"
+        for i, (c, u, lsb, k) in enumerate(zip(qm.channels, qm.units, qm.pre.lsb, qm.pre.input_range))
+    )
+    pre = symbol.upper()
+    return (
+        f"/* Generated by gaitedge {_version()} (gaitedge export c); do not edit.\n"
+        f" * Input channels (raw int16 counts, in this order):\n{chans}\n"
+        f" * Sampling rate {qm.rate_hz:g} Hz; output delay {qm.delay} samples; debounce {qm.min_run} samples.\n"
+        f" * Classes: {', '.join(f'{i} {c}' for i, c in enumerate(qm.classes))}. */\n"
+        f"#ifndef {guard}\n#define {guard}\n\n"
+        f'#include "gaitedge_rt.h"\n\n'
+        f"#define {pre}_N_INPUTS {qm.n_inputs}\n"
+        f"#define {pre}_N_CLASSES {qm.n_classes}\n"
+        f"#define {pre}_DELAY {qm.delay}\n"
+        f"#define {pre}_RATE_MHZ {int(round(qm.rate_hz * 1000))}u\n"
+        f"/** Bytes of the arena ge_init() needs (state + scratch); allocate 8-byte aligned. */\n"
+        f"#define {pre}_ARENA_BYTES {arena_bytes(qm)}u\n"
+        f'#define {pre}_WEIGHTS_SHA256 "{qm.weights_hash()}"\n\n'
+        f"extern const ge_model {symbol};\n\n"
+        f"#endif\n"
+    )
+
+
+def _version() -> str:
+    import gaitedge
+
+    return gaitedge.__version__
+
+
+def runtime_files(runtime_dir: Path = RUNTIME_DIR) -> list[Path]:
+    """The runtime's headers and sources (empty if the runtime is not in this installation)."""
+    if not (runtime_dir / "include" / "gaitedge_rt.h").is_file():
+        return []
+    return sorted((runtime_dir / "include").glob("*.h")) + sorted((runtime_dir / "src").glob("*.c"))
+
+
+def measure_code_bytes(runtime_dir: Path = RUNTIME_DIR, dsp: bool = True) -> int | None:
+    """.text + .rodata of the runtime compiled with arm-none-eabi-gcc -O2 for Cortex-M4 (None if absent).
+
+    The sigmoid/tanh tables are counted separately (``LUT_BYTES``) and excluded here.
+    """
+    gcc = shutil.which("arm-none-eabi-gcc")
+    size = shutil.which("arm-none-eabi-size")
+    files = [f for f in runtime_files(runtime_dir) if f.suffix == ".c" and f.name != "ge_lut.c"]
+    if not gcc or not size or not files:
+        return None
+    with tempfile.TemporaryDirectory() as td:
+        objs = []
+        for f in files:
+            o = Path(td) / (f.stem + ".o")
+            cmd = [gcc, "-std=c99", "-O2", "-mcpu=cortex-m4", "-mthumb", "-ffunction-sections",
+                   f"-I{runtime_dir / 'include'}", "-c", str(f), "-o", str(o)]
+            if dsp:
+                cmd.insert(1, "-DGE_USE_DSP")
+            if subprocess.run(cmd, capture_output=True).returncode != 0:
+                return None
+            objs.append(str(o))
+        res = subprocess.run([size, "-t", *objs], capture_output=True, text=True)
+        if res.returncode != 0:
+            return None
+        total = res.stdout.strip().splitlines()[-1].split()
+        return int(total[0]) + int(total[1])  # text + data (rodata is in text)
+
+
+def export_c(
+    qm: QuantModel,
+    out_dir: str | Path,
+    symbol: str = "ge_model_data",
+    copy_runtime: bool = True,
+    measure_code: bool = True,
+) -> CExport:
+    """Write ``model_data.h`` / ``model_data.c`` (and the runtime sources) into ``out_dir``.
+
+    All files are written into a temporary folder first and then renamed into
+    place, so that a failure leaves no half-written output.
+    """
+    for lay in qm.layers:
+        if lay.family not in KIND:
+            raise ModelError(f"layer '{lay.family}' has no C kernel")
+    if not symbol.isidentifier():
+        raise ModelError(f"--symbol {symbol!r} is not a C identifier")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    texts = {"model_data.h": model_h_source(qm, symbol), "model_data.c": model_c_source(qm, symbol)}
+    rt = runtime_files() if copy_runtime else []
+    tmp = Path(tempfile.mkdtemp(prefix=".gaitedge-export-", dir=out))
+    written: list[Path] = []
+    try:
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
+        for f in rt:
+            shutil.copyfile(f, tmp / f.name)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+            written.append(out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    from gaitedge.quant.quantizer import saturation_summary
+
+    report = {
+        "family": qm.family,
+        "hidden": qm.hidden,
+        "layers": len(qm.layers),
+        "n_inputs": qm.n_inputs,
+        "n_classes": qm.n_classes,
+        "weights_sha256": qm.weights_hash(),
+        "weight_bytes": weight_bytes(qm),
+        "lut_bytes": LUT_BYTES,
+        "arena_bytes": arena_bytes(qm),
+        "state_struct_bytes": STATE_STRUCT_BYTES,
+        "runtime_copied": bool(rt),
+        "saturation": saturation_summary(qm),
+    }
+    if measure_code:
+        code = measure_code_bytes()
+        if code is not None:
+            report["code_bytes"] = code
+            report["code_note"] = "arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -DGE_USE_DSP, tables excluded"
+    return CExport(out, written, report)

@@ -1,0 +1,34 @@
+"""Fixed-point quantization and the integer reference of the C runtime.
+
+One module per C kernel, each the exact twin of its C file in
+``firmware_export/runtime/src`` (``ge_<name>.c`` <-> ``gaitedge.quant.<name>``):
+``matvec``, ``lstm``, ``gru``, ``elman``, ``dense``, ``argmax``, ``events``,
+``preproc``, ``model`` (the streaming step); ``spec`` holds the constants and the
+primitive operations (``ge_math.c``, ``ge_lut.c``).  ``quantizer`` turns a float
+checkpoint into a :class:`QuantModel`; ``qat`` fine-tunes with fake quantization.
+The arithmetic is specified in ``firmware_export/QUANTIZATION.md``.
+"""
+
+from gaitedge.quant.model import QLayer, QPreproc, QuantModel, Runner, StepOutput
+from gaitedge.quant.quantizer import (
+    DEFAULT_LSB,
+    SUPPORTED_FAMILIES,
+    calibration_recordings,
+    check_supported,
+    quantize_model,
+    saturation_summary,
+)
+
+__all__ = [
+    "DEFAULT_LSB",
+    "SUPPORTED_FAMILIES",
+    "QLayer",
+    "QPreproc",
+    "QuantModel",
+    "Runner",
+    "StepOutput",
+    "calibration_recordings",
+    "check_supported",
+    "quantize_model",
+    "saturation_summary",
+]

@@ -1,0 +1,380 @@
+"""Post-training quantization: a float :class:`TrainedModel` -> :class:`QuantModel`.
+
+Activation ranges (per-channel input range, LSTM cell range, logit range) are
+calibrated on the recordings given, which must be training data.  The scheme is
+the one in ``firmware_export/QUANTIZATION.md``: int8 weights with one scale per
+output row, int32 biases and accumulators, int16 activations and state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy import signal
+from torch import nn
+
+from gaitedge.checkpoint import TrainedModel
+from gaitedge.data.preprocess import has_labels
+from gaitedge.data.recording import Recording
+from gaitedge.errors import DataError, ModelError
+from gaitedge.quant import spec
+from gaitedge.quant.model import QLayer, QPreproc, QuantModel
+
+SUPPORTED_FAMILIES = ("lstm", "gru", "elman")
+
+#: default sensor resolution (physical units per count) by unit: +-16 g accelerometer,
+#: +-2000 dps gyroscope at 16 bit.
+DEFAULT_LSB = {
+    "m/s^2": 16 * 9.80665 / 32768,
+    "m/s2": 16 * 9.80665 / 32768,
+    "g": 16 / 32768,
+    "rad/s": 2000 * math.pi / 180 / 32768,
+    "deg/s": 2000 / 32768,
+    "dps": 2000 / 32768,
+}
+
+
+def check_supported(model: nn.Module) -> None:
+    """Raise ModelError naming the first layer that has no C kernel."""
+    family = getattr(model, "family", type(model).__name__)
+    for name, mod in model.named_modules():
+        if mod is model or isinstance(mod, nn.Dropout):
+            continue
+        where = f"layer '{name}' ({type(mod).__name__})"
+        if isinstance(mod, (nn.LSTM, nn.GRU, nn.RNN)):
+            if mod.bidirectional:
+                raise ModelError(f"{where}: bidirectional recurrent layers have no C kernel")
+            if isinstance(mod, nn.LSTM) and getattr(mod, "proj_size", 0):
+                raise ModelError(f"{where}: LSTM projections have no C kernel")
+            if isinstance(mod, nn.RNN) and mod.nonlinearity != "tanh":
+                raise ModelError(f"{where}: RNN with {mod.nonlinearity} has no C kernel (tanh only)")
+            continue
+        if isinstance(mod, nn.Linear) and name == "head":
+            continue
+        raise ModelError(f"model '{family}': {where} has no C kernel; the C export supports "
+                         f"{', '.join(SUPPORTED_FAMILIES)} recurrent layers with a dense head")
+    if family not in SUPPORTED_FAMILIES or not hasattr(model, "rnn") or not hasattr(model, "head"):
+        raise ModelError(f"model '{family}' has no C kernel; supported: {', '.join(SUPPORTED_FAMILIES)}")
+
+
+# ---------------------------------------------------------------------------------------
+# float reference with per-step internals, for calibration
+# ---------------------------------------------------------------------------------------
+
+
+def _layer_params(rnn: nn.Module, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def get(name: str, shape) -> np.ndarray:
+        p = getattr(rnn, f"{name}_l{k}", None)
+        return np.zeros(shape) if p is None else p.detach().double().numpy()
+
+    w_ih = get("weight_ih", None)
+    w_hh = get("weight_hh", None)
+    return w_ih, w_hh, get("bias_ih", (w_ih.shape[0],)), get("bias_hh", (w_ih.shape[0],))
+
+
+@torch.no_grad()
+def calibrate(tm: TrainedModel, xs: list[np.ndarray]) -> dict:
+    """Run the float model over normalized inputs ``xs`` (list of ``(T, C)``) step by step.
+
+    Returns per-channel max |x|, per-layer max |c| (LSTM), max |pre-activation| per
+    layer, max |logit| and the 99.99th percentile of |x| per channel.
+    """
+    model = tm.model
+    family = model.family
+    hidden = model.hidden
+    lens = [len(x) for x in xs]
+    tmax = max(lens)
+    b = len(xs)
+    xb = np.zeros((b, tmax, xs[0].shape[1]), np.float64)
+    mask = np.zeros((b, tmax), bool)
+    for i, x in enumerate(xs):
+        xb[i, : len(x)] = x
+        mask[i, : len(x)] = True
+    allx = np.concatenate(xs, 0)
+    out = {
+        "x_absmax": np.max(np.abs(allx), axis=0),
+        "x_p9999": np.percentile(np.abs(allx), 99.99, axis=0),
+        "c_absmax": [],
+        "pre_absmax": [],
+        "pre_sat_frac": [],
+    }
+    inp = torch.from_numpy(xb)
+    for k in range(model.layers):
+        w_ih, w_hh, b_ih, b_hh = (torch.from_numpy(a) for a in _layer_params(model.rnn, k))
+        xproj = inp @ w_ih.T + b_ih  # [B, T, G*H]
+        h = torch.zeros(b, hidden, dtype=torch.float64)
+        c = torch.zeros(b, hidden, dtype=torch.float64)
+        hs = torch.zeros(b, tmax, hidden, dtype=torch.float64)
+        cmax = 0.0
+        pmax = 0.0
+        nsat = 0
+        ntot = 0
+        m = torch.from_numpy(mask)
+        for t in range(tmax):
+            hproj = h @ w_hh.T + b_hh
+            if family == "lstm":
+                pre = xproj[:, t] + hproj
+                i, f, g, o = pre.chunk(4, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                cmax = max(cmax, float(c[m[:, t]].abs().max()) if m[:, t].any() else 0.0)
+                pres = pre
+            elif family == "gru":
+                xr, xz, xn = xproj[:, t].chunk(3, dim=1)
+                hr, hz, hn = hproj.chunk(3, dim=1)
+                r = torch.sigmoid(xr + hr)
+                z = torch.sigmoid(xz + hz)
+                npre = xn + r * hn
+                n = torch.tanh(npre)
+                h = (1 - z) * n + z * h
+                pres = torch.cat([xr + hr, xz + hz, hn, npre], 1)
+            else:
+                pre = xproj[:, t] + hproj
+                h = torch.tanh(pre)
+                pres = pre
+            sel = pres[m[:, t]]
+            if len(sel):
+                pmax = max(pmax, float(sel.abs().max()))
+                nsat += int((sel.abs() >= 8.0).sum())
+                ntot += sel.numel()
+            hs[:, t] = h
+        out["c_absmax"].append(cmax)
+        out["pre_absmax"].append(pmax)
+        out["pre_sat_frac"].append(nsat / max(ntot, 1))
+        inp = hs
+    w = model.head.weight.detach().double()
+    bb = model.head.bias.detach().double()
+    logits = inp @ w.T + bb
+    out["logit_absmax"] = float(logits[torch.from_numpy(mask)].abs().max())
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# weight quantization
+# ---------------------------------------------------------------------------------------
+
+
+def quantize_rows(w: np.ndarray, max_scale: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Symmetric int8 per row: ``s = max|row| / 127`` (capped at ``max_scale``).
+
+    Returns (int8 values as int64, scales, number of weights that saturated at +-127).
+    """
+    amax = np.max(np.abs(w), axis=1)
+    scale = np.where(amax > 0, amax / 127.0, 1.0 / 127.0)
+    scale = np.minimum(scale, max_scale)
+    q = np.floor(w / scale[:, None] + 0.5)
+    nsat = int(np.sum(np.abs(q) > 127))
+    return np.clip(q, -127, 127).astype(np.int64), scale, nsat
+
+
+def _gate_rows(w: np.ndarray, b: np.ndarray, offset: bool, report: dict, name: str) -> tuple:
+    """int8 rows + bias + multiplier for gate pre-activations in Q3.12 (``u`` form if ``offset``)."""
+    max_scale = (spec.INT32_MAX / 2.0 ** (32 - spec.ACT_FRAC + spec.PRE_FRAC)) * 0.999
+    q, scale, nsat = quantize_rows(w, max_scale)
+    mult = spec.quant_multiplier(scale, 32 - spec.ACT_FRAC + spec.PRE_FRAC)
+    real = b * 2.0**spec.PRE_FRAC + (spec.U_OFFSET if offset else 0)
+    bias = np.floor(real * 2.0**32 / mult + 0.5)
+    bias, bsat = _clip_bias(bias, w.shape[1])
+    report["weights_saturated"][name] = report["weights_saturated"].get(name, 0) + nsat
+    report["bias_saturated"][name] = report["bias_saturated"].get(name, 0) + bsat
+    return q, bias, mult, scale
+
+
+def _clip_bias(bias: np.ndarray, cols: int) -> tuple[np.ndarray, int]:
+    """Keep |bias| + cols * 127 * 32768 < 2^31 so that no accumulator can overflow."""
+    lim = spec.INT32_MAX - cols * 127 * 32768
+    if lim <= 0:
+        raise ModelError(f"a row with {cols} inputs is too wide for int32 accumulators "
+                         f"(at most {spec.MAX_ROW_INPUTS})")
+    nsat = int(np.sum(np.abs(bias) > lim))
+    return np.clip(bias, -lim, lim).astype(np.int64), nsat
+
+
+def _pad_rows(w: np.ndarray, h: int, hp: int, gates: int) -> np.ndarray:
+    """Pad each of ``gates`` row blocks of ``h`` rows to ``hp`` rows with zeros."""
+    if w.ndim == 1:
+        blocks = [np.concatenate([w[g * h : (g + 1) * h], np.zeros(hp - h)]) for g in range(gates)]
+    else:
+        blocks = [np.concatenate([w[g * h : (g + 1) * h], np.zeros((hp - h, w.shape[1]))]) for g in range(gates)]
+    return np.concatenate(blocks, 0)
+
+
+def _pad_cols(w: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([w, np.zeros((w.shape[0], n - w.shape[1]))], 1) if n > w.shape[1] else w
+
+
+def quantize_model(
+    tm: TrainedModel,
+    calib: list[Recording],
+    lsb: dict[str, float] | None = None,
+    input_margin: float = 1.05,
+    input_percentile: float | None = None,
+) -> QuantModel:
+    """Quantize ``tm`` with activation ranges calibrated on ``calib`` (training recordings).
+
+    ``lsb`` maps channel names to physical units per sensor count (defaults by unit,
+    see ``DEFAULT_LSB``).  The input range of each channel is the calibration
+    maximum of the normalized input times ``input_margin`` (or its
+    ``input_percentile`` percentile, clipping rarer peaks).
+    """
+    model = tm.model
+    check_supported(model)
+    family = model.family
+    calib = [r for r in calib if len(r) > 0]
+    if not calib:
+        raise DataError("no calibration recordings")
+    xs = [tm.normalizer(tm.preprocess(r).signals).astype(np.float64) for r in calib]
+    cal = calibrate(tm, xs)
+    n_in = model.input_size
+    h = model.hidden
+    hp = -(-h // spec.HIDDEN_MULTIPLE) * spec.HIDDEN_MULTIPLE
+    ip = n_in + (n_in % 2)
+    report: dict = {"weights_saturated": {}, "bias_saturated": {}}
+
+    # ---- inputs: sensor counts -> normalized / K --------------------------------------
+    lsb_c = np.zeros(n_in)
+    for c, (name, unit) in enumerate(zip(tm.channels, tm.units)):
+        if lsb and name in lsb:
+            lsb_c[c] = float(lsb[name])
+        elif unit in DEFAULT_LSB:
+            lsb_c[c] = DEFAULT_LSB[unit]
+        else:  # unknown unit: full scale = 4x the largest calibration magnitude
+            raw = np.concatenate([tm.preprocess(r).signals[:, c] for r in calib])
+            lsb_c[c] = max(float(np.max(np.abs(raw))), 1e-6) * 4 / 32767
+        if not lsb_c[c] > 0:
+            raise ModelError(f"channel {name}: sensor resolution must be > 0")
+    rng = cal["x_p9999"] if input_percentile is not None else cal["x_absmax"]
+    if input_percentile is not None:
+        allx = np.abs(np.concatenate(xs, 0))
+        rng = np.percentile(allx, input_percentile, axis=0)
+    k_in = np.maximum(rng * input_margin, 1e-3)
+    mean = tm.normalizer.mean.astype(np.float64)
+    std = tm.normalizer.std.astype(np.float64)
+    nm = np.floor(lsb_c / (std * k_in) * 2.0**spec.SIG_FRAC + 0.5).astype(np.int64)
+    nb = np.floor(-mean / (std * k_in) * 2.0**spec.SIG_FRAC + 0.5).astype(np.int64)
+    bad = np.abs(nm) * 32768 + np.abs(nb) >= 2**31
+    if bad.any() or np.any(nm == 0):
+        c = int(np.flatnonzero(bad | (nm == 0))[0])
+        raise ModelError(f"channel {tm.channels[c]}: sensor resolution {lsb_c[c]:g} {tm.units[c]}/count does not "
+                         f"fit the fixed-point input (normalized full scale must be within 1/2^24..128 of its range)")
+    allx = np.concatenate(xs, 0)
+    report["input_clip_frac"] = (np.abs(allx) > k_in[None, :]).mean(axis=0).tolist()
+    sos_q = zi_q = None
+    sos = tm.sos
+    if sos is not None:
+        zi = signal.sosfilt_zi(sos)
+        coefs = np.stack([sos[:, 0], sos[:, 1], sos[:, 2], sos[:, 4], sos[:, 5]], 1)
+        if np.any(np.abs(coefs) >= 2) or np.any(np.abs(zi) >= 2):
+            raise ModelError("the low-pass filter has coefficients >= 2, outside the fixed-point filter's Q30 range")
+        sos_q = np.floor(coefs * 2.0**spec.COEF_FRAC + 0.5).astype(np.int64)
+        zi_q = np.floor(zi * 2.0**spec.COEF_FRAC + 0.5).astype(np.int64)
+    pre = QPreproc(n_in, ip, nm, nb, sos_q, zi_q, lsb_c, k_in)
+
+    # ---- recurrent layers --------------------------------------------------------------
+    layers: list[QLayer] = []
+    for k in range(model.layers):
+        w_ih, w_hh, b_ih, b_hh = _layer_params(model.rnn, k)
+        if k == 0:
+            w_ih = _pad_cols(w_ih * k_in[None, :], ip)
+            in_size = ip
+        else:
+            w_ih = _pad_cols(w_ih, hp)
+            in_size = hp
+        w_hh = _pad_cols(w_hh, hp)
+        cols = hp + in_size
+        if cols > spec.MAX_ROW_INPUTS:
+            raise ModelError(f"layer {k}: {cols} inputs per row exceed the C runtime's {spec.MAX_ROW_INPUTS}")
+        name = f"rnn.l{k}"
+        if family in ("lstm", "elman"):
+            gates = 4 if family == "lstm" else 1
+            w = _pad_rows(np.concatenate([w_hh, w_ih], 1), h, hp, gates)
+            b = _pad_rows(b_ih + b_hh, h, hp, gates)
+            q, bias, mult, scale = _gate_rows(w, b, True, report, name)
+        else:  # gru: rows r, z (h and x), nh (h only), nx (x only)
+            wr = np.concatenate([w_hh[: 2 * h], w_ih[: 2 * h]], 1)
+            br = b_ih[: 2 * h] + b_hh[: 2 * h]
+            wnh = np.concatenate([w_hh[2 * h :], np.zeros((h, in_size))], 1)
+            wnx = np.concatenate([np.zeros((h, hp)), w_ih[2 * h :]], 1)
+            q1, b1, m1, s1 = _gate_rows(_pad_rows(wr, h, hp, 2), _pad_rows(br, h, hp, 2), True, report, name)
+            q2, b2, m2, s2 = _gate_rows(_pad_rows(wnh, h, hp, 1), _pad_rows(b_hh[2 * h :], h, hp, 1), False,
+                                        report, name)
+            q3, b3, m3, s3 = _gate_rows(_pad_rows(wnx, h, hp, 1), _pad_rows(b_ih[2 * h :], h, hp, 1), True,
+                                        report, name)
+            q, bias, mult, scale = (np.concatenate(a) for a in ((q1, q2, q3), (b1, b2, b3), (m1, m2, m3),
+                                                                  (s1, s2, s3)))
+        cf = 0
+        if family == "lstm":
+            cmax = cal["c_absmax"][k]
+            cf = spec.CELL_FRAC_RANGE[1]
+            while cf > spec.CELL_FRAC_RANGE[0] and cmax * 1.1 >= 2.0 ** (15 - cf):
+                cf -= 1
+            if cmax * 1.1 >= 2.0 ** (15 - cf):
+                report.setdefault("warnings", []).append(
+                    f"layer {k}: cell state reaches {cmax:.1f}, beyond the int16 range +-{2.0 ** (15 - cf):g}")
+        layers.append(QLayer(family, in_size, hp, q, bias, mult, cf, scale))
+
+    # ---- head ----------------------------------------------------------------------------
+    wo = _pad_cols(model.head.weight.detach().double().numpy(), hp)
+    bo = model.head.bias.detach().double().numpy()
+    lmax = cal["logit_absmax"]
+    lf = spec.LOGIT_FRAC_RANGE[1]
+    while lf > spec.LOGIT_FRAC_RANGE[0] and lmax * 1.25 >= 2.0 ** (15 - lf):
+        lf -= 1
+    max_scale = spec.INT32_MAX / 2.0 ** (32 - spec.ACT_FRAC + lf) * 0.999
+    hq, hs, nsat = quantize_rows(wo, max_scale)
+    hm = spec.quant_multiplier(hs, 32 - spec.ACT_FRAC + lf)
+    hb = np.floor(bo * 2.0**lf * 2.0**32 / hm + 0.5)
+    hb, bsat = _clip_bias(hb, hp)
+    report["weights_saturated"]["head"] = nsat
+    report["bias_saturated"]["head"] = bsat
+
+    report.update({
+        "calibration_recordings": len(calib),
+        "input_range": k_in.tolist(),
+        "lsb": lsb_c.tolist(),
+        "cell_absmax": cal["c_absmax"],
+        "preact_absmax": cal["pre_absmax"],
+        "preact_sat_frac": cal["pre_sat_frac"],
+        "logit_absmax": lmax,
+        "lut_max_error_lsb": spec.lut_max_error(),
+    })
+    swing = tm.classes.index("swing") if "swing" in tm.classes else -1
+    return QuantModel(
+        family=family, classes=tuple(tm.classes), channels=list(tm.channels), units=list(tm.units),
+        rate_hz=float(tm.rate_hz), hidden=h, layers=layers, head_weight=hq, head_bias=hb, head_mult=hm,
+        logit_frac=lf, pre=pre, min_run=int(tm.min_run), delay=int(tm.delay), swing=swing,
+        float_weights_sha256=tm.weights_hash(), report=report, head_scale=hs,
+    )
+
+
+def saturation_summary(qm: QuantModel) -> list[str]:
+    """Human-readable lines about everything that saturates (for the CLI / export report)."""
+    r = qm.report
+    lines = []
+    ws = {k: v for k, v in r.get("weights_saturated", {}).items() if v}
+    bs = {k: v for k, v in r.get("bias_saturated", {}).items() if v}
+    lines.append("weights saturated: " + (", ".join(f"{k} {v}" for k, v in ws.items()) if ws else "none"))
+    lines.append("biases saturated: " + (", ".join(f"{k} {v}" for k, v in bs.items()) if bs else "none"))
+    clip = r.get("input_clip_frac")
+    if clip is not None:
+        worst = max(clip) if clip else 0.0
+        lines.append(f"inputs clipped on calibration data: {100 * worst:.4f} % of samples (worst channel)")
+    for k, (pm, fr) in enumerate(zip(r.get("preact_absmax", []), r.get("preact_sat_frac", []))):
+        lines.append(f"layer {k}: pre-activations reach {pm:.2f} (table range +-8; {100 * fr:.4f} % beyond)")
+    for k, cm in enumerate(r.get("cell_absmax", [])):
+        if qm.layers[k].family == "lstm":
+            lines.append(f"layer {k}: cell state reaches {cm:.2f}, stored as Q{15 - qm.layers[k].cell_frac}."
+                         f"{qm.layers[k].cell_frac}")
+    lines.extend(r.get("warnings", []))
+    return lines
+
+
+def calibration_recordings(tm: TrainedModel, recs: list[Recording]) -> list[Recording]:
+    """The training subjects' labelled recordings among ``recs`` (what calibration may see)."""
+    train = set(tm.info.get("train_subjects", []))
+    out = [r for r in recs if (not train or r.subject in train) and has_labels(r)]
+    if not out:
+        raise DataError("no recordings of the model's training subjects to calibrate on")
+    return out
