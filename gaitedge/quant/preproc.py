@@ -1,6 +1,6 @@
 """Twin of ``ge_preproc.c``: raw int16 counts -> normalized, filtered Q0.15 inputs.
 
-Per channel ``v = clamp(r * nm + nb, +-2^29)`` (Q.24 of ``x_norm / K``), then the
+Per channel ``v = clamp(r * nm + nb, -2^29, 2^29 - 1)`` (Q.24 of ``x_norm / K``), then the
 causal Butterworth filter as direct-form-II-transposed second-order sections with
 Q30 coefficients and int64 state (steady state for the first sample after a
 reset), then ``x' = sat16((y + 2^8) >> 9)``.
@@ -14,7 +14,7 @@ from gaitedge.quant.spec import COEF_FRAC, SIG_CLAMP, SIG_FRAC, sat16
 
 
 def _clamp_sig(v: np.ndarray) -> np.ndarray:
-    return np.clip(v, -SIG_CLAMP, SIG_CLAMP)
+    return np.clip(v, -SIG_CLAMP, SIG_CLAMP - 1)
 
 
 class FilterState:

@@ -177,6 +177,15 @@ def _gate_rows(w: np.ndarray, b: np.ndarray, offset: bool, report: dict, name: s
     real = b * 2.0**spec.PRE_FRAC + (spec.U_OFFSET if offset else 0)
     bias = np.floor(real * 2.0**32 / mult + 0.5)
     bias, bsat = _clip_bias(bias, w.shape[1])
+    # the largest |mulhr(acc, M)| any input can produce must stay below REQUANT_BOUND
+    acc_max = np.abs(bias).astype(np.float64) + 32768.0 * np.abs(q).sum(axis=1)
+    vmax = acc_max * mult / 2.0**32 + 1
+    if np.any(vmax >= spec.REQUANT_BOUND):
+        j = int(np.argmax(vmax))
+        raise ModelError(
+            f"{name}: row {j} can reach pre-activations of {vmax[j] / 4096:.0f}, beyond what the fixed-point "
+            f"gates represent; its weights are too large (max |w| {np.abs(w[j]).max():.2f}); try clipping rare "
+            f"input peaks (input_percentile) or quantization-aware fine-tuning")
     report["weights_saturated"][name] = report["weights_saturated"].get(name, 0) + nsat
     report["bias_saturated"][name] = report["bias_saturated"].get(name, 0) + bsat
     return q, bias, mult, scale

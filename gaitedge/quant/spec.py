@@ -27,7 +27,7 @@ LUT_SEG_SHIFT = 8
 LUT_KNOT_SCALE = 32768.0
 #: fraction bits of the preprocessing signal (normalized input / K, before the filter).
 SIG_FRAC = 24
-#: preprocessing / filter signals are clamped to +-SIG_CLAMP.
+#: preprocessing / filter signals are clamped to [-SIG_CLAMP, SIG_CLAMP - 1] (ARM SSAT #30).
 SIG_CLAMP = 1 << 29
 #: fraction bits of filter coefficients (int32, |c| < 2).
 COEF_FRAC = 30
@@ -36,7 +36,10 @@ MAX_ROW_INPUTS = 512
 #: rows are processed in groups of this many (weight packing, see ``gaitedge.export.c_export``).
 GROUP_ROWS = 4
 #: GRU units are processed in blocks of this many (weight packing order).
-GRU_BLOCK = 16
+GRU_BLOCK = 32
+#: bound on |mulhr(acc, M)| of gate rows that the exporter guarantees (keeps the
+#: DSP path's ``usat24(v << 8)`` exact; see QUANTIZATION.md).
+REQUANT_BOUND = 1 << 22
 #: hidden sizes are padded to a multiple of this with inert zero units.
 HIDDEN_MULTIPLE = 4
 #: cell-state fraction bits allowed for LSTM (Q(15-cf).cf).

@@ -29,9 +29,9 @@ extern "C" {
 #define GE_MODEL_MAGIC 0x314D4547u
 /** Rows per packed weight group and GRU units per block (see QUANTIZATION.md). */
 #define GE_GROUP_ROWS 4
-#define GE_GRU_BLOCK 16
+#define GE_GRU_BLOCK 32
 /** Units per block for LSTM / Elman (scratch accumulators: 4 * GE_BLOCK int32). */
-#define GE_BLOCK 16
+#define GE_BLOCK 32
 /** Longest concatenated row input (hidden + inputs) and largest class count. */
 #define GE_MAX_ROW_INPUTS 512
 #define GE_MAX_CLASSES 16

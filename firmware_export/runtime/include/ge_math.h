@@ -91,6 +91,64 @@ GE_INLINE int32_t ge_tanh(int32_t u)
     return ge_tanh_base[i] + (int32_t)(((uint32_t)u * (uint32_t)ge_tanh_slope[i]) >> 8);
 }
 
+/*
+ * Gate inputs of the sigmoid / tanh tables.  The spec's LUT input is
+ * u = usat16(v) (v = mulhr(acc, M), or any other pre-activation in Q3.12 + 32768),
+ * and y = base[i] + ((u * slope[i]) >> 8), i = u >> 8.  The portable build keeps u;
+ * the DSP build keeps U = u << 8 (USAT #24 with LSL #8, exact because the exporter
+ * guarantees |v| < 2^22) and evaluates the table with one SMLAWB:
+ * base[i] + ((U * slope[i]) >> 16), i = U >> 16, which is the same number.
+ */
+#if defined(GE_DSP_PATH)
+#define GE_U_SHIFT 8
+#if defined(GE_DSP_EMU)
+GE_INLINE int32_t ge_usat24_lsl8(int32_t v)
+{
+    const int32_t t = (int32_t)((uint32_t)v << 8);
+    return t < 0 ? 0 : (t > 0xFFFFFF ? 0xFFFFFF : t);
+}
+GE_INLINE int32_t ge_smlawb(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + (int32_t)ge_asr64((int64_t)a * (int16_t)(uint16_t)((uint32_t)b & 0xFFFFu), 16);
+}
+#else
+GE_INLINE int32_t ge_usat24_lsl8(int32_t v)
+{
+    int32_t r;
+    __asm__("usat %0, #24, %1, lsl #8" : "=r"(r) : "r"(v));
+    return r;
+}
+GE_INLINE int32_t ge_smlawb(int32_t a, int32_t b, int32_t acc) { return __smlawb(a, b, acc); }
+#endif
+/** Table input from a requantized pre-activation v (Q3.12 + 32768). */
+GE_INLINE int32_t ge_u(int32_t v) { return ge_usat24_lsl8(v); }
+GE_INLINE int32_t ge_sigmoid_u(int32_t U)
+{
+    const uint32_t i = (uint32_t)U >> 16;
+    return ge_smlawb(U, ge_sigmoid_slope[i], ge_sigmoid_base[i]);
+}
+GE_INLINE int32_t ge_tanh_u(int32_t U)
+{
+    const uint32_t i = (uint32_t)U >> 16;
+    return ge_smlawb(U, ge_tanh_slope[i], ge_tanh_base[i]);
+}
+#else
+#define GE_U_SHIFT 0
+GE_INLINE int32_t ge_u(int32_t v) { return ge_usat16(v); }
+GE_INLINE int32_t ge_sigmoid_u(int32_t u) { return ge_sigmoid(u); }
+GE_INLINE int32_t ge_tanh_u(int32_t u) { return ge_tanh(u); }
+#endif
+
+/** Table input for an int16 value c in Q(15-f).f (f <= 12): usat16(c * 2^(12-f) + 32768). */
+GE_INLINE int32_t ge_u_q(int32_t c, unsigned f)
+{
+#if defined(GE_DSP_PATH)
+    return ge_usat24_lsl8(ge_shl32(c, 12u - f) + 32768);
+#else
+    return ge_usat16(ge_shl32(c, 12u - f) + 32768);
+#endif
+}
+
 /** Round-half-up product of two Q0.15 values (or Q0.15 x Qm.n), (a * b + 2^14) >> 15. */
 GE_INLINE int32_t ge_mul15(int32_t a, int32_t b) { return ge_asr32(a * b + (1 << 14), 15); }
 

@@ -21,7 +21,7 @@ ge_status ge_elman_step(const ge_rnn_params *p, int16_t *v, int16_t *h_new, int3
         uint32_t u;
         w = ge_matvec4(w, b, v, ncols, nb / 4u, acc);
         b += nb;
-        for (u = 0; u < nb; u++) h_new[j0 + u] = (int16_t)ge_tanh(ge_usat16(ge_mulhr(acc[u], m[u])));
+        for (u = 0; u < nb; u++) h_new[j0 + u] = (int16_t)ge_tanh_u(ge_u(ge_mulhr(acc[u], m[u])));
         m += nb;
     }
     memcpy(v, h_new, hp * sizeof *v);

@@ -36,10 +36,10 @@ ge_status ge_gru_step(const ge_rnn_params *p, int16_t *v, int16_t *h_new, int32_
         w = ge_matvec4(w, b, v + hp, p->in_size, nb / 4u, acc + 3u * nb);
         b += nb;
         for (u = 0; u < nb; u++) {
-            const int32_t r = ge_sigmoid(ge_usat16(ge_mulhr(arz[2u * u], mrz[2u * u])));
-            const int32_t z = ge_sigmoid(ge_usat16(ge_mulhr(arz[2u * u + 1u], mrz[2u * u + 1u])));
+            const int32_t r = ge_sigmoid_u(ge_u(ge_mulhr(arz[2u * u], mrz[2u * u])));
+            const int32_t z = ge_sigmoid_u(ge_u(ge_mulhr(arz[2u * u + 1u], mrz[2u * u + 1u])));
             const int32_t nh = ge_sat16(ge_mulhr(anh[u], mnh[u]));
-            const int32_t n = ge_tanh(ge_usat16(ge_mulhr(anx[u], mnx[u]) + ge_mul15(r, nh)));
+            const int32_t n = ge_tanh_u(ge_u(ge_mulhr(anx[u], mnx[u]) + ge_mul15(r, nh)));
             hn[u] = (int16_t)(n + ge_mul15(z, hp_old[u] - n));
         }
         m += 4u * nb;

@@ -102,17 +102,24 @@ const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t
 /* ------------------------------------------------ Armv7E-M assembly (Thumb-2) */
 /*
  * 18 instructions per 16 MACs: one LDM of four weight words (4 rows x 4 columns),
- * one LDRD of four int16 inputs, 8 SXTB16 and 8 SMLAD.  Registers in the loop:
- * r0 weights, r1 x, r2/r3 x pairs, r4-r7 accumulators, r8-r11 weight words,
- * r12 scratch, lr loop counter.  Frame: [sp] bias, [sp+4] x, [sp+8] acc,
- * [sp+12] ncols, [sp+16] groups left.
+ * one LDRD of four int16 inputs, 8 SXTB16 and 8 SMLAD.
+ *
+ * ge_matvec4_unrolled (rows of up to 128 columns): the 4-column chunks are fully
+ * unrolled (32 copies, 72 bytes each); a group jumps to copy number ncols/4 from
+ * the end, and every copy reads x at a fixed negative offset from the end of the
+ * row, so no loop counter is needed.  Registers: r0 weights, r1 end of the row's
+ * 4-column part of x, r2/r3 x pairs, r4-r7 accumulators, r8-r11 weight words,
+ * r12 scratch, lr output pointer.  Frame: [sp] entry address, [sp+4] address
+ * after the chunks (tail or store), [sp+8] end of the output, [sp+12] bias.
+ *
+ * ge_matvec4_loop (longer rows): the same chunk in a loop, four per iteration.
  */
-const uint32_t *ge_matvec4_asm(const uint32_t *w, const int32_t *bias, const int16_t *x, int32_t *acc,
-                               uint32_t ncols_groups);
+const uint32_t *ge_matvec4_unrolled(const uint32_t *w, const int32_t *bias, const int16_t *x, int32_t *acc,
+                                    uint32_t ncols_groups);
+const uint32_t *ge_matvec4_loop(const uint32_t *w, const int32_t *bias, const int16_t *x, int32_t *acc,
+                                uint32_t ncols_groups);
 
-#define GE_CHUNK                                                                          \
-    "ldmia r0!, {r8, r9, r10, r11}\n\t"                                                   \
-    "ldrd r2, r3, [r1], #8\n\t"                                                           \
+#define GE_CHUNK_BODY                                                                     \
     "sxtb16 r12, r8\n\t"                                                                  \
     "smlad r4, r12, r2, r4\n\t"                                                           \
     "sxtb16 r8, r8, ror #8\n\t"                                                           \
@@ -130,15 +137,93 @@ const uint32_t *ge_matvec4_asm(const uint32_t *w, const int32_t *bias, const int
     "sxtb16 r11, r11, ror #8\n\t"                                                         \
     "smlad r7, r11, r3, r7\n\t"
 
+#define GE_CHUNK                                                                          \
+    "ldmia.w r0!, {r8, r9, r10, r11}\n\t"                                                 \
+    "ldrd r2, r3, [r1], #8\n\t" GE_CHUNK_BODY
+
+#define GE_TAIL                                                                           \
+    "ldr.w r2, [r1]\n\t"                                                                  \
+    "ldrd r8, r9, [r0], #8\n\t"                                                           \
+    "sxtb16 r12, r8\n\t"                                                                  \
+    "smlad r4, r12, r2, r4\n\t"                                                           \
+    "sxtb16 r8, r8, ror #8\n\t"                                                           \
+    "smlad r5, r8, r2, r5\n\t"                                                            \
+    "sxtb16 r12, r9\n\t"                                                                  \
+    "smlad r6, r12, r2, r6\n\t"                                                           \
+    "sxtb16 r9, r9, ror #8\n\t"                                                           \
+    "smlad r7, r9, r2, r7\n\t"
+
 __asm__(
     "\t.text\n"
     "\t.syntax unified\n"
     "\t.thumb\n"
+    "\t.macro GE_UCHUNK off\n\t"
+    "ldmia.w r0!, {r8, r9, r10, r11}\n\t"
+    "ldrd r2, r3, [r1, #-\\off]\n\t" GE_CHUNK_BODY
+    "\n\t.endm\n"
+    /* ------------------------------------------------------------ unrolled */
     "\t.align 2\n"
-    "\t.global ge_matvec4_asm\n"
+    "\t.global ge_matvec4_unrolled\n"
     "\t.thumb_func\n"
-    "\t.type ge_matvec4_asm, %function\n"
-    "ge_matvec4_asm:\n\t"
+    "\t.type ge_matvec4_unrolled, %function\n"
+    "ge_matvec4_unrolled:\n\t"
+    "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+    "ldr r12, [sp, #36]\n\t"          /* ncols | ngroups << 16 */
+    "sub sp, sp, #16\n\t"
+    "str r1, [sp, #12]\n\t"           /* bias */
+    "mov lr, r3\n\t"                  /* output pointer */
+    "lsrs r4, r12, #16\n\t"           /* groups */
+    "add r4, r3, r4, lsl #4\n\t"
+    "str r4, [sp, #8]\n\t"            /* end of output */
+    "ubfx r4, r12, #2, #14\n\t"       /* nq = ncols / 4 */
+    "add r1, r2, r4, lsl #3\n\t"      /* x + 4 * nq int16 */
+    "adr.w r5, 8f\n\t"
+    "lsls r6, r4, #6\n\t"
+    "add r6, r6, r4, lsl #3\n\t"      /* nq * 72 bytes */
+    "subs r5, r5, r6\n\t"
+    "orr r5, r5, #1\n\t"
+    "str r5, [sp, #0]\n\t"
+    "tst r12, #2\n\t"
+    "ite ne\n\t"
+    "adrne.w r5, 6f\n\t"
+    "adreq.w r5, 7f\n\t"
+    "orr r5, r5, #1\n\t"
+    "str r5, [sp, #4]\n\t"
+    "ldr r4, [sp, #8]\n\t"
+    "cmp lr, r4\n\t"
+    "beq 9f\n"
+    "5:\n\t"
+    "ldr r12, [sp, #12]\n\t"
+    "ldmia r12!, {r4, r5, r6, r7}\n\t"
+    "str r12, [sp, #12]\n\t"
+    "ldr pc, [sp, #0]\n"
+    "4:\n\t"
+    ".irp off, 256, 248, 240, 232, 224, 216, 208, 200, 192, 184, 176, 168, 160, 152, 144, 136, "
+    "128, 120, 112, 104, 96, 88, 80, 72, 64, 56, 48, 40, 32, 24, 16, 8\n\t"
+    "GE_UCHUNK \\off\n\t"
+    ".endr\n"
+    "8:\n\t"
+    ".if (8b - 4b) != (32 * 72)\n\t"
+    ".error \"ge_matvec4_unrolled: chunk copies are not 72 bytes\"\n\t"
+    ".endif\n\t"
+    "ldr pc, [sp, #4]\n"
+    "6:\n\t"
+    GE_TAIL
+    "\n7:\n\t"
+    "stmia lr!, {r4, r5, r6, r7}\n\t"
+    "ldr r12, [sp, #8]\n\t"
+    "cmp lr, r12\n\t"
+    "bne 5b\n"
+    "9:\n\t"
+    "add sp, sp, #16\n\t"
+    "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
+    ".size ge_matvec4_unrolled, .-ge_matvec4_unrolled\n"
+    /* ---------------------------------------------------------------- loop */
+    "\t.align 2\n"
+    "\t.global ge_matvec4_loop\n"
+    "\t.thumb_func\n"
+    "\t.type ge_matvec4_loop, %function\n"
+    "ge_matvec4_loop:\n\t"
     "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
     "ldr r12, [sp, #36]\n\t"
     "sub sp, sp, #20\n\t"
@@ -148,60 +233,53 @@ __asm__(
     "uxth r4, r12\n\t"
     "str r4, [sp, #12]\n\t"
     "lsrs r12, r12, #16\n\t"
-    "beq 9f\n\t"
+    "beq 19f\n\t"
     "str r12, [sp, #16]\n"
-    "1:\n\t"
+    "11:\n\t"
     "ldr r1, [sp, #0]\n\t"
     "ldmia r1!, {r4, r5, r6, r7}\n\t"
     "str r1, [sp, #0]\n\t"
     "ldr r1, [sp, #4]\n\t"
     "ldr lr, [sp, #12]\n\t"
     "lsrs lr, lr, #4\n\t"
-    "beq 3f\n"
-    "2:\n\t"
+    "beq 13f\n"
+    "12:\n\t"
     GE_CHUNK GE_CHUNK GE_CHUNK GE_CHUNK
     "subs lr, lr, #1\n\t"
-    "bne 2b\n"
-    "3:\n\t"
+    "bne 12b\n"
+    "13:\n\t"
     "ldr lr, [sp, #12]\n\t"
     "ubfx lr, lr, #2, #2\n\t"
     "cmp lr, #0\n\t"
-    "beq 5f\n"
-    "4:\n\t"
+    "beq 15f\n"
+    "14:\n\t"
     GE_CHUNK
     "subs lr, lr, #1\n\t"
-    "bne 4b\n"
-    "5:\n\t"
+    "bne 14b\n"
+    "15:\n\t"
     "ldr lr, [sp, #12]\n\t"
     "tst lr, #2\n\t"
-    "beq 6f\n\t"
-    "ldr r2, [r1], #4\n\t"
-    "ldrd r8, r9, [r0], #8\n\t"
-    "sxtb16 r12, r8\n\t"
-    "smlad r4, r12, r2, r4\n\t"
-    "sxtb16 r8, r8, ror #8\n\t"
-    "smlad r5, r8, r2, r5\n\t"
-    "sxtb16 r12, r9\n\t"
-    "smlad r6, r12, r2, r6\n\t"
-    "sxtb16 r9, r9, ror #8\n\t"
-    "smlad r7, r9, r2, r7\n"
-    "6:\n\t"
+    "beq 16f\n\t"
+    GE_TAIL
+    "\n16:\n\t"
     "ldr r1, [sp, #8]\n\t"
     "stmia r1!, {r4, r5, r6, r7}\n\t"
     "str r1, [sp, #8]\n\t"
     "ldr r1, [sp, #16]\n\t"
     "subs r1, r1, #1\n\t"
     "str r1, [sp, #16]\n\t"
-    "bne 1b\n"
-    "9:\n\t"
+    "bne 11b\n"
+    "19:\n\t"
     "add sp, sp, #20\n\t"
     "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
-    ".size ge_matvec4_asm, .-ge_matvec4_asm\n");
+    ".size ge_matvec4_loop, .-ge_matvec4_loop\n");
 
 const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t *x, uint32_t ncols,
                            uint32_t ngroups, int32_t *acc)
 {
+    const uint32_t packed = (ncols & 0xFFFFu) | (ngroups << 16);
     if (ngroups == 0u) return w;
-    return ge_matvec4_asm(w, bias, x, acc, (ncols & 0xFFFFu) | (ngroups << 16));
+    if (ncols <= 4u * 32u) return ge_matvec4_unrolled(w, bias, x, acc, packed);
+    return ge_matvec4_loop(w, bias, x, acc, packed);
 }
 #endif

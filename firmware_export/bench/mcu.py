@@ -1,0 +1,130 @@
+"""Build the C runtime + an exported model into Cortex-M firmware and run it on QEMU.
+
+Shared by ``benchmarks/bench_mcu.py`` and the tests (imported by path; not part of
+the ``gaitedge`` package).  Method (see ../../../shared/notes/EMULATOR.md):
+``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb`` with newlib-nano + semihosting,
+``qemu-system-arm -M mps2-an386`` and a TCG plugin (``icount_plugin.c``) that counts
+the guest instructions executed between two marker functions.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RUNTIME = HERE.parent / "runtime"
+ARM_GCC = "arm-none-eabi-gcc"
+QEMU = "qemu-system-arm"
+WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+def toolchain_missing() -> list[str]:
+    """Names of the tools that are not installed (empty when everything is there)."""
+    return [t for t in (ARM_GCC, "arm-none-eabi-size", "arm-none-eabi-nm", QEMU, "gcc") if shutil.which(t) is None]
+
+
+def build_plugin(out_dir: Path) -> Path:
+    """Compile the instruction-counting TCG plugin for the host."""
+    so = Path(out_dir) / "icount_plugin.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o", str(so),
+                    str(HERE / "icount_plugin.c")], check=True, capture_output=True, text=True)
+    return so
+
+
+def write_bench_input(path: Path, counts: np.ndarray) -> None:
+    """``bench_input.h`` holding ``counts [N, C]`` (int16) for the firmware."""
+    counts = np.asarray(counts, np.int64)
+    n, c = counts.shape
+    vals = ", ".join(str(int(v)) for v in counts.ravel())
+    Path(path).write_text(
+        "/* generated benchmark input: raw int16 counts */\n#include <stdint.h>\n"
+        f"#define BENCH_N {n}\n#define BENCH_NI {c}\n"
+        f"static const int16_t bench_input[{n * c}] = {{{vals}}};\n"
+    )
+
+
+@dataclass
+class Firmware:
+    elf: Path
+    objects: dict[str, Path] = field(default_factory=dict)
+    stack_usage: dict[str, int] = field(default_factory=dict)
+
+
+def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4", print_steps: bool = True,
+                   extra: list[str] | None = None) -> Firmware:
+    """Compile runtime + model (``model_dir`` holds model_data.c/.h) + bench_main into an ELF."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    arch = ["-mcpu=" + cpu, "-mthumb", "-mfloat-abi=soft"]
+    base = ["-O2", *arch, "-ffunction-sections", "-fdata-sections", f"-I{RUNTIME / 'include'}", f"-I{model_dir}",
+            f"-I{work}"] + (["-DGE_USE_DSP"] if dsp else []) + (extra or [])
+    objs: dict[str, Path] = {}
+    srcs = sorted((RUNTIME / "src").glob("*.c")) + [Path(model_dir) / "model_data.c"]
+    for src in srcs:
+        o = work / (src.stem + ".o")
+        subprocess.run([ARM_GCC, *WARN, *base, "-fstack-usage", "-c", str(src), "-o", str(o)], check=True,
+                       capture_output=True, text=True)
+        objs[src.stem] = o
+    for src, flags in ((HERE / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"]),
+                       (HERE / "startup.c", ["-std=c99", "-Wall"])):
+        o = work / (src.stem + ".o")
+        subprocess.run([ARM_GCC, *flags, *base, "-c", str(src), "-o", str(o)], check=True, capture_output=True,
+                       text=True)
+        objs[src.stem] = o
+    elf = work / "fw.elf"
+    subprocess.run([ARM_GCC, *arch, "--specs=nano.specs", "--specs=rdimon.specs", "-T",
+                    str(HERE / "mps2_an386.ld"), "-Wl,--gc-sections", *map(str, objs.values()), "-o", str(elf)],
+                   check=True, capture_output=True, text=True)
+    su: dict[str, int] = {}
+    for f in work.glob("*.su"):
+        for line in f.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2:
+                su[parts[0].split(":")[-1]] = int(parts[1])
+    return Firmware(elf, objs, su)
+
+
+def symbol(elf: Path, name: str) -> int:
+    out = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == name:
+            return int(parts[0], 16)
+    raise KeyError(name)
+
+
+@dataclass
+class QemuRun:
+    rc: int
+    stdout: str
+    icounts: list[int]
+
+
+def run_qemu(elf: Path, plugin: Path | None = None, machine: str = "mps2-an386", timeout: float = 120) -> QemuRun:
+    """Run firmware with semihosting; with ``plugin``, collect the marker instruction counts."""
+    cmd = [QEMU, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "none",
+           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    if plugin is not None:
+        b = symbol(elf, "ge_bench_begin")
+        e = symbol(elf, "ge_bench_end")
+        cmd += ["-plugin", f"{plugin},begin={b:#x},end={e:#x}", "-d", "plugin"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    counts = [int(m) for m in re.findall(r"^icount (\d+)$", p.stderr, flags=re.M)]
+    return QemuRun(p.returncode, p.stdout, counts)
+
+
+def object_sizes(paths: list[Path]) -> dict[str, int]:
+    """text+data+bss of object files (``arm-none-eabi-size``)."""
+    out = subprocess.run(["arm-none-eabi-size", *map(str, paths)], check=True, capture_output=True,
+                         text=True).stdout.splitlines()[1:]
+    res = {}
+    for line in out:
+        parts = line.split()
+        res[Path(parts[5]).stem] = {"text": int(parts[0]), "data": int(parts[1]), "bss": int(parts[2])}
+    return res
