@@ -18,6 +18,7 @@ TINY = [
     "--set", "train.window_s=2.5",
     "--set", "train.patience=50",
     "--set", "data.val_subjects=['syn5']",
+    "--set", "train.threads=1",
 ]
 
 
