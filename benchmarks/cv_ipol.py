@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=[str(ROOT / f"configs/ipol_{m}.toml") for m in ("gru", "lstm", "elman")])
     ap.add_argument("--data", default=f"ipol:{ROOT.parent / 'shared/data/ipol-gait'}", help="IPOL spec (no options)")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per training (0 = the config's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench_out"))
     ap.add_argument("--md", default=str(ROOT / "BENCHMARKS.md"))
@@ -72,6 +73,8 @@ def main() -> None:
     results = json.loads(res_path.read_text()) if res_path.exists() else {}
     for cfg_path in args.configs:
         cfg = load_config(cfg_path)
+        if args.threads:
+            cfg.train.threads = args.threads
         recs = load_spec(args.data, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
         checked = load_spec(args.data + "?quality=checked", other_foot=cfg.data.other_foot,
                             lower_back=cfg.data.lower_back)
