@@ -130,7 +130,8 @@ def main() -> None:
     lines = [
         "## Gait-phase cross-validation (IPOL, leave-subjects-out)",
         "",
-        f"Command: `python benchmarks/cv_ipol.py --configs {' '.join(os.path.relpath(c, ROOT) for c in args.configs)}`  ",
+        f"Command: `python benchmarks/cv_ipol.py{f' --threads {args.threads}' if args.threads else ''} "
+        f"--configs {' '.join(os.path.relpath(c, ROOT) for c in args.configs)}`  ",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, no GPU. Date: {date.today().isoformat()}.  ",
         f"Protocol: {args.folds} folds of 3 subjects (seeded shuffle of subjects 1–15); each fold trains on the "
         "other 12 subjects (2 of them held out for early stopping) and tests on its 3. Training uses the trials "
