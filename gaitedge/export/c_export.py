@@ -27,7 +27,7 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "firmware_export" / "runtime
 KIND = {"lstm": "GE_LAYER_LSTM", "gru": "GE_LAYER_GRU", "elman": "GE_LAYER_ELMAN"}
 #: size of ``ge_state`` on a 32-bit target (7 pointers, step, primed, events state).
 STATE_STRUCT_BYTES = 48
-LUT_BYTES = 2 * 256 * (4 + 2)
+LUT_BYTES = 256 * 4 * 4
 
 
 # ---------------------------------------------------------------------------------------
@@ -39,13 +39,21 @@ def _word(b0: int, b1: int, b2: int, b3: int) -> int:
     return (b0 & 0xFF) | ((b1 & 0xFF) << 8) | ((b2 & 0xFF) << 16) | ((b3 & 0xFF) << 24)
 
 
-def pack_group(w: np.ndarray) -> list[int]:
-    """Pack 4 rows ``w [4, ncols]`` (int8 values, ncols even) into uint32 words."""
+def _bias_word(b: int) -> int:
+    return int(b) & 0xFFFFFFFF
+
+
+def pack_group(w: np.ndarray, bias: np.ndarray | None = None) -> list[int]:
+    """Pack 4 rows ``w [4, ncols]`` (int8 values, ncols even) into uint32 words.
+
+    With ``bias`` (4 int32), the group starts with the four bias words, as the C
+    runtime expects.
+    """
     w = np.asarray(w, np.int64)
     if w.shape[0] != 4 or w.shape[1] % 2:
         raise ValueError("a group is 4 rows over an even number of columns")
     n = w.shape[1]
-    out = []
+    out = [] if bias is None else [_bias_word(b) for b in bias]
     for k in range(0, n - n % 4, 4):
         for r in range(4):
             out.append(_word(w[r, k], w[r, k + 2], w[r, k + 1], w[r, k + 3]))
@@ -67,8 +75,8 @@ def layer_order(lay: QLayer) -> list[tuple[list[int], int, int]]:
         for j in range(0, hp, 4):
             groups.append((list(range(j, j + 4)), 0, ncols))
     elif lay.family == "gru":
-        for j0 in range(0, hp, spec.GRU_BLOCK):
-            nb = min(spec.GRU_BLOCK, hp - j0)
+        for j0 in range(0, hp, spec.BLOCK):
+            nb = min(spec.BLOCK, hp - j0)
             for j in range(j0, j0 + nb, 2):
                 groups.append(([j, hp + j, j + 1, hp + j + 1], 0, ncols))
             for j in range(j0, j0 + nb, 4):
@@ -80,29 +88,32 @@ def layer_order(lay: QLayer) -> list[tuple[list[int], int, int]]:
     return groups
 
 
-def pack_layer(lay: QLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(packed uint32 weights, bias, mult) of a layer in the C runtime's consumption order."""
+def mult_order(lay: QLayer) -> list[int]:
+    """Row order of a layer's multiplier array: per unit (LSTM i f g o, GRU r z nh nx, Elman h)."""
+    hp = lay.hidden
+    gates = {"lstm": 4, "gru": 4, "elman": 1}[lay.family]
+    return [g * hp + j for j in range(hp) for g in range(gates)]
+
+
+def pack_layer(lay: QLayer) -> tuple[np.ndarray, np.ndarray]:
+    """(packed uint32 weight words with biases, multipliers) of a layer, in the runtime's order."""
     words: list[int] = []
-    rows: list[int] = []
     for idx, c0, n in layer_order(lay):
-        words += pack_group(lay.weight[idx, c0 : c0 + n])
-        rows += idx
-    return np.asarray(words, np.uint64), lay.bias[rows], lay.mult[rows]
+        words += pack_group(lay.weight[idx, c0 : c0 + n], lay.bias[idx])
+    return np.asarray(words, np.uint64), lay.mult[mult_order(lay)]
 
 
-def pack_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pack_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray]:
     k, hp = qm.head_weight.shape
     kp = -(-k // 4) * 4
     w = np.zeros((kp, hp), np.int64)
     w[:k] = qm.head_weight
     b = np.zeros(kp, np.int64)
     b[:k] = qm.head_bias
-    m = np.zeros(kp, np.int64)
-    m[:k] = qm.head_mult
     words: list[int] = []
     for g in range(0, kp, 4):
-        words += pack_group(w[g : g + 4])
-    return np.asarray(words, np.uint64), b, m
+        words += pack_group(w[g : g + 4], b[g : g + 4])
+    return np.asarray(words, np.uint64), qm.head_mult.copy()
 
 
 # ---------------------------------------------------------------------------------------
@@ -118,13 +129,14 @@ def arena_bytes(qm: QuantModel) -> int:
     """Mirror of ``ge_arena_bytes()``."""
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
     cells = sum(lay.hidden for lay in qm.layers if lay.family == "lstm")
-    hmax = max(lay.hidden for lay in qm.layers)
+    hnew = max([lay.hidden for lay in qm.layers if lay.hidden > spec.BLOCK], default=0)
+    units = max([min(lay.hidden, spec.BLOCK) for lay in qm.layers] + [-(-qm.n_classes // 4)])
     return (
         _align8(qm.pre.n_inputs * n_sec * 2 * 8)
         + _align8(qm.vec_len() * 2)
         + _align8(cells * 2)
-        + _align8(hmax * 2)
-        + _align8(4 * spec.GRU_BLOCK * 4)
+        + _align8(hnew * 2)
+        + _align8(4 * units * 4)
         + _align8(qm.n_classes * 2)
     )
 
@@ -133,10 +145,10 @@ def weight_bytes(qm: QuantModel) -> dict[str, int]:
     """Flash bytes of the model's const arrays (weights, biases, multipliers, preprocessing)."""
     rnn = 0
     for lay in qm.layers:
-        w, b, m = pack_layer(lay)
-        rnn += 4 * (len(w) + len(b) + len(m))
-    w, b, m = pack_head(qm)
-    head = 4 * (len(w) + len(b) + len(m))
+        w, m = pack_layer(lay)
+        rnn += 4 * (len(w) + len(m))
+    w, m = pack_head(qm)
+    head = 4 * (len(w) + len(m))
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
     pre = 4 * (2 * qm.pre.n_inputs + 7 * n_sec)
     return {"rnn": rnn, "head": head, "preproc": pre, "total": rnn + head + pre}
@@ -205,17 +217,15 @@ def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = 
         out.append(_arr("int32_t", f"{p}_zi", qm.pre.zi, per_line=2))
     layer_inits = []
     for k, lay in enumerate(qm.layers):
-        w, b, m = pack_layer(lay)
+        w, m = pack_layer(lay)
         out.append(_arr("uint32_t", f"{p}_l{k}_weights", w, per_line=6, hexa=True))
-        out.append(_arr("int32_t", f"{p}_l{k}_bias", b))
         out.append(_arr("int32_t", f"{p}_l{k}_mult", m))
         layer_inits.append(
             f"    {{{KIND[lay.family]}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, "
-            f"{p}_l{k}_weights, {p}_l{k}_bias, {p}_l{k}_mult}},"
+            f"{p}_l{k}_weights, {p}_l{k}_mult}},"
         )
-    hw, hb, hm = pack_head(qm)
+    hw, hm = pack_head(qm)
     out.append(_arr("uint32_t", f"{p}_head_weights", hw, per_line=6, hexa=True))
-    out.append(_arr("int32_t", f"{p}_head_bias", hb))
     out.append(_arr("int32_t", f"{p}_head_mult", hm))
     out.append(f"static const ge_rnn_params {p}_layers[{len(qm.layers)}] = {{\n" + "\n".join(layer_inits) + "\n};\n")
     names = ", ".join(_cstr(c) for c in qm.classes)
@@ -228,8 +238,7 @@ def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = 
         f"{int(round(qm.rate_hz * 1000))}u,\n"
         f"    {{{qm.pre.n_inputs}, {qm.pre.in_pad}, {n_sec}, {p}_norm_mult, {p}_norm_bias, {sos}, {zi}}},\n"
         f"    {p}_layers,\n"
-        f"    {{{qm.n_classes}, {qm.layers[-1].hidden}, {qm.logit_frac}, {p}_head_weights, {p}_head_bias, "
-        f"{p}_head_mult}},\n"
+        f"    {{{qm.n_classes}, {qm.layers[-1].hidden}, {qm.logit_frac}, {p}_head_weights, {p}_head_mult}},\n"
         f"    {{{qm.min_run}, {qm.swing}}},\n"
         f"    {p}_class_names,\n"
         f"    {_cstr(qm.weights_hash())},\n"

@@ -27,11 +27,15 @@ extern "C" {
 #define GE_SPEC_VERSION 1
 /** Magic number at the start of every model descriptor ("GEM1"). */
 #define GE_MODEL_MAGIC 0x314D4547u
-/** Rows per packed weight group and GRU units per block (see QUANTIZATION.md). */
+/** Rows per packed weight group (see QUANTIZATION.md "Weight packing"). */
 #define GE_GROUP_ROWS 4
-#define GE_GRU_BLOCK 32
-/** Units per block for LSTM / Elman (scratch accumulators: 4 * GE_BLOCK int32). */
-#define GE_BLOCK 32
+/**
+ * Units per block: a layer runs one matrix pass per block of this many units,
+ * then their gates (scratch: 4 int32 per unit of the largest block).  Layers of
+ * at most GE_BLOCK units are one block and update their state in place; GRU
+ * weights are packed per block.
+ */
+#define GE_BLOCK 64
 /** Longest concatenated row input (hidden + inputs) and largest class count. */
 #define GE_MAX_ROW_INPUTS 512
 #define GE_MAX_CLASSES 16
@@ -52,15 +56,14 @@ enum { GE_LAYER_LSTM = 1, GE_LAYER_GRU = 2, GE_LAYER_ELMAN = 3 };
 /** Event codes reported by ge_step(). */
 enum { GE_EVENT_NONE = 0, GE_EVENT_TOE_OFF = 1, GE_EVENT_HEEL_STRIKE = 2 };
 
-/** One recurrent layer (packed int8 weights, int32 biases and multipliers). */
+/** One recurrent layer (packed int8 weights with int32 biases, int32 multipliers). */
 typedef struct {
     uint8_t kind;        /**< GE_LAYER_* */
     uint8_t cell_frac;   /**< LSTM: fraction bits of the int16 cell state (8..12) */
     uint16_t in_size;    /**< input width (even; inputs or the previous hidden) */
     uint16_t hidden;     /**< hidden units (multiple of 4) */
-    const uint32_t *weights; /**< packed groups, see QUANTIZATION.md "Weight packing" */
-    const int32_t *bias;     /**< one per row, in packing order */
-    const int32_t *mult;     /**< one per row, in packing order */
+    const uint32_t *weights; /**< packed groups (biases first), QUANTIZATION.md "Weight packing" */
+    const int32_t *mult;     /**< requantization multipliers, per unit: LSTM i f g o, GRU r z nh nx */
 } ge_rnn_params;
 
 /** Dense head: logits = sat16(mulhr(bias + W h, mult)), Q(logit_frac). */
@@ -68,9 +71,8 @@ typedef struct {
     uint16_t rows;       /**< classes */
     uint16_t cols;       /**< hidden of the last layer */
     uint8_t logit_frac;
-    const uint32_t *weights;
-    const int32_t *bias;
-    const int32_t *mult;
+    const uint32_t *weights; /**< packed groups of 4 rows (biases first; last group zero-padded) */
+    const int32_t *mult;     /**< [rows] */
 } ge_dense_params;
 
 /** On-device preprocessing: scaling of raw counts, normalization, causal filter. */
@@ -119,7 +121,7 @@ typedef struct {
     const ge_model *model;
     int16_t *vec;        /**< [h_L .. h_1, x]: hidden states then inputs */
     int16_t *cells;      /**< LSTM cell states, layers concatenated */
-    int16_t *h_new;      /**< scratch: next hidden state of one layer */
+    int16_t *h_new;      /**< scratch: next hidden state of a layer wider than GE_BLOCK */
     int32_t *acc;        /**< scratch: int32 accumulators of one block */
     int64_t *filt;       /**< filter state [n_inputs][n_sections][2] */
     int16_t *logits;     /**< [n_classes] */

@@ -32,15 +32,19 @@
 #define GE_INLINE static inline
 #endif
 
-/* Sigmoid / tanh tables (ge_lut.c): y = base[i] + ((u * slope[i]) >> 8), i = u >> 8. */
-extern const int32_t ge_sigmoid_base[256];
-extern const int16_t ge_sigmoid_slope[256];
-extern const int32_t ge_tanh_base[256];
-extern const int16_t ge_tanh_slope[256];
+/* Sigmoid / tanh table (ge_lut.c): entry i = u >> 8 holds {sigmoid base, sigmoid slope,
+ * tanh base, tanh slope}; y = base + ((u * slope) >> 8). */
+extern const int32_t ge_lut[1024];
 
 /** floor(v / 2^s) without relying on implementation-defined signed shifts. */
 GE_INLINE int32_t ge_asr32(int32_t v, unsigned s) { return v < 0 ? ~((~v) >> s) : v >> s; }
 GE_INLINE int64_t ge_asr64(int64_t v, unsigned s) { return v < 0 ? ~((~v) >> s) : v >> s; }
+
+/** A two's complement 32-bit word as int32 (no implementation-defined conversion). */
+GE_INLINE int32_t ge_word_to_i32(uint32_t w)
+{
+    return w < 0x80000000u ? (int32_t)w : -(int32_t)(~w) - 1;
+}
 
 /** v * 2^s for small s (no UB on negative v). */
 GE_INLINE int32_t ge_shl32(int32_t v, unsigned s) { return v * (int32_t)(1L << s); }
@@ -80,15 +84,15 @@ GE_INLINE int32_t ge_mulhr(int32_t a, int32_t m)
 /** Interpolated sigmoid of the pre-activation (u - 32768) / 4096; Q0.15. u in [0, 65535]. */
 GE_INLINE int32_t ge_sigmoid(int32_t u)
 {
-    uint32_t i = (uint32_t)u >> 8;
-    return ge_sigmoid_base[i] + (int32_t)(((uint32_t)u * (uint32_t)ge_sigmoid_slope[i]) >> 8);
+    const int32_t *e = ge_lut + 4u * ((uint32_t)u >> 8);
+    return e[0] + (int32_t)(((uint32_t)u * (uint32_t)e[1]) >> 8);
 }
 
 /** Interpolated tanh of the pre-activation (u - 32768) / 4096; Q0.15. u in [0, 65535]. */
 GE_INLINE int32_t ge_tanh(int32_t u)
 {
-    uint32_t i = (uint32_t)u >> 8;
-    return ge_tanh_base[i] + (int32_t)(((uint32_t)u * (uint32_t)ge_tanh_slope[i]) >> 8);
+    const int32_t *e = ge_lut + 4u * ((uint32_t)u >> 8);
+    return e[2] + (int32_t)(((uint32_t)u * (uint32_t)e[3]) >> 8);
 }
 
 /*
@@ -124,13 +128,13 @@ GE_INLINE int32_t ge_smlawb(int32_t a, int32_t b, int32_t acc) { return __smlawb
 GE_INLINE int32_t ge_u(int32_t v) { return ge_usat24_lsl8(v); }
 GE_INLINE int32_t ge_sigmoid_u(int32_t U)
 {
-    const uint32_t i = (uint32_t)U >> 16;
-    return ge_smlawb(U, ge_sigmoid_slope[i], ge_sigmoid_base[i]);
+    const int32_t *e = ge_lut + 4u * ((uint32_t)U >> 16);
+    return ge_smlawb(U, e[1], e[0]);
 }
 GE_INLINE int32_t ge_tanh_u(int32_t U)
 {
-    const uint32_t i = (uint32_t)U >> 16;
-    return ge_smlawb(U, ge_tanh_slope[i], ge_tanh_base[i]);
+    const int32_t *e = ge_lut + 4u * ((uint32_t)U >> 16);
+    return ge_smlawb(U, e[3], e[2]);
 }
 #else
 #define GE_U_SHIFT 0

@@ -7,7 +7,7 @@
 ge_status ge_dense(const ge_dense_params *p, const int16_t *h, int16_t *logits, int32_t *acc)
 {
     uint32_t k;
-    (void)ge_matvec4(p->weights, p->bias, h, p->cols, (p->rows + 3u) / 4u, acc);
+    (void)ge_matvec4(p->weights, h, p->cols, (p->rows + 3u) / 4u, acc);
     for (k = 0; k < p->rows; k++) logits[k] = (int16_t)ge_sat16(ge_mulhr(acc[k], p->mult[k]));
     return GE_OK;
 }

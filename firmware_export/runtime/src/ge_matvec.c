@@ -3,6 +3,7 @@
  *
  * Weight packing (QUANTIZATION.md, "Weight packing"), per group of rows r0..r3 over
  * ncols (even) columns, as 32-bit words whose byte 0 is the least significant:
+ *   the four int32 biases of r0..r3 (two's complement words), then
  *   for each chunk of 4 columns k..k+3, for r = r0..r3:
  *       word = [w[r][k], w[r][k+2], w[r][k+1], w[r][k+3]]
  *     so that SXTB16(word) = (w[r][k], w[r][k+1]) and SXTB16(word ROR 8) =
@@ -30,15 +31,14 @@ static int32_t sb(uint32_t w, unsigned shift)
     return (int32_t)((w >> shift) & 0xFFu) - (int32_t)(((w >> shift) & 0x80u) << 1);
 }
 
-const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t *x, uint32_t ncols,
-                           uint32_t ngroups, int32_t *acc)
+const uint32_t *ge_matvec4(const uint32_t *w, const int16_t *x, uint32_t ncols, uint32_t ngroups, int32_t *acc)
 {
     uint32_t g, k, r;
     const uint32_t nq = ncols / 4u;
     for (g = 0; g < ngroups; g++) {
         int32_t a[4];
         const int16_t *xp = x;
-        for (r = 0; r < 4; r++) a[r] = bias[r];
+        for (r = 0; r < 4; r++) a[r] = ge_word_to_i32(*w++);
         for (k = 0; k < nq; k++, xp += 4) {
             for (r = 0; r < 4; r++) {
                 const uint32_t v = *w++;
@@ -54,21 +54,21 @@ const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t
         }
         for (r = 0; r < 4; r++) acc[r] = a[r];
         acc += 4;
-        bias += 4;
     }
     return w;
 }
 
 #elif !defined(GE_MATVEC_ASM)
 /* ------------------------------------------- DSP path in C (ACLE or emulated) */
-const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t *x, uint32_t ncols,
-                           uint32_t ngroups, int32_t *acc)
+const uint32_t *ge_matvec4(const uint32_t *w, const int16_t *x, uint32_t ncols, uint32_t ngroups, int32_t *acc)
 {
     uint32_t g, k;
     const uint32_t nq = ncols / 4u;
     for (g = 0; g < ngroups; g++) {
-        int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+        int32_t a0 = ge_word_to_i32(w[0]), a1 = ge_word_to_i32(w[1]), a2 = ge_word_to_i32(w[2]),
+                a3 = ge_word_to_i32(w[3]);
         const int16_t *xp = x;
+        w += 4;
         for (k = 0; k < nq; k++, xp += 4, w += 4) {
             const uint32_t x01 = ge_load_pair(xp), x23 = ge_load_pair(xp + 2);
             a0 = ge_smlad(ge_sxtb16(w[0]), x01, a0);
@@ -93,7 +93,6 @@ const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t
         acc[2] = a2;
         acc[3] = a3;
         acc += 4;
-        bias += 4;
     }
     return w;
 }
@@ -102,22 +101,22 @@ const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t
 /* ------------------------------------------------ Armv7E-M assembly (Thumb-2) */
 /*
  * 18 instructions per 16 MACs: one LDM of four weight words (4 rows x 4 columns),
- * one LDRD of four int16 inputs, 8 SXTB16 and 8 SMLAD.
+ * one LDRD of four int16 inputs, 8 SXTB16 and 8 SMLAD; a group starts with one
+ * LDM of its four biases.
  *
  * ge_matvec4_unrolled (rows of up to 128 columns): the 4-column chunks are fully
  * unrolled (32 copies, 72 bytes each); a group jumps to copy number ncols/4 from
  * the end, and every copy reads x at a fixed negative offset from the end of the
- * row, so no loop counter is needed.  Registers: r0 weights, r1 end of the row's
- * 4-column part of x, r2/r3 x pairs, r4-r7 accumulators, r8-r11 weight words,
+ * row's 4-column part, so no loop counter is needed.  Registers: r0 weights, r1
+ * end of that part of x, r2/r3 x pairs, r4-r7 accumulators, r8-r11 weight words,
  * r12 scratch, lr output pointer.  Frame: [sp] entry address, [sp+4] address
- * after the chunks (tail or store), [sp+8] end of the output, [sp+12] bias.
+ * after the chunks (tail or store), [sp+8] end of the output.
  *
  * ge_matvec4_loop (longer rows): the same chunk in a loop, four per iteration.
+ * Frame: [sp] x, [sp+4] output, [sp+8] ncols, [sp+12] groups left.
  */
-const uint32_t *ge_matvec4_unrolled(const uint32_t *w, const int32_t *bias, const int16_t *x, int32_t *acc,
-                                    uint32_t ncols_groups);
-const uint32_t *ge_matvec4_loop(const uint32_t *w, const int32_t *bias, const int16_t *x, int32_t *acc,
-                                uint32_t ncols_groups);
+const uint32_t *ge_matvec4_unrolled(const uint32_t *w, const int16_t *x, int32_t *acc, uint32_t ncols_groups);
+const uint32_t *ge_matvec4_loop(const uint32_t *w, const int16_t *x, int32_t *acc, uint32_t ncols_groups);
 
 #define GE_CHUNK_BODY                                                                     \
     "sxtb16 r12, r8\n\t"                                                                  \
@@ -168,34 +167,27 @@ __asm__(
     "\t.type ge_matvec4_unrolled, %function\n"
     "ge_matvec4_unrolled:\n\t"
     "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
-    "ldr r12, [sp, #36]\n\t"          /* ncols | ngroups << 16 */
-    "sub sp, sp, #16\n\t"
-    "str r1, [sp, #12]\n\t"           /* bias */
-    "mov lr, r3\n\t"                  /* output pointer */
-    "lsrs r4, r12, #16\n\t"           /* groups */
-    "add r4, r3, r4, lsl #4\n\t"
+    "sub sp, sp, #12\n\t"
+    "mov lr, r2\n\t"                  /* output pointer */
+    "lsrs r4, r3, #16\n\t"            /* groups */
+    "add r4, r2, r4, lsl #4\n\t"
     "str r4, [sp, #8]\n\t"            /* end of output */
-    "ubfx r4, r12, #2, #14\n\t"       /* nq = ncols / 4 */
-    "add r1, r2, r4, lsl #3\n\t"      /* x + 4 * nq int16 */
+    "ubfx r4, r3, #2, #14\n\t"        /* nq = ncols / 4 */
+    "add r1, r1, r4, lsl #3\n\t"      /* x + 4 * nq int16 */
     "adr.w r5, 8f\n\t"
     "lsls r6, r4, #6\n\t"
     "add r6, r6, r4, lsl #3\n\t"      /* nq * 72 bytes */
     "subs r5, r5, r6\n\t"
     "orr r5, r5, #1\n\t"
     "str r5, [sp, #0]\n\t"
-    "tst r12, #2\n\t"
+    "tst r3, #2\n\t"
     "ite ne\n\t"
     "adrne.w r5, 6f\n\t"
     "adreq.w r5, 7f\n\t"
     "orr r5, r5, #1\n\t"
-    "str r5, [sp, #4]\n\t"
-    "ldr r4, [sp, #8]\n\t"
-    "cmp lr, r4\n\t"
-    "beq 9f\n"
+    "str r5, [sp, #4]\n"
     "5:\n\t"
-    "ldr r12, [sp, #12]\n\t"
-    "ldmia r12!, {r4, r5, r6, r7}\n\t"
-    "str r12, [sp, #12]\n\t"
+    "ldmia r0!, {r4, r5, r6, r7}\n\t" /* biases */
     "ldr pc, [sp, #0]\n"
     "4:\n\t"
     ".irp off, 256, 248, 240, 232, 224, 216, 208, 200, 192, 184, 176, 168, 160, 152, 144, 136, "
@@ -213,9 +205,8 @@ __asm__(
     "stmia lr!, {r4, r5, r6, r7}\n\t"
     "ldr r12, [sp, #8]\n\t"
     "cmp lr, r12\n\t"
-    "bne 5b\n"
-    "9:\n\t"
-    "add sp, sp, #16\n\t"
+    "bne 5b\n\t"
+    "add sp, sp, #12\n\t"
     "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
     ".size ge_matvec4_unrolled, .-ge_matvec4_unrolled\n"
     /* ---------------------------------------------------------------- loop */
@@ -225,22 +216,17 @@ __asm__(
     "\t.type ge_matvec4_loop, %function\n"
     "ge_matvec4_loop:\n\t"
     "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
-    "ldr r12, [sp, #36]\n\t"
-    "sub sp, sp, #20\n\t"
+    "sub sp, sp, #16\n\t"
     "str r1, [sp, #0]\n\t"
     "str r2, [sp, #4]\n\t"
-    "str r3, [sp, #8]\n\t"
-    "uxth r4, r12\n\t"
-    "str r4, [sp, #12]\n\t"
-    "lsrs r12, r12, #16\n\t"
-    "beq 19f\n\t"
-    "str r12, [sp, #16]\n"
+    "uxth r4, r3\n\t"
+    "str r4, [sp, #8]\n\t"
+    "lsrs r3, r3, #16\n\t"
+    "str r3, [sp, #12]\n"
     "11:\n\t"
+    "ldmia r0!, {r4, r5, r6, r7}\n\t"
     "ldr r1, [sp, #0]\n\t"
-    "ldmia r1!, {r4, r5, r6, r7}\n\t"
-    "str r1, [sp, #0]\n\t"
-    "ldr r1, [sp, #4]\n\t"
-    "ldr lr, [sp, #12]\n\t"
+    "ldr lr, [sp, #8]\n\t"
     "lsrs lr, lr, #4\n\t"
     "beq 13f\n"
     "12:\n\t"
@@ -248,7 +234,7 @@ __asm__(
     "subs lr, lr, #1\n\t"
     "bne 12b\n"
     "13:\n\t"
-    "ldr lr, [sp, #12]\n\t"
+    "ldr lr, [sp, #8]\n\t"
     "ubfx lr, lr, #2, #2\n\t"
     "cmp lr, #0\n\t"
     "beq 15f\n"
@@ -257,29 +243,27 @@ __asm__(
     "subs lr, lr, #1\n\t"
     "bne 14b\n"
     "15:\n\t"
-    "ldr lr, [sp, #12]\n\t"
+    "ldr lr, [sp, #8]\n\t"
     "tst lr, #2\n\t"
     "beq 16f\n\t"
     GE_TAIL
     "\n16:\n\t"
-    "ldr r1, [sp, #8]\n\t"
+    "ldr r1, [sp, #4]\n\t"
     "stmia r1!, {r4, r5, r6, r7}\n\t"
-    "str r1, [sp, #8]\n\t"
-    "ldr r1, [sp, #16]\n\t"
+    "str r1, [sp, #4]\n\t"
+    "ldr r1, [sp, #12]\n\t"
     "subs r1, r1, #1\n\t"
-    "str r1, [sp, #16]\n\t"
-    "bne 11b\n"
-    "19:\n\t"
-    "add sp, sp, #20\n\t"
+    "str r1, [sp, #12]\n\t"
+    "bne 11b\n\t"
+    "add sp, sp, #16\n\t"
     "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
     ".size ge_matvec4_loop, .-ge_matvec4_loop\n");
 
-const uint32_t *ge_matvec4(const uint32_t *w, const int32_t *bias, const int16_t *x, uint32_t ncols,
-                           uint32_t ngroups, int32_t *acc)
+const uint32_t *ge_matvec4(const uint32_t *w, const int16_t *x, uint32_t ncols, uint32_t ngroups, int32_t *acc)
 {
     const uint32_t packed = (ncols & 0xFFFFu) | (ngroups << 16);
     if (ngroups == 0u) return w;
-    if (ncols <= 4u * 32u) return ge_matvec4_unrolled(w, bias, x, acc, packed);
-    return ge_matvec4_loop(w, bias, x, acc, packed);
+    if (ncols <= 4u * 32u) return ge_matvec4_unrolled(w, x, acc, packed);
+    return ge_matvec4_loop(w, x, acc, packed);
 }
 #endif

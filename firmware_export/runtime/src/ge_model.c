@@ -3,7 +3,8 @@
  *
  * Arena layout (each part rounded up to 8 bytes): filter state int64
  * [n_inputs][n_sections][2]; vec int16 [h_L .. h_1, x]; LSTM cells int16;
- * h_new int16 [max hidden]; acc int32 [4 * GE_BLOCK]; logits int16 [n_classes].
+ * h_new int16 [widest layer above GE_BLOCK units, else none]; acc int32
+ * [4 * min(widest layer, GE_BLOCK)]; logits int16 [n_classes].
  */
 #include "gaitedge_rt.h"
 
@@ -42,31 +43,42 @@ ge_status ge_check_model(const ge_model *m)
         const uint16_t want_in = l == 0 ? m->pre.in_pad : m->layers[l - 1].hidden;
         if (p->kind != GE_LAYER_LSTM && p->kind != GE_LAYER_GRU && p->kind != GE_LAYER_ELMAN)
             return GE_ERR_UNSUPPORTED;
-        if (p->weights == NULL || p->bias == NULL || p->mult == NULL) return GE_ERR_NULL;
+        if (p->weights == NULL || p->mult == NULL) return GE_ERR_NULL;
         if (p->hidden < 4 || p->hidden % 4u || p->in_size != want_in || p->in_size % 2u) return GE_ERR_MODEL;
         if ((uint32_t)p->hidden + p->in_size > GE_MAX_ROW_INPUTS) return GE_ERR_MODEL;
         if (p->kind == GE_LAYER_LSTM && (p->cell_frac < 8 || p->cell_frac > 12)) return GE_ERR_MODEL;
     }
-    if (m->head.weights == NULL || m->head.bias == NULL || m->head.mult == NULL) return GE_ERR_NULL;
+    if (m->head.weights == NULL || m->head.mult == NULL) return GE_ERR_NULL;
     if (m->head.rows != m->n_classes || m->head.cols != m->layers[m->n_layers - 1].hidden) return GE_ERR_MODEL;
     if (m->events.swing >= (int)m->n_classes) return GE_ERR_MODEL;
     return GE_OK;
 }
 
+/* Sizes of the arena parts: LSTM cells, h_new (layers wider than GE_BLOCK), scratch units. */
+static void arena_sizes(const ge_model *m, size_t *cells, size_t *hnew, size_t *units)
+{
+    uint16_t l;
+    *cells = 0;
+    *hnew = 0;
+    *units = (m->n_classes + 3u) / 4u;
+    for (l = 0; l < m->n_layers; l++) {
+        const size_t h = m->layers[l].hidden;
+        if (m->layers[l].kind == GE_LAYER_LSTM) *cells += h;
+        if (h > GE_BLOCK && h > *hnew) *hnew = h;
+        if ((h < GE_BLOCK ? h : GE_BLOCK) > *units) *units = h < GE_BLOCK ? h : GE_BLOCK;
+    }
+}
+
 size_t ge_arena_bytes(const ge_model *m)
 {
-    size_t cells = 0, hmax = 0, n;
-    uint16_t l;
+    size_t cells, hnew, units, n;
     if (ge_check_model(m) != GE_OK) return 0;
-    for (l = 0; l < m->n_layers; l++) {
-        if (m->layers[l].kind == GE_LAYER_LSTM) cells += m->layers[l].hidden;
-        if (m->layers[l].hidden > hmax) hmax = m->layers[l].hidden;
-    }
+    arena_sizes(m, &cells, &hnew, &units);
     n = GE_ALIGN8((size_t)m->pre.n_inputs * m->pre.n_sections * 2u * sizeof(int64_t));
     n += GE_ALIGN8(vec_len(m) * sizeof(int16_t));
     n += GE_ALIGN8(cells * sizeof(int16_t));
-    n += GE_ALIGN8(hmax * sizeof(int16_t));
-    n += GE_ALIGN8(4u * GE_BLOCK * sizeof(int32_t));
+    n += GE_ALIGN8(hnew * sizeof(int16_t));
+    n += GE_ALIGN8(4u * units * sizeof(int32_t));
     n += GE_ALIGN8((size_t)m->n_classes * sizeof(int16_t));
     return n;
 }
@@ -74,18 +86,14 @@ size_t ge_arena_bytes(const ge_model *m)
 ge_status ge_init(ge_state *st, const ge_model *m, void *arena, size_t arena_bytes)
 {
     unsigned char *p = (unsigned char *)arena;
-    size_t cells = 0, hmax = 0;
-    uint16_t l;
+    size_t cells, hnew, units;
     ge_status s;
     if (st == NULL || arena == NULL) return GE_ERR_NULL;
     st->model = NULL;
     s = ge_check_model(m);
     if (s != GE_OK) return s;
     if (((uintptr_t)arena & 7u) != 0 || arena_bytes < ge_arena_bytes(m)) return GE_ERR_BUFFER;
-    for (l = 0; l < m->n_layers; l++) {
-        if (m->layers[l].kind == GE_LAYER_LSTM) cells += m->layers[l].hidden;
-        if (m->layers[l].hidden > hmax) hmax = m->layers[l].hidden;
-    }
+    arena_sizes(m, &cells, &hnew, &units);
     st->filt = (int64_t *)(void *)p;
     p += GE_ALIGN8((size_t)m->pre.n_inputs * m->pre.n_sections * 2u * sizeof(int64_t));
     st->vec = (int16_t *)(void *)p;
@@ -93,9 +101,9 @@ ge_status ge_init(ge_state *st, const ge_model *m, void *arena, size_t arena_byt
     st->cells = (int16_t *)(void *)p;
     p += GE_ALIGN8(cells * sizeof(int16_t));
     st->h_new = (int16_t *)(void *)p;
-    p += GE_ALIGN8(hmax * sizeof(int16_t));
+    p += GE_ALIGN8(hnew * sizeof(int16_t));
     st->acc = (int32_t *)(void *)p;
-    p += GE_ALIGN8(4u * GE_BLOCK * sizeof(int32_t));
+    p += GE_ALIGN8(4u * units * sizeof(int32_t));
     st->logits = (int16_t *)(void *)p;
     st->model = m;
     return ge_reset(st);
