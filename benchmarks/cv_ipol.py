@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -27,10 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gaitedge.config import load_config  # noqa: E402
-from gaitedge.data import kfold_subjects, load_spec  # noqa: E402
-from gaitedge.data.splits import by_subjects  # noqa: E402
-from gaitedge.evaluate import evaluate_model  # noqa: E402
-from gaitedge.train import train  # noqa: E402
+from gaitedge.crossval import cross_validate  # noqa: E402
+from gaitedge.data import load_spec  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -78,50 +75,22 @@ def main() -> None:
         recs = load_spec(args.data, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
         checked = load_spec(args.data + "?quality=checked", other_foot=cfg.data.other_foot,
                             lower_back=cfg.data.lower_back)
-        train_pool = checked if "quality=checked" in cfg.data.train else recs
-        folds = kfold_subjects(recs, args.folds, seed=args.seed)
         key = Path(cfg_path).stem
         rows = results.get(key, {}).get("folds", [])
-        done = {tuple(r["test_subjects"]) for r in rows}
-        for k, test_subjects in enumerate(folds):
-            if tuple(test_subjects) in done:
-                continue
-            train_recs = [r for r in train_pool if r.subject not in set(test_subjects)]
-            t0 = time.time()
-            tm, metrics, _ = train(cfg, out_dir=out / "runs" / key / f"fold{k}", recs=train_recs, progress=False,
-                                   force=True, log=lambda *_: None)
-            train_s = time.time() - t0
-            m = evaluate_model(tm, by_subjects(recs, test_subjects))
-            mc = evaluate_model(tm, by_subjects(checked, test_subjects))
-            row = {
-                "fold": k,
-                "test_subjects": test_subjects,
-                "macro_f1": m["macro_f1"],
-                "accuracy": m["accuracy"],
-                "f1": m["f1"],
-                "hs_f1": m["events"]["heel_strike"]["f1"],
-                "to_f1": m["events"]["toe_off"]["f1"],
-                "event_f1": m["event_f1"],
-                "median_err_ms": m["event_median_abs_error_ms"],
-                "mean_err_ms": m["event_mean_abs_error_ms"],
-                "train_s": train_s,
-                "params": metrics["n_params"],
-                "best_epoch": metrics["best_epoch"],
-                "checked": {
-                    "macro_f1": mc["macro_f1"],
-                    "hs_f1": mc["events"]["heel_strike"]["f1"],
-                    "to_f1": mc["events"]["toe_off"]["f1"],
-                    "median_err_ms": mc["event_median_abs_error_ms"],
-                    "n_recordings": mc["n_recordings"],
-                },
-            }
+        for row in cross_validate(
+            cfg,
+            recs,
+            k=args.folds,
+            seed=args.seed,
+            out_root=out / "runs" / key,
+            train_pool=checked if "quality=checked" in cfg.data.train else recs,
+            extra_eval={"checked": checked},
+            skip={tuple(r["test_subjects"]) for r in rows},
+            log=lambda msg, key=key: print(f"{key} {msg}", flush=True),
+        ):
             rows.append(row)
             results[key] = {"config": cfg.to_dict(), "folds": rows}
             res_path.write_text(json.dumps(results, indent=1))
-            print(f"{key} fold {k} {test_subjects}: all trials macro-F1 {row['macro_f1']:.4f} HS F1 {row['hs_f1']:.4f} "
-                  f"TO F1 {row['to_f1']:.4f}; checked trials macro-F1 {mc['macro_f1']:.4f} "
-                  f"HS F1 {row['checked']['hs_f1']:.4f} TO F1 {row['checked']['to_f1']:.4f}; "
-                  f"median err {row['median_err_ms']:.1f} ms, {train_s:.0f} s", flush=True)
 
     def ms(rows: list[dict], key: str, fmt: str = "{:.3f}") -> str:
         v = np.array([r[key] for r in rows], dtype=float)
