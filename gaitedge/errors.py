@@ -21,3 +21,7 @@ class ConfigError(GaitedgeError):
 
 class ModelError(GaitedgeError):
     """A model name, checkpoint or model file is invalid."""
+
+
+class DeviceError(GaitedgeError):
+    """A board, emulator or serial link refused a request, answered wrongly or not at all."""

@@ -1,0 +1,14 @@
+"""Talking to gaitedge firmware over a serial link (real board, QEMU or the host build).
+
+- :class:`DeviceClient` — request/response client on any pyserial URL
+  (``/dev/ttyACM0``, ``socket://127.0.0.1:PORT``, ...): ``info()``, ``ping()``,
+  ``samples(counts)``, ``stream(counts)``, ``reset()``, ``stats()``, ``flash(blob)``.
+- :class:`Emulator` — the ``mps2-an386`` board under QEMU, or the host build, on a
+  loopback TCP port.
+- :mod:`gaitedge.device.blob` — weights blobs.
+"""
+
+from gaitedge.device.client import DeviceClient, FlashResult
+from gaitedge.device.emulator import Emulator
+
+__all__ = ["DeviceClient", "Emulator", "FlashResult"]

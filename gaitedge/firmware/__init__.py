@@ -1,0 +1,11 @@
+"""Firmware images for IMU boards: the C runtime + an exported model + the wire protocol.
+
+:func:`build_firmware` compiles ``firmware_export/firmware`` for a board
+(``mps2-an386`` under QEMU, or ``host``) with a model compiled in; the weights can
+later be replaced over serial (``gaitedge.device.DeviceClient.flash``).
+"""
+
+from gaitedge.firmware.build import BOARDS, BuildError, BuildResult, build_firmware, toolchain_missing
+from gaitedge.firmware.model import load_quant_model
+
+__all__ = ["BOARDS", "BuildError", "BuildResult", "build_firmware", "load_quant_model", "toolchain_missing"]

@@ -1,0 +1,186 @@
+"""``gaitedge firmware build``: an exported model + the firmware sources -> an image.
+
+Boards:
+
+- ``mps2-an386`` — ``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb -mfloat-abi=soft
+  -DGE_USE_DSP`` (the runtime is integer-only, so the soft-float ABI costs nothing
+  and the image also runs on M4 parts without an FPU), newlib-nano for
+  memcpy/memset, own startup and linker script; writes ``firmware.elf``,
+  ``firmware.bin`` and a size report.
+- ``host`` — the same application and protocol code built with the host ``gcc``
+  as a POSIX program (serial on TCP or a pty, flash in a file) for fast tests.
+
+The output folder also gets ``model/`` (what ``gaitedge export c`` writes),
+``gen/fw_model.[ch]`` (architecture hash, blob binding), ``weights.blob`` (the
+built-in weights as a blob) and ``build.json`` (commands, sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gaitedge.errors import GaitedgeError
+
+FIRMWARE_EXPORT = Path(__file__).resolve().parents[2] / "firmware_export"
+FW_DIR = FIRMWARE_EXPORT / "firmware"
+PROTO_DIR = FIRMWARE_EXPORT / "protocol"
+BOARDS = ("mps2-an386", "host")
+#: bytes of one weight slot (boards/*/board.c)
+SLOT_BYTES = {"mps2-an386": 512 * 1024, "host": 512 * 1024}
+
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-DGE_USE_DSP"]
+COMMON_FLAGS = ["-O2", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
+
+
+class BuildError(GaitedgeError):
+    """The toolchain is missing or a compile / link step failed."""
+
+
+def toolchain_missing(board: str = "mps2-an386") -> list[str]:
+    """Tools a build for ``board`` needs that are not on PATH."""
+    tools = ["gcc"] if board == "host" else ["arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-objcopy"]
+    return [t for t in tools if shutil.which(t) is None]
+
+
+@dataclass
+class BuildResult:
+    board: str
+    out_dir: Path
+    image: Path  # firmware.elf (mps2-an386) or the host executable
+    bin: Path | None
+    blob: Path
+    sizes: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        r, s = self.report, self.sizes
+        lines = [f"firmware for {self.board}: {self.image}"]
+        if self.bin is not None:
+            lines[0] += f" (+ {self.bin.name})"
+        lines.append(f"model {r['family']} hidden {r['hidden']} x {r['layers']}, {r['n_inputs']} inputs, "
+                     f"{r['n_classes']} classes; weights sha256 {r['weights_sha256'][:16]}...; "
+                     f"architecture {r['arch_hash'][:16]}...")
+        if s:
+            lines.append(f"image: text {s['text']} B, data {s['data']} B, bss {s['bss']} B, stack {s['stack']} B"
+                         f" -> flash {s['flash']} B, RAM {s['ram']} B")
+        wb = r["weight_bytes"]
+        lines.append(f"weights {wb['total']} B in flash (blob payload {r['blob_payload_bytes']} B, "
+                     f"fits a {r['slot_bytes'] // 1024} KB slot), arena {r['arena_bytes']} B")
+        lines.append(f"weights blob: {self.blob}")
+        return "\n".join(lines)
+
+
+def _run(cmd: list[str], log: list[str], cwd: Path | None = None) -> str:
+    log.append(" ".join(cmd))
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if p.returncode != 0:
+        tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
+        raise BuildError(f"{Path(cmd[0]).name} failed:\n{tail}")
+    return p.stdout
+
+
+def elf_sizes(elf: Path) -> dict:
+    """text/data/bss/stack of an ELF (``arm-none-eabi-size -A``), flash and RAM totals."""
+    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+    sec = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sec[parts[0]] = int(parts[1])
+    text = sec.get(".text", 0) + sec.get(".ARM.exidx", 0)
+    data, bss, stack = sec.get(".data", 0), sec.get(".bss", 0), sec.get(".stack", 0)
+    return {"text": text, "data": data, "bss": bss, "stack": stack, "flash": text + data, "ram": data + bss + stack}
+
+
+def runtime_sources(runtime_dir: Path | None = None) -> tuple[Path, list[Path]]:
+    from gaitedge.export.c_export import RUNTIME_DIR
+
+    rt = Path(runtime_dir) if runtime_dir else RUNTIME_DIR
+    srcs = sorted((rt / "src").glob("*.c"))
+    if not srcs:
+        raise BuildError(f"{rt}: no C runtime sources here (a source checkout of gaitedge is needed)")
+    return rt / "include", srcs
+
+
+def build_firmware(
+    source,
+    out_dir: str | Path,
+    board: str = "mps2-an386",
+    runtime_dir: str | Path | None = None,
+    extra_cflags: list[str] | None = None,
+    log=None,
+) -> BuildResult:
+    """Build the firmware for ``board`` with the model ``source`` (run dir, quant.npz or QuantModel)."""
+    from gaitedge.device.blob import arch_hash, build_payload, write_blob
+    from gaitedge.export.c_export import export_c
+    from gaitedge.firmware.codegen import fw_model_c, fw_model_h
+    from gaitedge.firmware.model import load_quant_model
+
+    if board not in BOARDS:
+        raise BuildError(f"unknown board {board!r}; available: {', '.join(BOARDS)}")
+    missing = toolchain_missing(board)
+    if missing:
+        hint = ("apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" if board != "host"
+                else "install a C compiler")
+        raise BuildError(f"{', '.join(missing)} not found ({hint})")
+    qm = load_quant_model(source, log=log)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    ex = export_c(qm, out / "model", copy_runtime=False, measure_code=False)
+    gen = out / "gen"
+    gen.mkdir(exist_ok=True)
+    (gen / "fw_model.h").write_text(fw_model_h(qm))
+    (gen / "fw_model.c").write_text(fw_model_c(qm))
+    blob = write_blob(qm, out / "weights.blob")
+    inc, rt_srcs = runtime_sources(Path(runtime_dir) if runtime_dir else None)
+    board_dir = FW_DIR / "boards" / board.replace("-", "_")
+    srcs = [*rt_srcs, out / "model" / "model_data.c", gen / "fw_model.c", PROTO_DIR / "ge_proto.c",
+            FW_DIR / "fw_app.c", FW_DIR / "fw_blob.c", *sorted(board_dir.glob("*.c"))]
+    incs = [f"-I{p}" for p in (inc, out / "model", gen, PROTO_DIR, FW_DIR)]
+    cmds: list[str] = []
+    objdir = out / "obj"
+    objdir.mkdir(exist_ok=True)
+    if board == "host":
+        cc, std, arch = "gcc", "-std=gnu99", []
+    else:
+        cc, std, arch = "arm-none-eabi-gcc", "-std=c99", ARM_FLAGS
+    objs = []
+    for src in srcs:
+        o = objdir / (src.parent.name + "_" + src.stem + ".o")
+        _run([cc, std, *arch, *COMMON_FLAGS, *incs, *(extra_cflags or []), "-c", str(src), "-o", str(o)], cmds)
+        objs.append(o)
+    sizes: dict = {}
+    binf = None
+    if board == "host":
+        image = out / "gaitedge-fw-host"
+        _run([cc, *(extra_cflags or []), *map(str, objs), "-o", str(image)], cmds)
+    else:
+        image = out / "firmware.elf"
+        _run([cc, *arch, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
+              str(board_dir / "link.ld"), "-Wl,--gc-sections", f"-Wl,-Map={out / 'firmware.map'}",
+              *map(str, objs), "-o", str(image)], cmds)
+        binf = out / "firmware.bin"
+        _run(["arm-none-eabi-objcopy", "-O", "binary", str(image), str(binf)], cmds)
+        sizes = elf_sizes(image)
+    report = dict(ex.report)
+    report.pop("saturation", None)
+    report.update({
+        "board": board,
+        "arch_hash": arch_hash(qm).hex(),
+        "blob_payload_bytes": len(build_payload(qm)),
+        "slot_bytes": SLOT_BYTES[board],
+        "build_s": round(time.time() - t0, 2),
+    })
+    if report["blob_payload_bytes"] + 96 > report["slot_bytes"]:
+        raise BuildError(f"the weights ({report['blob_payload_bytes']} B) do not fit a "
+                         f"{report['slot_bytes']} B weight slot of {board}")
+    res = BuildResult(board, out, image, binf, blob, sizes, report)
+    (out / "build.json").write_text(json.dumps({"report": report, "sizes": sizes, "commands": cmds,
+                                                "image": str(image)}, indent=2) + "\n")
+    return res
