@@ -151,6 +151,18 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from gaitedge.stream.app import run_stream
+
+    return run_stream(args)
+
+
+def _cmd_imusim(args: argparse.Namespace) -> int:
+    from gaitedge.stream.app import run_imusim
+
+    return run_imusim(args)
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from gaitedge.models import available
 
@@ -204,6 +216,46 @@ def build_parser() -> argparse.ArgumentParser:
     xo.add_argument("--out", help="output folder (default: the run directory)")
     xo.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     xo.set_defaults(func=_cmd_export_onnx)
+
+    st = sub.add_parser("stream", help="live gait phase, steps and events from a connected IMU or a replay")
+    src = st.add_mutually_exclusive_group(required=True)
+    src.add_argument("--port", help="pyserial URL of the IMU: /dev/ttyUSB0, socket://HOST:PORT, rfc2217://..., loop://")
+    src.add_argument("--replay", help="replay a recording: a CSV file or a data spec")
+    st.add_argument("--model", action="append", required=True, metavar="[NAME=]RUN",
+                    help="run folder, model_step.onnx or model.pt; twice for two feet (default names left, right)")
+    st.add_argument("--backend", choices=["onnx", "torch"], default="onnx", help="inference backend (default onnx)")
+    st.add_argument("--columns", action="append", metavar="FIELDS",
+                    help="name each field of an input line: model channels (or ax..gz), t / t_ms / t_us, seq[%%N], _ "
+                         "(default t,<model channels>); once per model with two models")
+    st.add_argument("--scale", help="factors into model units: a number, or acc=..,gyr=..,CHANNEL=.. "
+                                    "(numbers or g, mg, deg, mdeg, e.g. acc=g,gyr=deg)")
+    st.add_argument("--speed", type=float, help="replay speed-up (default 1 = real time; 0 = as fast as possible)")
+    st.add_argument("--index", type=int, default=0, help="which recording of a multi-recording data spec (default 0)")
+    st.add_argument("--baud", type=int, default=115200, help="baud rate for real serial ports (default 115200)")
+    st.add_argument("--log", help="event log: events.jsonl or events.csv")
+    st.add_argument("--plot", action="store_true", help="live matplotlib plot")
+    st.add_argument("--duration", type=float, help="stop after this many seconds")
+    st.add_argument("--samples", type=int, help="stop after this many input samples")
+    st.add_argument("--quiet", action="store_true", help="no live view; summary only")
+    st.set_defaults(func=_cmd_stream)
+
+    sim = sub.add_parser("imu-sim", help="a virtual IMU board serving a recording on a pty or TCP port")
+    sim.add_argument("--replay", required=True, help="the recording: a CSV file or a data spec")
+    sim.add_argument("--listen", default="pty", help="pty (prints the device path) or tcp:PORT (default pty)")
+    sim.add_argument("--speed", type=float, help="speed-up (default 1 = real time; 0 = as fast as read)")
+    sim.add_argument("--loop", action="store_true", help="repeat the recording forever")
+    sim.add_argument("--index", type=int, default=0, help="which recording of a multi-recording data spec (default 0)")
+    sim.add_argument("--other-foot", action="store_true", help="include the other foot's channels (data specs)")
+    sim.add_argument("--link", help="with pty: keep this symlink pointing at the device (survives --unplug)")
+    sim.add_argument("--counter", action="store_true", help="prefix each line with a sample counter (seq)")
+    sim.add_argument("--garbage", type=float, default=0.0, help="probability per line of an extra garbage line")
+    sim.add_argument("--corrupt", type=float, default=0.0, help="probability per line of mangling it")
+    sim.add_argument("--burst-every", type=float, help="every S seconds stall, then send --burst-size samples at once")
+    sim.add_argument("--burst-size", type=int, help="samples per burst")
+    sim.add_argument("--unplug", action="append", metavar="AT[:FOR]",
+                     help="simulate unplugging at AT s for FOR s (default 1) of stream time; repeatable")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
+    sim.set_defaults(func=_cmd_imusim)
 
     m = sub.add_parser("models", help="list model families")
     m.set_defaults(func=_cmd_models)
