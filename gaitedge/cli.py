@@ -151,6 +151,69 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_lsb(items: list[str] | None) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, eq, val = item.partition("=")
+        try:
+            out[name.strip()] = float(val)
+        except ValueError:
+            raise GaitedgeError(f"--lsb {item!r}: expected CHANNEL=UNITS_PER_COUNT") from None
+        if not eq or out[name.strip()] <= 0:
+            raise GaitedgeError(f"--lsb {item!r}: expected CHANNEL=UNITS_PER_COUNT (> 0)")
+    return out
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from gaitedge.quant.quantizer import saturation_summary
+    from gaitedge.quant.workflow import QUANT_FILE, REPORT_FILE, format_comparison, load_quant, quantize_run
+
+    if args.finetune < 0:
+        raise GaitedgeError("--finetune must be >= 0 epochs")
+    rep = quantize_run(args.run, out=args.out, finetune_epochs=args.finetune, lr=args.lr, calib=args.calib,
+                       test=args.test, lsb=_parse_lsb(args.lsb), input_percentile=args.input_percentile,
+                       steps_per_epoch=args.steps, force=args.force)
+    qm = load_quant(rep["out"])
+    print("\n".join(saturation_summary(qm)))
+    table = format_comparison(rep)
+    if table:
+        print(table)
+    out = Path(rep["out"])
+    print(f"quantized model: {out / QUANT_FILE} (weights sha256 {rep['weights_sha256'][:16]}...)")
+    print(f"report: {out / REPORT_FILE}" + (f"; fine-tuned checkpoint: {out / 'model.pt'}" if args.finetune else ""))
+    return 0
+
+
+def _cmd_export_c(args: argparse.Namespace) -> int:
+    from gaitedge.checkpoint import load_checkpoint
+    from gaitedge.export.c_export import export_c
+    from gaitedge.quant.model import QuantModel
+    from gaitedge.quant.quantizer import check_supported, quantize_model
+    from gaitedge.quant.workflow import QUANT_FILE, load_training_data, run_dir_of
+
+    run = run_dir_of(args.run)
+    qpath = Path(args.quant) if args.quant else run / QUANT_FILE
+    tm = load_checkpoint(args.run)
+    check_supported(tm.model)
+    if qpath.is_file():
+        qm = QuantModel.load(qpath)
+        if qm.float_weights_sha256 and qm.float_weights_sha256 != tm.weights_hash():
+            raise GaitedgeError(f"{qpath} was made from other weights than {run / 'model.pt'}; quantize again")
+    elif args.quant:
+        raise GaitedgeError(f"{qpath}: no quantized model here")
+    else:
+        print(f"{qpath} not found: calibrating on the run's training data (see 'gaitedge quantize')")
+        train, _ = load_training_data(tm)
+        qm = quantize_model(tm, train, lsb=_parse_lsb(args.lsb))
+    res = export_c(qm, args.out, symbol=args.symbol, copy_runtime=not args.no_runtime)
+    print(res.summary())
+    print(f"wrote {len(res.files)} files to {res.out_dir}: model_data.h, model_data.c"
+          + (" and the runtime sources" if res.report["runtime_copied"] else ""))
+    return 0
+
+
 def _cmd_stream(args: argparse.Namespace) -> int:
     from gaitedge.stream.app import run_stream
 
@@ -216,6 +279,32 @@ def build_parser() -> argparse.ArgumentParser:
     xo.add_argument("--out", help="output folder (default: the run directory)")
     xo.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     xo.set_defaults(func=_cmd_export_onnx)
+
+    xc = xsub.add_parser("c", help="write model_data.h/.c for the fixed-point C runtime (with its sources)")
+    xc.add_argument("run", help="run directory (or its model.pt); uses RUN/quant.npz when present")
+    xc.add_argument("--out", required=True, help="output folder for the firmware sources")
+    xc.add_argument("--quant", help="quantized model file (default RUN/quant.npz)")
+    xc.add_argument("--symbol", default="ge_model_data", help="C name of the model descriptor (default ge_model_data)")
+    xc.add_argument("--lsb", action="append", metavar="CHANNEL=VALUE",
+                    help="sensor resolution in channel units per count when quantizing here (repeatable)")
+    xc.add_argument("--no-runtime", action="store_true", help="write only model_data.h/.c")
+    xc.set_defaults(func=_cmd_export_c)
+
+    q = sub.add_parser("quantize", help="int8/int16 fixed-point model for the C runtime (optionally fine-tuned)")
+    q.add_argument("run", help="run directory (or its model.pt)")
+    q.add_argument("--out", help="output folder (default: the run; with --finetune RUN-qat)")
+    q.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                   help="quantization-aware fine-tuning for this many epochs (default 0: post-training only)")
+    q.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate (default 3e-4)")
+    q.add_argument("--steps", type=int, help="fine-tuning steps per epoch (default: the run's config)")
+    q.add_argument("--test", help="held-out data spec: compare float and quantized metrics")
+    q.add_argument("--calib", help="calibration data spec (default: the run's training data and subjects)")
+    q.add_argument("--lsb", action="append", metavar="CHANNEL=VALUE",
+                   help="sensor resolution in channel units per count (default: +-16 g, +-2000 dps at 16 bit)")
+    q.add_argument("--input-percentile", type=float,
+                   help="input range = this percentile of |normalized input| (default: the maximum)")
+    q.add_argument("--force", action="store_true", help="overwrite a fine-tuned run folder")
+    q.set_defaults(func=_cmd_quantize)
 
     st = sub.add_parser("stream", help="live gait phase, steps and events from a connected IMU or a replay")
     src = st.add_mutually_exclusive_group(required=True)

@@ -220,13 +220,18 @@ def quantize_model(
     lsb: dict[str, float] | None = None,
     input_margin: float = 1.05,
     input_percentile: float | None = None,
+    input_range: np.ndarray | None = None,
+    cell_frac: list[int] | None = None,
+    logit_frac: int | None = None,
 ) -> QuantModel:
     """Quantize ``tm`` with activation ranges calibrated on ``calib`` (training recordings).
 
     ``lsb`` maps channel names to physical units per sensor count (defaults by unit,
     see ``DEFAULT_LSB``).  The input range of each channel is the calibration
     maximum of the normalized input times ``input_margin`` (or its
-    ``input_percentile`` percentile, clipping rarer peaks).
+    ``input_percentile`` percentile, clipping rarer peaks).  ``input_range``,
+    ``cell_frac`` and ``logit_frac`` fix those choices instead (quantization-aware
+    fine-tuning keeps the formats it trained with).
     """
     model = tm.model
     check_supported(model)
@@ -259,6 +264,8 @@ def quantize_model(
         allx = np.abs(np.concatenate(xs, 0))
         rng = np.percentile(allx, input_percentile, axis=0)
     k_in = np.maximum(rng * input_margin, 1e-3)
+    if input_range is not None:
+        k_in = np.asarray(input_range, np.float64).copy()
     mean = tm.normalizer.mean.astype(np.float64)
     std = tm.normalizer.std.astype(np.float64)
     nm = np.floor(lsb_c / (std * k_in) * 2.0**spec.SIG_FRAC + 0.5).astype(np.int64)
@@ -319,6 +326,8 @@ def quantize_model(
             cf = spec.CELL_FRAC_RANGE[1]
             while cf > spec.CELL_FRAC_RANGE[0] and cmax * 1.1 >= 2.0 ** (15 - cf):
                 cf -= 1
+            if cell_frac is not None:
+                cf = int(cell_frac[k])
             if cmax * 1.1 >= 2.0 ** (15 - cf):
                 report.setdefault("warnings", []).append(
                     f"layer {k}: cell state reaches {cmax:.1f}, beyond the int16 range +-{2.0 ** (15 - cf):g}")
@@ -331,6 +340,8 @@ def quantize_model(
     lf = spec.LOGIT_FRAC_RANGE[1]
     while lf > spec.LOGIT_FRAC_RANGE[0] and lmax * 1.25 >= 2.0 ** (15 - lf):
         lf -= 1
+    if logit_frac is not None:
+        lf = int(logit_frac)
     max_scale = spec.INT32_MAX / 2.0 ** (32 - spec.ACT_FRAC + lf) * 0.999
     hq, hs, nsat = quantize_rows(wo, max_scale)
     hm = spec.quant_multiplier(hs, 32 - spec.ACT_FRAC + lf)

@@ -1,0 +1,161 @@
+"""Run-directory workflows behind ``gaitedge quantize`` and ``gaitedge export c``.
+
+``quantize_run``: calibrate on the run's training subjects, optionally fine-tune
+with fake quantization, write ``quant.npz`` (and, after fine-tuning, a new run
+directory holding the fine-tuned float checkpoint), and compare float and
+integer metrics on held-out data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from gaitedge.checkpoint import TrainedModel, load_checkpoint
+from gaitedge.config import from_dict
+from gaitedge.data.recording import Recording
+from gaitedge.data.splits import by_subjects
+from gaitedge.errors import ConfigError, DataError
+from gaitedge.quant.model import QuantModel
+from gaitedge.quant.quantizer import calibration_recordings, quantize_model
+
+QUANT_FILE = "quant.npz"
+REPORT_FILE = "quant.json"
+
+
+def run_dir_of(run: str | Path) -> Path:
+    run = Path(run)
+    return run if run.is_dir() else run.parent
+
+
+def load_training_data(tm: TrainedModel, spec: str | None = None) -> tuple[list[Recording], list[Recording]]:
+    """(training, validation) recordings of the run: its data spec split by its recorded subjects."""
+    from gaitedge.data.spec import load_spec
+
+    d = tm.config.get("data", {}) if tm.config else {}
+    spec = spec or d.get("train")
+    if not spec:
+        raise ConfigError("the run does not record its training data; pass --calib DATA")
+    recs = load_spec(spec, other_foot=d.get("other_foot", False), lower_back=d.get("lower_back", False))
+    train = calibration_recordings(tm, recs)
+    val_subjects = tm.info.get("val_subjects", [])
+    val = by_subjects(recs, val_subjects) if val_subjects else []
+    return train, val
+
+
+def load_quant(run: str | Path) -> QuantModel:
+    return QuantModel.load(run_dir_of(run) / QUANT_FILE)
+
+
+def _metrics_row(m: dict) -> dict:
+    return {k: m[k] for k in ("accuracy", "macro_f1", "event_f1", "event_median_abs_error_ms") if k in m}
+
+
+def compare_on(tm: TrainedModel, qm: QuantModel, recs: list[Recording]) -> dict:
+    """Float vs integer metrics on the same recordings."""
+    from gaitedge.evaluate import evaluate_model
+    from gaitedge.quant.evaluate import evaluate_quant
+
+    fm = evaluate_model(tm, recs)
+    im = evaluate_quant(qm, recs, tm.tolerance_ms)
+    return {"subjects": fm["subjects"], "n_recordings": fm["n_recordings"], "float": _metrics_row(fm),
+            "quantized": _metrics_row(im)}
+
+
+def quantize_run(
+    run: str | Path,
+    out: str | Path | None = None,
+    finetune_epochs: int = 0,
+    lr: float = 3e-4,
+    calib: str | None = None,
+    test: str | None = None,
+    lsb: dict[str, float] | None = None,
+    input_percentile: float | None = None,
+    steps_per_epoch: int | None = None,
+    force: bool = False,
+    log=print,
+) -> dict:
+    """Quantize a trained run (optionally with QAT); returns the report written to ``quant.json``.
+
+    Without fine-tuning the result goes into the run directory (or ``out``);
+    with it, ``out`` (default ``RUN-qat``) becomes a new run directory with the
+    fine-tuned ``model.pt``, ``config.toml`` and the quantized model.
+    """
+    src = run_dir_of(run)
+    tm = load_checkpoint(src)
+    train, val = load_training_data(tm, calib)
+    log(f"calibrating on {len(train)} training recordings (subjects {', '.join(sorted({r.subject for r in train}))})")
+    qm = quantize_model(tm, train, lsb=lsb, input_percentile=input_percentile)
+    report: dict = {"source_run": str(src), "ptq": {}}
+    test_recs = None
+    if test:
+        from gaitedge.data.spec import load_spec
+
+        d = tm.config.get("data", {}) if tm.config else {}
+        test_recs = load_spec(test, other_foot=d.get("other_foot", False), lower_back=d.get("lower_back", False))
+        overlap = {r.subject for r in test_recs} & set(tm.info.get("train_subjects", []))
+        if overlap:
+            raise DataError(f"test data shares subject(s) {sorted(overlap)} with the training data")
+        report["ptq"]["test"] = compare_on(tm, qm, test_recs)
+        report["test"] = test
+    if finetune_epochs > 0:
+        if not val:
+            raise DataError("fine-tuning needs the run's validation subjects (none recorded)")
+        from gaitedge.quant.qat import finetune
+
+        dst = Path(out) if out else src.with_name(src.name + "-qat")
+        if (dst / "model.pt").exists() and not force and dst.resolve() != src.resolve():
+            raise ConfigError(f"{dst}: already holds a model; choose another --out or pass --force")
+        tm, qm, history = finetune(tm, qm, train, val, epochs=finetune_epochs, lr=lr,
+                                   steps_per_epoch=steps_per_epoch, log=log)
+        report["qat"] = {"epochs": finetune_epochs, "lr": lr, "best_epoch": tm.info.get("qat_best_epoch"),
+                         "history": history}
+        if test_recs is not None:
+            report["qat"]["test"] = compare_on(tm, qm, test_recs)
+        dst.mkdir(parents=True, exist_ok=True)
+        tm.save(dst / "model.pt")
+        if (src / "config.toml").is_file() and dst.resolve() != src.resolve():
+            shutil.copyfile(src / "config.toml", dst / "config.toml")
+    else:
+        dst = Path(out) if out else src
+        dst.mkdir(parents=True, exist_ok=True)
+    qm.report["workflow"] = {k: v for k, v in report.items() if k != "qat"}
+    qm.save(dst / QUANT_FILE)
+    report["out"] = str(dst)
+    report["weights_sha256"] = qm.weights_hash()
+    tmp = dst / (REPORT_FILE + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=_json))
+    tmp.replace(dst / REPORT_FILE)
+    return report
+
+
+def _json(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+def format_comparison(rep: dict) -> str:
+    """A small table: float vs PTQ (vs QAT) on the test data of a ``quantize_run`` report."""
+    rows = []
+    t = rep.get("ptq", {}).get("test")
+    if not t:
+        return ""
+    rows.append(("float", t["float"]))
+    rows.append(("int8/int16 PTQ", t["quantized"]))
+    q = rep.get("qat", {}).get("test")
+    if q:
+        rows.append(("float after QAT", q["float"]))
+        rows.append(("int8/int16 QAT", q["quantized"]))
+    lines = [f"test subjects {', '.join(t['subjects'])} ({t['n_recordings']} recordings)",
+             f"{'model':<18}{'accuracy':>10}{'macro-F1':>10}{'event F1':>10}"]
+    for name, m in rows:
+        lines.append(f"{name:<18}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{m['event_f1']:>10.4f}")
+    return "\n".join(lines)
