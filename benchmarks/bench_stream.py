@@ -302,10 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in results[1:]:
         ok = r["lat_p99"] <= TARGET_P99_MS and r["dropped"] == 0 and r["lost"] == 0
+        judged = r["rate"] <= TARGET_RATE
         verdict.append(
             f"- at {r['rate']:,.0f} lines/s: sample-to-label p99 {r['lat_p99']:.3f} ms in-process, "
-            f"{r['e2e_p99']:.3f} ms from the feeder's write (target <= {TARGET_P99_MS:g} ms), "
-            f"{r['dropped']} dropped, {r['lost']} lost: {'met' if ok else 'NOT met'}"
+            f"{r['e2e_p99']:.3f} ms from the feeder's write, {r['dropped']} dropped, {r['lost']} lost"
+            + (f" (target <= {TARGET_P99_MS:g} ms without loss): {'met' if ok else 'NOT met'}" if judged
+               else " (beyond the 2,000 lines/s target: headroom)")
         )
     rate_args = "".join(f" --rate {r:g}" for r in rates)
     body = "\n".join(
@@ -335,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             *rows,
             "",
             *verdict,
+            "- the latencies hold while the streaming process gets the CPU share it needs (the CPU column); when "
+            "other processes on its core leave it less, the buffers fill and latency grows with the backlog "
+            "(nothing is lost up to the buffer size, then samples are dropped and counted)",
         ]
     )
     print()
