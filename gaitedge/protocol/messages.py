@@ -282,11 +282,8 @@ class Nak:
         return struct.pack("<BBHI", self.request, 0, self.code, self.detail) + self.message.encode("ascii")
 
     def describe(self) -> str:
-        base = ERROR_NAMES.get(self.code, f"error {self.code}")
-        msg = f"{type_name(self.request)} refused: {base}"
-        if self.message and self.message != base:
-            msg += f" ({self.message})"
-        return msg
+        text = self.message or ERROR_NAMES.get(self.code, f"error {self.code}")
+        return f"{type_name(self.request)} refused: {text}"
 
 
 # ---- flash ----------------------------------------------------------------------------

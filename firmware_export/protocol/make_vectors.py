@@ -1,0 +1,156 @@
+"""Writes vectors.json, the shared test vectors of PROTOCOL.md (run once; the file is committed).
+
+    python firmware_export/protocol/make_vectors.py
+
+Known answers that do not come from this code (CRC check value, the COBS examples of
+the COBS literature) are written in literally; frames and decoder verdicts are
+computed with gaitedge.protocol and were checked by hand against PROTOCOL.md.  The
+tests run both the Python and the C implementation on every vector.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from gaitedge.protocol import messages as M
+from gaitedge.protocol.framing import FrameDecoder, cobs_encode, crc32, encode_frame, raw_frame
+
+OUT = Path(__file__).with_name("vectors.json")
+
+
+def hx(b: bytes) -> str:
+    return bytes(b).hex()
+
+
+def verdicts(wire: bytes) -> tuple[list[str], list[int]]:
+    d = FrameDecoder()
+    out = []
+    for v in d.feed(wire, verdicts=True):
+        if isinstance(v, str):
+            out.append(v)
+        else:
+            s = f"ok:{v.type:02x}:{v.seq:04x}:{hx(v.payload) or '-'}"
+            if v.version != 1:
+                s += f":v{v.version}"
+            out.append(s)
+    return out, [d.frames_ok, d.crc_errors, d.framing_errors, d.oversize]
+
+
+def cobs_wrap(body: bytes) -> bytes:
+    return b"\x00" + cobs_encode(body) + b"\x00"
+
+
+def main() -> None:
+    seq_254 = bytes(range(1, 255))
+    cobs_known = [  # (decoded, encoded): the examples of the COBS literature / Wikipedia
+        ("00", "0101"),
+        ("0000", "010101"),
+        ("001100", "01021101"),
+        ("11220033", "0311220233"),
+        ("11223344", "0511223344"),
+        ("11000000", "0211010101"),
+        (hx(seq_254), "ff" + hx(seq_254)),
+        ("00" + hx(seq_254), "01ff" + hx(seq_254)),
+        (hx(bytes(range(1, 256))), "ff" + hx(seq_254) + "02ff"),
+        (hx(bytes(range(2, 256)) + b"\x00"), "ff" + hx(bytes(range(2, 256))) + "0101"),
+        (hx(bytes(range(3, 256)) + b"\x00\x01"), "fe" + hx(bytes(range(3, 256))) + "0201"),
+        ("", "01"),
+    ]
+    for dec, enc in cobs_known:
+        assert hx(cobs_encode(bytes.fromhex(dec))) == enc, dec
+
+    crcs = [("313233343536373839", "cbf43926"), ("", "00000000"), ("00", "d202ef8d"),
+            ("ffffffff", "ffffffff")]
+    for d, c in crcs:
+        assert f"{crc32(bytes.fromhex(d)):08x}" == c, d
+
+    frames = []
+    for name, t, s, p in [
+        ("PING seq 1, empty", M.PING, 1, b""),
+        ("PING seq 0x1234, zeros in payload", M.PING, 0x1234, b"\x00\x01\x00\x00\xff"),
+        ("INFO request", M.INFO, 65535, b""),
+        ("SAMPLES 2 samples x 3 channels", M.SAMPLES, 7, M.encode_samples([[1, -1, 0], [32767, -32768, 256]])),
+        ("FLASH_CHUNK offset 8", M.FLASH_CHUNK, 300, struct.pack("<I", 8) + bytes(range(16))),
+        ("254 non-zero bytes (one full COBS block)", M.PING, 2, bytes(range(1, 249))),
+        ("largest payload", M.PING, 3, bytes((i * 7) & 0xFF for i in range(1024))),
+        ("NAK reply", M.NAK, 9, M.Nak(M.SAMPLES, M.E_CHANNELS, 12, "channel count").encode()),
+    ]:
+        frames.append({"name": name, "type": t, "seq": s, "payload": hx(p), "wire": hx(encode_frame(t, s, p))})
+
+    good = encode_frame(M.PING, 5, b"abc")
+    good2 = encode_frame(M.INFO, 6, b"")
+    body = raw_frame(M.PING, 5, b"abc")
+    flipped = bytearray(good)
+    flipped[bytes(good).index(b"abc") + 1] ^= 0x01  # a payload byte
+    streams_src = [
+        ("one frame", good),
+        ("extra delimiters are ignored", b"\x00\x00" + good + b"\x00\x00\x00" + good2),
+        ("garbage before a frame", b"\x13\x37\xca\xfe" + good),
+        ("garbage with zeros between frames", good + b"\x55\x00\xaa\xbb\x00\x01" + good2),
+        ("corrupted payload byte -> crc, next frame fine", bytes(flipped) + good2),
+        ("dropped byte -> framing", good[:5] + good[6:] + good2),
+        ("truncated frame, then a frame", good[: len(good) - 4] + good2),
+        ("missing closing delimiter: the next frame's leading zero ends it", good[:-1] + good2),
+        ("too short (3 bytes)", b"\x00\x04\x01\x02\x03\x00" + good2),
+        ("COBS code points past the end -> framing", b"\x00\x09\x01\x02\x00" + good2),
+        ("length field larger than the bytes, CRC right -> framing",
+         cobs_wrap(raw_frame(M.PING, 5, b"abc")[:4] + struct.pack("<H", 4) + b"abc"
+                   + struct.pack("<I", crc32(raw_frame(M.PING, 5, b"abc")[:4] + struct.pack("<H", 4) + b"abc")))
+         + good2),
+        ("length field over the maximum, CRC right -> oversize",
+         cobs_wrap(body[:4] + struct.pack("<H", 2000) + b"abc"
+                   + struct.pack("<I", crc32(body[:4] + struct.pack("<H", 2000) + b"abc"))) + good2),
+        ("1100 non-zero bytes without a delimiter -> oversize, then resync",
+         b"\x00" + bytes((i % 255) + 1 for i in range(1100)) + b"\x00" + good2),
+        ("frame of protocol version 2 passes framing (refused later by the message layer)",
+         encode_frame(M.PING, 8, b"x", version=2)),
+        ("CRC bytes corrupted", good[:-3] + bytes([good[-3] ^ 0xFF]) + good[-2:] + good2),
+        ("largest frame is accepted", encode_frame(M.PING, 3, bytes(1024))),
+        ("one byte over the largest frame -> oversize",
+         cobs_wrap(raw_frame(M.PING, 3, bytes(1024)) + b"\x01") + good2),
+    ]
+    streams = []
+    for name, wire in streams_src:
+        v, c = verdicts(wire)
+        streams.append({"name": name, "wire": hx(wire), "verdicts": v, "counters": c})
+
+    info = M.Info(1, "1.0.0", 1024, 42, 4096, 512, 100.0, 12, 3, 0, 4, 2, "slot A", 3, 25000000, 17,
+                  "ab" * 32, "0123456789abcdef" * 4, "mps2-an386", "gru", ["rest", "stance", "swing"],
+                  [f"ch{i}" for i in range(12)])
+    stats = M.Stats(10, 1, 2, 3, 4, 5, 6, 700, 700, 123456789012, 70, 90, 75, 25000000, 5000, 4000, 120, 300)
+    results = M.encode_results(5, [0, -1], [0, 2], [0, 1], [-1, 4], [[1, -2, 300], [-32768, 32767, 0]])
+    messages = [
+        {"name": "SAMPLES payload", "type": M.SAMPLES,
+         "payload": hx(M.encode_samples([[1, -1, 0], [32767, -32768, 256]])),
+         "decoded": {"counts": [[1, -1, 0], [32767, -32768, 256]]}},
+        {"name": "RESULTS payload", "type": M.SAMPLES | M.REPLY, "payload": hx(results),
+         "decoded": {"first_step": 5, "label": [0, -1], "raw_label": [0, 2], "event": [0, 1],
+                     "event_sample": [-1, 4], "logits": [[1, -2, 300], [-32768, 32767, 0]]}},
+        {"name": "INFO payload", "type": M.INFO | M.REPLY, "payload": hx(info.encode()),
+         "decoded": info.__dict__},
+        {"name": "STATS payload", "type": M.STATS | M.REPLY, "payload": hx(stats.encode()),
+         "decoded": stats.as_dict()},
+        {"name": "NAK payload", "type": M.NAK, "payload": hx(M.Nak(M.FLASH_BEGIN, M.E_ARCH, 0xDEADBEEF,
+                                                                    "other architecture").encode()),
+         "decoded": {"request": M.FLASH_BEGIN, "code": M.E_ARCH, "detail": 0xDEADBEEF,
+                     "message": "other architecture"}},
+    ]
+    doc = {
+        "about": "Shared test vectors of firmware_export/PROTOCOL.md; used by tests/test_protocol.py for the "
+                 "Python (gaitedge.protocol) and the C (ge_proto.c) implementation. Hex strings; verdicts "
+                 "'ok:TT:SSSS:payload' ('-' = empty payload), 'crc', 'framing', 'oversize'; counters "
+                 "[frames_ok, crc_errors, framing_errors, oversize].",
+        "crc32": [{"data": d, "crc": c} for d, c in crcs],
+        "cobs": [{"decoded": d, "encoded": e} for d, e in cobs_known],
+        "frames": frames,
+        "streams": streams,
+        "messages": messages,
+    }
+    OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
