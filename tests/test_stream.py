@@ -388,7 +388,7 @@ def test_views_and_plot_render(run, recs, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     rec = recs[0]
     lane = Lane("foot", OnnxBackend(run_dir), ColumnMap.parse(rec.channels, tm.channels))
-    session = Session(ReplaySource(rec, speed=0), [lane], history_s=5.0, log=EventLog(tmp_path / "ev.csv"))
+    session = Session(ReplaySource(rec, speed=SPEED), [lane], history_s=5.0, log=EventLog(tmp_path / "ev.csv"))
     from gaitedge.stream.view import LivePlot
 
     plot = LivePlot(session)
@@ -402,6 +402,7 @@ def test_views_and_plot_render(run, recs, tmp_path, monkeypatch):
         plain.update()
     plot.update()
     plot.close()
+    live.update()
     live.update(final=True)
     plain.update(final=True)
     assert "\x1b[" in buf_live.getvalue() and "latency p50" in buf_live.getvalue()

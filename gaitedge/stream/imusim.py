@@ -271,7 +271,7 @@ class ImuSim:
         burst_size: int = 0,
         unplugs: Sequence[tuple[float, float]] = (),
         seed: int = 0,
-        settle_s: float = 0.2,
+        settle_s: float = 0.5,
     ) -> None:
         if len(rec) == 0:
             raise DataError(f"{rec.source}: nothing to replay (0 samples)")
