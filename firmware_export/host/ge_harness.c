@@ -6,6 +6,7 @@
  *   ge_harness run    < samples.bin   ge_run() over everything: labels line, then events
  *   ge_harness reset N < samples.bin  like step, with ge_reset() before sample N
  *   ge_harness lut                    sigmoid(u) tanh(u) for u = 0..65535
+ *   ge_harness selftest               status codes for bad arguments; prints "ok"
  *
  * samples.bin: little-endian int16 counts, n_inputs per sample.
  */
@@ -28,6 +29,53 @@ static int read_sample(int16_t *c, int n)
     return 1;
 }
 
+static int selftest(void)
+{
+    static uint64_t big[(GE_MODEL_DATA_ARENA_BYTES + 15u) / 8u];
+    ge_model bad = ge_model_data;
+    ge_rnn_params layers[8];
+    ge_state st;
+    ge_output o;
+    int16_t counts[64] = {0};
+    int fails = 0;
+    uint16_t l;
+#define EXPECT(expr, want)                                                         \
+    do {                                                                           \
+        const int got_ = (int)(expr);                                              \
+        if (got_ != (want)) {                                                      \
+            printf("%s: got %d, want %d\n", #expr, got_, (int)(want));             \
+            fails++;                                                               \
+        }                                                                          \
+    } while (0)
+    EXPECT(ge_check_model(&ge_model_data), GE_OK);
+    EXPECT(ge_init(NULL, &ge_model_data, big, sizeof big), GE_ERR_NULL);
+    EXPECT(ge_init(&st, NULL, big, sizeof big), GE_ERR_NULL);
+    EXPECT(ge_init(&st, &ge_model_data, big, GE_MODEL_DATA_ARENA_BYTES - 1u), GE_ERR_BUFFER);
+    EXPECT(ge_init(&st, &ge_model_data, (unsigned char *)big + 4, GE_MODEL_DATA_ARENA_BYTES), GE_ERR_BUFFER);
+    EXPECT(ge_step(&st, counts, &o), GE_ERR_STATE);
+    EXPECT(ge_reset(&st), GE_ERR_STATE);
+    bad.magic ^= 1u;
+    EXPECT(ge_init(&st, &bad, big, sizeof big), GE_ERR_MODEL);
+    bad = ge_model_data;
+    bad.spec_version = GE_SPEC_VERSION + 1;
+    EXPECT(ge_init(&st, &bad, big, sizeof big), GE_ERR_MODEL);
+    bad = ge_model_data;
+    for (l = 0; l < bad.n_layers && l < 8; l++) layers[l] = ge_model_data.layers[l];
+    layers[0].kind = 9;
+    bad.layers = layers;
+    EXPECT(ge_init(&st, &bad, big, sizeof big), GE_ERR_UNSUPPORTED);
+    EXPECT(ge_arena_bytes(&bad), 0);
+    layers[0].kind = ge_model_data.layers[0].kind;
+    layers[0].hidden += 2;
+    EXPECT(ge_check_model(&bad), GE_ERR_MODEL);
+    EXPECT(ge_init(&st, &ge_model_data, big, sizeof big), GE_OK);
+    EXPECT(ge_step(&st, NULL, &o), GE_ERR_NULL);
+    EXPECT(ge_step(&st, counts, NULL), GE_OK);
+    EXPECT(ge_run(&st, counts, 1, NULL, NULL, 0, NULL), GE_OK);
+    if (fails == 0) printf("ok\n");
+    return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     ge_state st;
@@ -41,6 +89,7 @@ int main(int argc, char **argv)
         for (u = 0; u < 65536; u++) printf("%ld %ld\n", (long)ge_math_sigmoid((int32_t)u), (long)ge_math_tanh((int32_t)u));
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "selftest") == 0) return selftest();
     if (ge_arena_bytes(&ge_model_data) != GE_MODEL_DATA_ARENA_BYTES) {
         fprintf(stderr, "arena size mismatch: %lu vs %lu\n", (unsigned long)ge_arena_bytes(&ge_model_data),
                 (unsigned long)GE_MODEL_DATA_ARENA_BYTES);

@@ -57,8 +57,8 @@ class QPreproc:
     in_pad: int
     norm_mult: np.ndarray  # int32 [C]
     norm_bias: np.ndarray  # int32 [C]
-    sos: np.ndarray | None  # int32 [S, 5]: b0 b1 b2 a1 a2 (Q30)
-    zi: np.ndarray | None  # int32 [S, 2] (Q30)
+    sos: np.ndarray | None  # int32 [S, 5]: b0 b1 b2 a1 a2 (Q28)
+    zi: np.ndarray | None  # int32 [S, 2] (Q28)
     lsb: np.ndarray  # float: physical units per count
     input_range: np.ndarray  # float K_c: x' = x_norm / K_c
 

@@ -2,7 +2,7 @@
 
 Per channel ``v = clamp(r * nm + nb, -2^29, 2^29 - 1)`` (Q.24 of ``x_norm / K``), then the
 causal Butterworth filter as direct-form-II-transposed second-order sections with
-Q30 coefficients and int64 state (steady state for the first sample after a
+Q28 coefficients and int64 state (steady state for the first sample after a
 reset), then ``x' = sat16((y + 2^8) >> 9)``.
 """
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 from scipy import signal
 from torch import nn
 
@@ -74,12 +73,16 @@ def _layer_params(rnn: nn.Module, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return w_ih, w_hh, get("bias_ih", (w_ih.shape[0],)), get("bias_hh", (w_ih.shape[0],))
 
 
-@torch.no_grad()
+def _sig(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
 def calibrate(tm: TrainedModel, xs: list[np.ndarray]) -> dict:
     """Run the float model over normalized inputs ``xs`` (list of ``(T, C)``) step by step.
 
     Returns per-channel max |x|, per-layer max |c| (LSTM), max |pre-activation| per
-    layer, max |logit| and the 99.99th percentile of |x| per channel.
+    layer, the fraction of pre-activations beyond the tables' +-8, max |logit| and
+    the 99.99th percentile of |x| per channel.  (numpy, all recordings side by side.)
     """
     model = tm.model
     family = model.family
@@ -87,10 +90,10 @@ def calibrate(tm: TrainedModel, xs: list[np.ndarray]) -> dict:
     lens = [len(x) for x in xs]
     tmax = max(lens)
     b = len(xs)
-    xb = np.zeros((b, tmax, xs[0].shape[1]), np.float64)
+    inp = np.zeros((b, tmax, xs[0].shape[1]), np.float64)
     mask = np.zeros((b, tmax), bool)
     for i, x in enumerate(xs):
-        xb[i, : len(x)] = x
+        inp[i, : len(x)] = x
         mask[i, : len(x)] = True
     allx = np.concatenate(xs, 0)
     out = {
@@ -100,54 +103,50 @@ def calibrate(tm: TrainedModel, xs: list[np.ndarray]) -> dict:
         "pre_absmax": [],
         "pre_sat_frac": [],
     }
-    inp = torch.from_numpy(xb)
     for k in range(model.layers):
-        w_ih, w_hh, b_ih, b_hh = (torch.from_numpy(a) for a in _layer_params(model.rnn, k))
+        w_ih, w_hh, b_ih, b_hh = _layer_params(model.rnn, k)
         xproj = inp @ w_ih.T + b_ih  # [B, T, G*H]
-        h = torch.zeros(b, hidden, dtype=torch.float64)
-        c = torch.zeros(b, hidden, dtype=torch.float64)
-        hs = torch.zeros(b, tmax, hidden, dtype=torch.float64)
-        cmax = 0.0
-        pmax = 0.0
-        nsat = 0
-        ntot = 0
-        m = torch.from_numpy(mask)
+        h = np.zeros((b, hidden))
+        c = np.zeros((b, hidden))
+        hs = np.zeros((b, tmax, hidden))
+        cmax = pmax = 0.0
+        nsat = ntot = 0
         for t in range(tmax):
             hproj = h @ w_hh.T + b_hh
             if family == "lstm":
-                pre = xproj[:, t] + hproj
-                i, f, g, o = pre.chunk(4, dim=1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
-                cmax = max(cmax, float(c[m[:, t]].abs().max()) if m[:, t].any() else 0.0)
-                pres = pre
+                pres = xproj[:, t] + hproj
+                i, f, g, o = np.split(pres, 4, axis=1)
+                c = _sig(f) * c + _sig(i) * np.tanh(g)
+                h = _sig(o) * np.tanh(c)
+                if mask[:, t].any():
+                    cmax = max(cmax, float(np.abs(c[mask[:, t]]).max()))
             elif family == "gru":
-                xr, xz, xn = xproj[:, t].chunk(3, dim=1)
-                hr, hz, hn = hproj.chunk(3, dim=1)
-                r = torch.sigmoid(xr + hr)
-                z = torch.sigmoid(xz + hz)
+                xr, xz, xn = np.split(xproj[:, t], 3, axis=1)
+                hr, hz, hn = np.split(hproj, 3, axis=1)
+                r = _sig(xr + hr)
+                z = _sig(xz + hz)
                 npre = xn + r * hn
-                n = torch.tanh(npre)
+                n = np.tanh(npre)
                 h = (1 - z) * n + z * h
-                pres = torch.cat([xr + hr, xz + hz, hn, npre], 1)
+                pres = np.concatenate([xr + hr, xz + hz, hn, npre], 1)
             else:
-                pre = xproj[:, t] + hproj
-                h = torch.tanh(pre)
-                pres = pre
-            sel = pres[m[:, t]]
+                pres = xproj[:, t] + hproj
+                h = np.tanh(pres)
+            sel = pres[mask[:, t]]
             if len(sel):
-                pmax = max(pmax, float(sel.abs().max()))
-                nsat += int((sel.abs() >= 8.0).sum())
-                ntot += sel.numel()
+                a = np.abs(sel)
+                pmax = max(pmax, float(a.max()))
+                nsat += int((a >= 8.0).sum())
+                ntot += a.size
             hs[:, t] = h
         out["c_absmax"].append(cmax)
         out["pre_absmax"].append(pmax)
         out["pre_sat_frac"].append(nsat / max(ntot, 1))
         inp = hs
-    w = model.head.weight.detach().double()
-    bb = model.head.bias.detach().double()
+    w = model.head.weight.detach().double().numpy()
+    bb = model.head.bias.detach().double().numpy()
     logits = inp @ w.T + bb
-    out["logit_absmax"] = float(logits[torch.from_numpy(mask)].abs().max())
+    out["logit_absmax"] = float(np.abs(logits[mask]).max())
     return out
 
 
@@ -176,16 +175,20 @@ def _gate_rows(w: np.ndarray, b: np.ndarray, offset: bool, report: dict, name: s
     mult = spec.quant_multiplier(scale, 32 - spec.ACT_FRAC + spec.PRE_FRAC)
     real = b * 2.0**spec.PRE_FRAC + (spec.U_OFFSET if offset else 0)
     bias = np.floor(real * 2.0**32 / mult + 0.5)
-    bias, bsat = _clip_bias(bias, w.shape[1])
-    # the largest |mulhr(acc, M)| any input can produce must stay below REQUANT_BOUND
-    acc_max = np.abs(bias).astype(np.float64) + 32768.0 * np.abs(q).sum(axis=1)
-    vmax = acc_max * mult / 2.0**32 + 1
-    if np.any(vmax >= spec.REQUANT_BOUND):
-        j = int(np.argmax(vmax))
+    # every accumulator must stay in int32, and |mulhr(acc, M)| below REQUANT_BOUND (the
+    # table input of the DSP path is usat24(v << 8)): clip biases to what both allow
+    wsum = 32768.0 * np.abs(q).sum(axis=1)
+    acc_lim = np.minimum(spec.INT32_MAX - w.shape[1] * 127 * 32768.0,
+                         (spec.REQUANT_BOUND - 2) * 2.0**32 / mult)
+    blim = np.floor(acc_lim - wsum)
+    if np.any(blim < 0):
+        j = int(np.argmin(blim))
         raise ModelError(
-            f"{name}: row {j} can reach pre-activations of {vmax[j] / 4096:.0f}, beyond what the fixed-point "
-            f"gates represent; its weights are too large (max |w| {np.abs(w[j]).max():.2f}); try clipping rare "
-            f"input peaks (input_percentile) or quantization-aware fine-tuning")
+            f"{name}: row {j} can reach pre-activations beyond what the fixed-point gates represent; its weights "
+            f"are too large (max |w| {np.abs(w[j]).max():.2f}); try clipping rare input peaks (input_percentile) "
+            f"or quantization-aware fine-tuning")
+    bsat = int(np.sum(np.abs(bias) > blim))
+    bias = np.clip(bias, -blim, blim).astype(np.int64)
     report["weights_saturated"][name] = report["weights_saturated"].get(name, 0) + nsat
     report["bias_saturated"][name] = report["bias_saturated"].get(name, 0) + bsat
     return q, bias, mult, scale
@@ -282,8 +285,10 @@ def quantize_model(
     if sos is not None:
         zi = signal.sosfilt_zi(sos)
         coefs = np.stack([sos[:, 0], sos[:, 1], sos[:, 2], sos[:, 4], sos[:, 5]], 1)
-        if np.any(np.abs(coefs) >= 2) or np.any(np.abs(zi) >= 2):
-            raise ModelError("the low-pass filter has coefficients >= 2, outside the fixed-point filter's Q30 range")
+        lim = 2.0 ** (31 - spec.COEF_FRAC)
+        if np.any(np.abs(coefs) >= lim) or np.any(np.abs(zi) >= lim):
+            raise ModelError(f"the low-pass filter has coefficients >= {lim:g}, outside the fixed-point filter's "
+                             f"Q{spec.COEF_FRAC} range")
         sos_q = np.floor(coefs * 2.0**spec.COEF_FRAC + 0.5).astype(np.int64)
         zi_q = np.floor(zi * 2.0**spec.COEF_FRAC + 0.5).astype(np.int64)
     pre = QPreproc(n_in, ip, nm, nb, sos_q, zi_q, lsb_c, k_in)

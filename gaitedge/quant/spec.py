@@ -29,8 +29,8 @@ LUT_KNOT_SCALE = 32768.0
 SIG_FRAC = 24
 #: preprocessing / filter signals are clamped to [-SIG_CLAMP, SIG_CLAMP - 1] (ARM SSAT #30).
 SIG_CLAMP = 1 << 29
-#: fraction bits of filter coefficients (int32, |c| < 2).
-COEF_FRAC = 30
+#: fraction bits of filter coefficients and steady-state factors (int32, |c| < 8).
+COEF_FRAC = 28
 #: largest supported concatenated input of one recurrent row (accumulator bound).
 MAX_ROW_INPUTS = 512
 #: rows are processed in groups of this many (weight packing, see ``gaitedge.export.c_export``).

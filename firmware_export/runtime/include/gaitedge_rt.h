@@ -82,8 +82,8 @@ typedef struct {
     uint8_t n_sections;  /**< second-order filter sections (0 = no filter) */
     const int32_t *norm_mult; /**< [n_inputs] */
     const int32_t *norm_bias; /**< [n_inputs] */
-    const int32_t *sos;  /**< [n_sections][5]: b0 b1 b2 a1 a2, Q30 */
-    const int32_t *zi;   /**< [n_sections][2]: steady-state state per unit input, Q30 */
+    const int32_t *sos;  /**< [n_sections][5]: b0 b1 b2 a1 a2, Q28 */
+    const int32_t *zi;   /**< [n_sections][2]: steady-state state per unit input, Q28 */
 } ge_preproc_params;
 
 /** Label debounce / transition detector settings. */

@@ -2,8 +2,8 @@
  * ge_preproc.c - raw counts -> Q0.15 model inputs.
  *
  *   v  = clamp(counts * norm_mult + norm_bias, -2^29, 2^29 - 1)   Q.24 of x_norm / K
- *   per second-order section (direct form II transposed, Q30 coefficients, int64 state):
- *       y  = clamp((b0*u + z0 + 2^29) >> 30, -2^29, 2^29 - 1)
+ *   per second-order section (direct form II transposed, Q28 coefficients, int64 state):
+ *       y  = clamp((b0*u + z0 + 2^27) >> 28, -2^29, 2^29 - 1)
  *       z0 = b1*u - a1*y + z1;  z1 = b2*u - a2*y
  *   (first sample after a reset: z = zi * v, the filter's steady state)
  *   x' = sat16((y + 2^8) >> 9)
@@ -40,7 +40,7 @@ void ge_preproc_step(const ge_preproc_params *p, const int16_t *counts, int64_t 
             if (!*primed)
                 for (s = 0; s < 2u * ns; s++) z[s] = (int64_t)p->zi[s] * v;
             for (s = 0; s < ns; s++, z += 2, c += 5) {
-                const int32_t y = clamp_sig64(ge_asr64((int64_t)c[0] * v + z[0] + (1L << 29), 30));
+                const int32_t y = clamp_sig64(ge_asr64((int64_t)c[0] * v + z[0] + (1L << 27), 28));
                 z[0] = (int64_t)c[1] * v - (int64_t)c[3] * y + z[1];
                 z[1] = (int64_t)c[2] * v - (int64_t)c[4] * y;
                 v = y;
