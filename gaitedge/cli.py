@@ -346,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
     sim.set_defaults(func=_cmd_imusim)
 
+    from gaitedge.device.commands import add_commands
+
+    add_commands(sub)  # firmware build, device emulate / info, flash
+
     m = sub.add_parser("models", help="list model families")
     m.set_defaults(func=_cmd_models)
     return p

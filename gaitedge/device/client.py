@@ -305,7 +305,8 @@ class DeviceClient:
     def flash_abort(self) -> None:
         self.request(M.FLASH_ABORT)
 
-    def flash(self, blob, chunk: int | None = None, check_arch: bool = True, progress=None) -> FlashResult:
+    def flash(self, blob, chunk: int | None = None, check_arch: bool = True, progress=None,
+              name: str | None = None) -> FlashResult:
         """Send a weights blob (bytes or a file) into the inactive slot, verify it, commit it.
 
         Any failure before the commit leaves the previously committed weights running
@@ -314,7 +315,7 @@ class DeviceClient:
         """
         from gaitedge.device.blob import HEADER_BYTES, parse_blob
 
-        source = "blob"
+        source = name or "the weights blob"
         if isinstance(blob, (str, Path)):
             source = str(blob)
             try:
@@ -326,7 +327,7 @@ class DeviceClient:
         info = self.info()
         if check_arch and hdr.arch_hash.hex() != info.arch_hash:
             raise DeviceError(
-                f"{source} was built for another model architecture (architecture hash "
+                f"{source} is for another model architecture (architecture hash "
                 f"{hdr.arch_hash.hex()[:16]}...) than the firmware on {self.url} runs "
                 f"({info.arch_hash[:16]}...: {info.family}, {info.n_inputs} inputs, {info.n_classes} classes); "
                 "rebuild the firmware for this model with 'gaitedge firmware build'")

@@ -11,34 +11,40 @@ def load_quant_model(source, log=None):
     """A :class:`~gaitedge.quant.QuantModel` from ``source``.
 
     ``source`` may be a QuantModel, a ``quant.npz`` file, or a run directory (or its
-    ``model.pt``).  A run with ``quant.npz`` uses it; otherwise the float model is
-    quantized here with the default settings, calibrated on the training subjects of
-    the run's own training data (``gaitedge.quant.quantize_model``).
+    ``model.pt``).  A run with ``quant.npz`` (``gaitedge quantize``) uses it; otherwise
+    the float model is quantized here with the default settings, calibrated on the
+    run's training subjects (as ``gaitedge export c`` does).
     """
     from gaitedge.quant import QuantModel
+    from gaitedge.quant.workflow import QUANT_FILE, run_dir_of
 
     if isinstance(source, QuantModel):
         return source
     p = Path(source)
     if p.is_file() and p.suffix == ".npz":
         return QuantModel.load(p)
-    run = p if p.is_dir() else p.parent
-    if (run / "quant.npz").is_file():
-        return QuantModel.load(run / "quant.npz")
-    if not (run / "model.pt").is_file() and not (p.is_file() and p.suffix == ".pt"):
-        raise ModelError(f"{source}: not a run directory, model.pt or quant.npz")
-    return quantize_run(p, log=log)
+    if not p.exists():
+        raise ModelError(f"{source}: no such run directory or file")
+    run = run_dir_of(p)
+    has_pt = (run / "model.pt").is_file()
+    if (run / QUANT_FILE).is_file():
+        qm = QuantModel.load(run / QUANT_FILE)
+        if has_pt and qm.float_weights_sha256:
+            from gaitedge.checkpoint import load_checkpoint
 
-
-def quantize_run(run, log=None):
+            if load_checkpoint(run).weights_hash() != qm.float_weights_sha256:
+                raise ModelError(f"{run / QUANT_FILE} was made from other weights than {run / 'model.pt'}; "
+                                 "quantize again ('gaitedge quantize')")
+        return qm
+    if not has_pt:
+        raise ModelError(f"{source}: not a run directory (no model.pt or {QUANT_FILE})")
     from gaitedge.checkpoint import load_checkpoint
-    from gaitedge.data.spec import load_spec
-    from gaitedge.quant import calibration_recordings, quantize_model
+    from gaitedge.quant.quantizer import check_supported, quantize_model
+    from gaitedge.quant.workflow import load_training_data
 
     tm = load_checkpoint(run)
-    dcfg = tm.config.get("data", {})
-    spec = dcfg.get("train", "synthetic")
+    check_supported(tm.model)
     if log:
-        log(f"quantizing {run} (no quant.npz), calibrating on {spec}")
-    recs = load_spec(spec, other_foot=dcfg.get("other_foot", False), lower_back=dcfg.get("lower_back", False))
-    return quantize_model(tm, calibration_recordings(tm, recs))
+        log(f"{run / QUANT_FILE} not found: calibrating on the run's training data (see 'gaitedge quantize')")
+    train, _ = load_training_data(tm)
+    return quantize_model(tm, train)

@@ -1,0 +1,168 @@
+"""Command-line commands for firmware and devices (registered by gaitedge.cli):
+
+    gaitedge firmware build RUN [--board mps2-an386|host] [--out DIR]
+    gaitedge device emulate [IMAGE] [--no-icount] [--flash FILE]
+    gaitedge device info URL
+    gaitedge flash RUN|BLOB --port URL        (weights over serial)
+    gaitedge flash IMAGE.elf --probe [--target T]   (whole image through a debug probe, pyOCD)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gaitedge.errors import DeviceError
+
+
+def _cmd_firmware_build(args: argparse.Namespace) -> int:
+    from gaitedge.firmware import build_firmware
+
+    run = Path(args.run)
+    out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / (
+        "firmware" if args.board == "mps2-an386" else f"firmware-{args.board}")
+    res = build_firmware(args.run, out, board=args.board, log=lambda m: print(m, file=sys.stderr))
+    print(res.summary())
+    if args.board == "mps2-an386":
+        print(f"\nrun it:   gaitedge device emulate {res.image}")
+    return 0
+
+
+def _cmd_device_emulate(args: argparse.Namespace) -> int:
+    from gaitedge.device.emulator import Emulator
+
+    emu = Emulator(args.image, icount=not args.no_icount, flash_file=args.flash)
+    url = emu.start()
+    info = emu.boot_info
+    print(f"{'QEMU ' + emu.machine if emu.kind == 'qemu' else 'host build'} running {emu.image}")
+    print(f"  firmware {info.fw_version}, {info.family} {info.n_inputs} inputs -> {', '.join(info.classes)}, "
+          f"weights {info.source} {info.model_hash[:16]}...")
+    print(f"serial port (pyserial URL): {url}")
+    print(f"  e.g.  gaitedge device info {url}")
+    print("Ctrl-C stops the board.", flush=True)
+    try:
+        while emu.alive():
+            time.sleep(0.5)
+        print(f"gaitedge: error: the emulator stopped: {emu.log()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+        return 0
+    finally:
+        emu.stop()
+
+
+def _cmd_device_info(args: argparse.Namespace) -> int:
+    from gaitedge.device.client import DeviceClient
+
+    with DeviceClient(args.url, timeout=args.timeout) as dev:
+        info = dev.info()
+        rtt = dev.ping(b"gaitedge")
+        st = dev.stats()
+        fs = dev.flash_status()
+    print(f"board {info.board}, firmware {info.fw_version}, protocol {info.proto_version}")
+    print(f"model {info.family}: {info.n_inputs} channels ({', '.join(info.channels)}) -> "
+          f"{', '.join(info.classes)}; {info.rate_hz:g} Hz, delay {info.delay}, debounce {info.min_run}")
+    print(f"weights {info.source}" + (f" (generation {info.generation})" if info.generation else "")
+          + f", sha256 {info.model_hash}")
+    print(f"architecture {info.arch_hash}")
+    for k, s in enumerate(fs.slots):
+        print(f"  slot {'AB'[k]}: " + (f"generation {s.generation}, {s.model_hash[:16]}..." if s.valid else "empty"))
+    print(f"limits: {info.max_samples} samples per frame, payload {info.max_payload} B, receive buffer "
+          f"{info.rx_buffer} B, flash chunk {info.max_chunk} B")
+    print(f"ping {rtt * 1e3:.1f} ms; frames ok {st.frames_ok}, CRC errors {st.crc_errors}, framing errors "
+          f"{st.framing_errors}, oversize {st.oversize}, overruns {st.overruns}, steps {st.steps}"
+          + (f", {st.ticks_per_step:.1f} ticks/step at {st.tick_hz} Hz" if st.steps_timed else ""))
+    return 0
+
+
+def _flash_probe(args: argparse.Namespace) -> int:
+    path = Path(args.source)
+    if not path.is_file():
+        raise DeviceError(f"{path}: no such image (build one with 'gaitedge firmware build RUN')")
+    try:
+        from pyocd.core.helpers import ConnectHelper
+        from pyocd.flash.file_programmer import FileProgrammer
+    except ImportError:
+        raise DeviceError("--probe needs pyOCD (pip install pyocd) and a debug probe (CMSIS-DAP, ST-Link, "
+                          "J-Link) connected to the board") from None
+    opts = {"target_override": args.target} if args.target else {}
+    session = ConnectHelper.session_with_chosen_probe(blocking=False, **opts)
+    if session is None:
+        raise DeviceError("no debug probe found (pyOCD lists none)")
+    with session:
+        FileProgrammer(session).program(str(path))
+        session.board.target.reset()
+    print(f"programmed {path} through {session.probe.description}")
+    return 0
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from gaitedge.device.blob import BLOB_MAGIC, build_blob
+    from gaitedge.device.client import DeviceClient
+    from gaitedge.firmware.model import load_quant_model
+
+    if args.probe:
+        return _flash_probe(args)
+    if not args.port:
+        raise DeviceError("--port URL is needed (e.g. /dev/ttyACM0 or socket://127.0.0.1:PORT), or --probe "
+                          "to program an ELF through a debug probe")
+    src = Path(args.source)
+    if src.is_file() and src.read_bytes()[:4] == BLOB_MAGIC:
+        blob, what = src.read_bytes(), str(src)
+    elif src.is_file() and src.read_bytes()[:4] == b"\x7fELF":
+        raise DeviceError(f"{src} is a firmware image: over serial only weights are flashed (give RUN or a "
+                          ".blob); a whole image needs --probe (pyOCD and a debug probe)")
+    else:
+        qm = load_quant_model(src, log=lambda m: print(m, file=sys.stderr))
+        blob, what = build_blob(qm), f"{src} (weights {qm.weights_hash()[:16]}...)"
+    last = [-1]
+
+    def progress(done: int, total: int) -> None:
+        pct = 100 * done // max(total, 1)
+        if pct // 10 != last[0]:
+            last[0] = pct // 10
+            print(f"\r  {done}/{total} bytes", end="", file=sys.stderr, flush=True)
+
+    with DeviceClient(args.port, timeout=args.timeout) as dev:
+        res = dev.flash(blob, chunk=args.chunk, progress=progress, name=what)
+    print(file=sys.stderr)
+    print(f"flashed {what}: {res.bytes} B into {res.slot} (generation {res.generation}) in {res.seconds:.2f} s; "
+          f"the board now runs weights {res.model_hash[:16]}...")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Register ``firmware``, ``device`` and ``flash`` on the top-level subparsers."""
+    fw = sub.add_parser("firmware", help="firmware images with a model compiled in")
+    fsub = fw.add_subparsers(dest="firmware_command", required=True)
+    b = fsub.add_parser("build", help="build firmware (ELF + BIN, or the host program) for a run's model")
+    b.add_argument("run", help="run directory (quant.npz is used if present), model.pt or quant.npz")
+    b.add_argument("--board", choices=["mps2-an386", "host"], default="mps2-an386",
+                   help="mps2-an386 (Cortex-M4, QEMU) or host (POSIX test build); default mps2-an386")
+    b.add_argument("--out", help="output folder (default RUN/firmware)")
+    b.set_defaults(func=_cmd_firmware_build)
+
+    dv = sub.add_parser("device", help="emulated board and device queries")
+    dsub = dv.add_subparsers(dest="device_command", required=True)
+    em = dsub.add_parser("emulate", help="run firmware on the emulated board (QEMU mps2-an386) and print its URL")
+    em.add_argument("image", nargs="?", help="firmware.elf, the host build, or a folder holding one "
+                                             "(default: ./firmware.elf)")
+    em.add_argument("--no-icount", action="store_true", help="real-time QEMU instead of -icount shift=0")
+    em.add_argument("--flash", help="host build only: file that keeps the weight slots across restarts")
+    em.set_defaults(func=_cmd_device_emulate)
+    di = dsub.add_parser("info", help="identity, model, slots and counters of a device")
+    di.add_argument("url", help="pyserial URL: /dev/ttyACM0, socket://127.0.0.1:PORT, ...")
+    di.add_argument("--timeout", type=float, default=2.0, help="seconds per request (default 2)")
+    di.set_defaults(func=_cmd_device_info)
+
+    fl = sub.add_parser("flash", help="send new weights to a board over serial (or an image with --probe)")
+    fl.add_argument("source", help="run directory / quant.npz / weights .blob (serial), or an ELF with --probe")
+    fl.add_argument("--port", help="pyserial URL of the board")
+    fl.add_argument("--chunk", type=int, help="bytes per FLASH_CHUNK (default: the device's maximum)")
+    fl.add_argument("--timeout", type=float, default=2.0, help="seconds per request (default 2)")
+    fl.add_argument("--probe", action="store_true", help="program an ELF through a debug probe with pyOCD")
+    fl.add_argument("--target", help="pyOCD target type with --probe (e.g. stm32f407vg, nrf52840)")
+    fl.set_defaults(func=_cmd_flash)
