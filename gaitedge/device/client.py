@@ -122,7 +122,7 @@ class DeviceClient:
                     self.ser.timeout = 0
                     data += self.ser.read(65536)
             except (serial.SerialException, OSError) as exc:
-                raise DeviceError(f"{self.url}: read failed: {exc}") from None
+                raise DeviceError(f"{self.url}: {exc} (device reset, crashed or unplugged?)") from None
             if data:
                 for f in self.decoder.feed(data):
                     if f.type == M.BOOT and f.seq == 0:
