@@ -73,6 +73,9 @@ def test_host_firmware_answers_info_ping_samples_stats(models, host):
         assert info.model_hash == qm.weights_hash()
         assert info.arch_hash == arch_hash(qm).hex()
         assert info.channels == list(qm.channels) and info.classes == list(qm.classes)
+        assert info.units == list(qm.units) and info.lsb == [float(v) for v in qm.pre.lsb]
+        phys = np.random.default_rng(0).normal(0, 5, (50, qm.n_inputs))
+        assert np.array_equal(info.to_counts(phys), qm.to_counts(phys))
         assert (info.n_inputs, info.n_classes, info.delay, info.min_run, info.swing) == (
             qm.n_inputs, qm.n_classes, qm.delay, qm.min_run, qm.swing)
         assert info.max_samples == M.max_samples_per_frame(qm.n_inputs, qm.n_classes)

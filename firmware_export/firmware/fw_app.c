@@ -171,6 +171,11 @@ static uint32_t build_info(uint8_t *p)
     pos = put_str(p, pos, FW_FAMILY);
     for (k = 0; k < m->n_classes; k++) pos = put_str(p, pos, m->class_names[k]);
     for (k = 0; k < FW_N_INPUTS; k++) pos = put_str(p, pos, fw_channel_names[k]);
+    for (k = 0; k < FW_N_INPUTS; k++) pos = put_str(p, pos, fw_channel_units[k]);
+    for (k = 0; k < FW_N_INPUTS && pos + 8u <= GP_MAX_PAYLOAD; k++, pos += 8u) {
+        gp_wr32(p + pos, (uint32_t)fw_channel_lsb_bits[k]);
+        gp_wr32(p + pos + 4u, (uint32_t)(fw_channel_lsb_bits[k] >> 32));
+    }
     return pos;
 }
 

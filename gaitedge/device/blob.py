@@ -12,8 +12,8 @@ Layout (little-endian; PROTOCOL.md "Weights blob")::
       the weight arrays, int32/uint32 each, in :func:`blob_sections` order, exactly as
         ``model_data.c`` holds them (packing from gaitedge.export.c_export)
 
-The firmware's architecture (layer kinds and sizes, inputs, classes, channels,
-filter sections, rate) is fixed when it is built; the blob carries only the
+The firmware's architecture (layer kinds and sizes, inputs, classes, channels with
+their units and sensor resolution, filter sections, rate) is fixed when it is built; the blob carries only the
 numbers.  :func:`arch_hash` is computed here for both the firmware build (it is
 compiled into ``fw_model.c``) and the blob, so a blob for another architecture is
 refused before anything is written.
@@ -74,6 +74,8 @@ def arch_descriptor(qm) -> dict:
         "n_classes": int(qm.n_classes),
         "classes": list(qm.classes),
         "channels": list(qm.channels),
+        "units": list(qm.units),
+        "lsb": [float(v) for v in qm.pre.lsb],
         "rate_mhz": int(round(qm.rate_hz * 1000)),
     }
 

@@ -8,6 +8,8 @@ weights blob's payload in flash (layout from :mod:`gaitedge.device.blob`).
 
 from __future__ import annotations
 
+import numpy as np
+
 from gaitedge.device.blob import MAX_LAYERS, PARAMS_BYTES, arch_hash, build_payload, payload_layout
 
 
@@ -31,6 +33,9 @@ def fw_model_h(qm) -> str:
         f"#define FW_BLOB_PAYLOAD_BYTES {len(payload)}u\n\n"
         "extern const uint8_t fw_arch_hash[32];\n"
         "extern const char *const fw_channel_names[FW_N_INPUTS];\n"
+        "extern const char *const fw_channel_units[FW_N_INPUTS];\n"
+        "/** Physical units per sensor count of each channel, IEEE-754 double bit patterns. */\n"
+        "extern const uint64_t fw_channel_lsb_bits[FW_N_INPUTS];\n"
         "/** Fill m (and layers[FW_N_LAYERS]) from the built-in descriptor with the arrays and\n"
         " *  parameters of a blob payload (4-byte aligned, used in place).  0 on success. */\n"
         "int fw_bind_blob(ge_model *m, ge_rnn_params *layers, const uint8_t *payload, uint32_t len);\n\n"
@@ -42,6 +47,8 @@ def fw_model_c(qm) -> str:
     h = arch_hash(qm)
     hash_init = ", ".join(f"0x{b:02X}" for b in h)
     names = ", ".join(_cstr(c) for c in qm.channels)
+    units = ", ".join(_cstr(u) for u in qm.units)
+    lsb = ", ".join(f"0x{int(v):016X}ull" for v in np.asarray(qm.pre.lsb, "<f8").view("<u8"))
     binds = []
     for sec, off, _n in payload_layout(qm):
         target = f"layers{sec.field[len('layers'):]}" if sec.field.startswith("layers[") else f"m->{sec.field}"
@@ -53,7 +60,9 @@ def fw_model_c(qm) -> str:
         '#include "fw_model.h"\n\n'
         f"/* sha256 of the architecture descriptor: {h.hex()} */\n"
         f"const uint8_t fw_arch_hash[32] = {{{hash_init}}};\n"
-        f"const char *const fw_channel_names[FW_N_INPUTS] = {{{names}}};\n\n"
+        f"const char *const fw_channel_names[FW_N_INPUTS] = {{{names}}};\n"
+        f"const char *const fw_channel_units[FW_N_INPUTS] = {{{units}}};\n"
+        f"const uint64_t fw_channel_lsb_bits[FW_N_INPUTS] = {{{lsb}}};\n\n"
         "static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }\n\n"
         "int fw_bind_blob(ge_model *m, ge_rnn_params *layers, const uint8_t *payload, uint32_t len)\n{\n"
         "    uint32_t k;\n"

@@ -121,6 +121,8 @@ class Info:
     family: str
     classes: list[str]
     channels: list[str]
+    units: list[str] = field(default_factory=list)
+    lsb: list[float] = field(default_factory=list)  # physical units per sensor count, per channel
 
     @classmethod
     def decode(cls, p: bytes) -> "Info":
@@ -129,12 +131,16 @@ class Info:
         (board, family), pos = _strings(p, pos, 2)
         classes, pos = _strings(p, pos, v[10])
         channels, pos = _strings(p, pos, v[9])
+        units, lsb = [], []
+        if pos < len(p):
+            units, pos = _strings(p, pos, v[9])
+            lsb = list(struct.unpack_from(f"<{v[9]}d", p, pos))
         return cls(
             proto_version=v[0], fw_version=f"{v[1]}.{v[2]}.{v[3]}", max_payload=v[4], max_samples=v[5],
             rx_buffer=v[6], max_chunk=v[7], rate_hz=v[8] / 1000.0, n_inputs=v[9], n_classes=v[10],
             delay=v[11], min_run=v[12], swing=v[13], source=SOURCES.get(v[14], str(v[14])), generation=v[15],
             tick_hz=v[16], steps=v[17], arch_hash=v[18].hex(), model_hash=v[19].decode("ascii", "replace"),
-            board=board, family=family, classes=classes, channels=channels,
+            board=board, family=family, classes=classes, channels=channels, units=units, lsb=lsb,
         )
 
     def encode(self) -> bytes:
@@ -145,7 +151,16 @@ class Info:
                           self.max_chunk, int(round(self.rate_hz * 1000)), self.n_inputs, self.n_classes,
                           self.delay, self.min_run, self.swing, src, self.generation, self.tick_hz, self.steps,
                           bytes.fromhex(self.arch_hash), self.model_hash.encode()) + pack_strings(
-            [self.board, self.family, *self.classes, *self.channels])
+            [self.board, self.family, *self.classes, *self.channels, *self.units]) + struct.pack(
+            f"<{len(self.lsb)}d", *self.lsb)
+
+    def to_counts(self, signals) -> np.ndarray:
+        """Physical signals ``[n, channels]`` (the model's units) -> int16 counts, as the
+        board's model expects them (``QuantModel.to_counts`` with the device's resolution)."""
+        if not self.lsb:
+            raise ValueError("this device does not report its channels' resolution")
+        q = np.floor(np.asarray(signals, np.float64) / np.asarray(self.lsb)[None, :] + 0.5)
+        return np.clip(q, -32768, 32767).astype(np.int16)
 
 
 # ---- SAMPLES / RESULTS ----------------------------------------------------------------
