@@ -135,6 +135,16 @@ def bench_one(family: str, hidden: int, steps: int, pings: int, work: Path, icou
         for _ in range(20):
             dev.ping(bytes(1000))
         out["ping1k_ms"] = (time.perf_counter() - t0) / 20 * 1e3
+        # idle: the firmware sleeps on wfi; QEMU's CPU time while nothing arrives
+        tck = os.sysconf("SC_CLK_TCK")
+
+        def cpu_s() -> float:
+            f = Path(f"/proc/{emu.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / tck
+
+        c0, t0 = cpu_s(), time.perf_counter()
+        time.sleep(3.0)
+        out["idle_cpu"] = 100 * (cpu_s() - c0) / (time.perf_counter() - t0)
     return out
 
 
@@ -202,6 +212,8 @@ def render(results: list[dict], realtime: dict | None, args, load: tuple[float, 
         "pass (the CMSDK UART has a 1-byte receive register), so throughput and latency follow the host's load "
         "(noisy on 2 shared cores); on a real board at 921,600 baud a 12-channel sample (24 bytes + ~10 bytes "
         "framing) would take ~0.4 ms on the wire",
+        f"- idle (no frames for 3 s, firmware in `wfi`): QEMU used "
+        f"{max(r['idle_cpu'] for r in results):.1f} % of a core",
         f"- link errors during the runs (CRC, framing, oversize, overruns): "
         f"{sum(r['errors'] for r in results)}",
     ]
