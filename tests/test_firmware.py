@@ -142,6 +142,21 @@ def test_duplicate_samples_frame_is_answered_without_stepping_twice(models, host
         assert st.steps == 5 and st.duplicates == 1
 
 
+def test_a_restart_during_samples_is_reported(models, host):
+    from gaitedge.device.client import DeviceRestarted
+
+    run, qm = models["A"]
+    counts = synthetic_counts(qm, 30)
+    with Emulator(host.image) as emu, emu.client() as dev:
+        dev.info()
+        dev._write(encode_frame(M.REBOOT, 5))  # someone pressed reset
+        with pytest.raises(DeviceRestarted, match="restarted") as e:
+            dev.samples(counts, batch=10)
+        assert len(e.value.results) >= 10 and len(dev.boots) == 1
+        dev.reset()
+        assert np.array_equal(dev.samples(counts).label, Runner(qm).run(counts)["label"][0])
+
+
 def test_garbage_and_corruption_on_the_link_are_counted_and_survived(models, host):
     run, qm = models["A"]
     counts = synthetic_counts(qm, 50)
@@ -313,6 +328,41 @@ def test_cli_firmware_build_and_errors(models, tmp_path):
         p = subprocess.run([sys.executable, "-m", "gaitedge", "device", "info", emu.url], capture_output=True,
                            text=True, timeout=60)
         assert p.returncode == 0 and "slot A (generation 1)" in p.stdout
+
+
+def test_cli_device_emulate_prints_the_url_and_stops_on_ctrl_c(models, host):
+    import signal
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "gaitedge", "device", "emulate", str(host.image)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            if "serial port (pyserial URL):" in line:
+                url = line.split()[-1]
+        with DeviceClient(url) as dev:
+            assert dev.info().model_hash == models["A"][1].weights_hash()
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_cli_probe_without_pyocd_says_what_is_missing(host):
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("pyocd") is not None:
+        pytest.skip("pyOCD is installed here (a probe test needs hardware)")
+    p = subprocess.run([sys.executable, "-m", "gaitedge", "flash", str(host.image), "--probe"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and "pyOCD" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_client_times_out_clearly_when_nothing_answers():

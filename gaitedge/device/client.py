@@ -36,6 +36,15 @@ class DeviceTimeout(DeviceError):
     """The device did not answer in time (unplugged, wrong port, crashed, busy)."""
 
 
+class DeviceRestarted(DeviceError):
+    """The device started again (BOOT frame) while samples were being processed: its model
+    state restarted from zero.  ``results`` holds what was computed before."""
+
+    def __init__(self, msg: str, results=None):
+        super().__init__(msg)
+        self.results = results
+
+
 class DeviceNak(DeviceError):
     """The device refused a request; ``nak`` holds its reason."""
 
@@ -236,10 +245,19 @@ class DeviceClient:
         event, event sample, logits) in order; ``batch`` caps samples per frame.
         """
         c, per = self._frame_samples(counts, batch)
+        k = self.info(refresh=False).n_classes
+        boots = len(self.boots)
         parts = []
         for s in range(0, len(c), per):
             parts.append(Results.decode(self.request(M.SAMPLES, M.encode_samples(c[s : s + per]))))
-        return Results.concat(parts, self.info(refresh=False).n_classes)
+            self._check_boots(boots, parts, k)
+        return Results.concat(parts, k)
+
+    def _check_boots(self, boots: int, parts: list, k: int) -> None:
+        if len(self.boots) != boots:
+            raise DeviceRestarted(f"{self.url}: the device restarted while samples were being processed "
+                                  f"(model state reset after {sum(len(p) for p in parts)} samples)",
+                                  Results.concat(parts, k))
 
     def stream(self, counts, batch: int | None = None, window: int = 2) -> Results:
         """Like :meth:`samples` with up to ``window`` frames in flight (higher throughput).
@@ -252,6 +270,7 @@ class DeviceClient:
         frames = [M.encode_samples(c[s : s + per]) for s in range(0, len(c), per)]
         max_bytes = max(info.rx_buffer - 64, 1)
         results: list[Results] = []
+        boots = len(self.boots)
         inflight: list[tuple[int, int]] = []  # (seq, encoded size)
         self._outstanding = set()
         nxt = 0
@@ -275,6 +294,7 @@ class DeviceClient:
                 inflight.pop(0)
                 self._outstanding.discard(seq)
                 results.append(Results.decode(self._check(M.SAMPLES, f)))
+                self._check_boots(boots, results, info.n_classes)
         finally:
             self._outstanding = set()
         return Results.concat(results, info.n_classes)

@@ -76,6 +76,9 @@ class Emulator:
                  qemu: str = QEMU, machine: str = MACHINE, boot_timeout: float = 20.0) -> None:
         self.image = resolve_image(image)
         self.kind = "qemu" if _is_elf_for_arm(self.image) else "host"
+        if flash_file and self.kind == "qemu":
+            raise DeviceError("a flash file applies to the host build only; under QEMU the weight slots live in the "
+                              "emulated flash and survive REBOOT (SYSRESETREQ), not a restart of QEMU")
         self.icount = icount
         self.flash_file = Path(flash_file) if flash_file else None
         self.qemu = qemu
