@@ -42,6 +42,7 @@ int main(void)
         printf("init failed\n");
         exit(2);
     }
+    printf("sizeof_state %u\n", (unsigned)sizeof st);
     for (t = 0; t < 3; t++) {
         ge_bench_begin();
         ge_bench_end();

@@ -7,12 +7,15 @@
  *   ge_harness reset N < samples.bin  like step, with ge_reset() before sample N
  *   ge_harness lut                    sigmoid(u) tanh(u) for u = 0..65535
  *   ge_harness selftest               status codes for bad arguments; prints "ok"
+ *   ge_harness time R < samples.bin   R passes over the samples; prints ns per ge_step()
  *
  * samples.bin: little-endian int16 counts, n_inputs per sample.
  */
+#define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ge_math.h"
 #include "gaitedge_rt.h"
@@ -121,6 +124,33 @@ int main(int argc, char **argv)
         free(all);
         free(labels);
         free(ev);
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "time") == 0) {
+        const long reps = strtol(argv[2], NULL, 10);
+        size_t cap = 1024, len = 0, i;
+        int16_t *all = malloc(cap * sizeof *all * (size_t)n);
+        struct timespec t0, t1;
+        long r;
+        double ns;
+        unsigned sink = 0;
+        while (all && read_sample(all + len * (size_t)n, n)) {
+            if (++len == cap) {
+                cap *= 2;
+                all = realloc(all, cap * sizeof *all * (size_t)n);
+            }
+        }
+        if (!all || len == 0) return 4;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (r = 0; r < reps; r++)
+            for (i = 0; i < len; i++) {
+                ge_step(&st, all + i * (size_t)n, &o);
+                sink += (unsigned)o.raw_label;
+            }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / ((double)reps * (double)len);
+        printf("%.1f %u\n", ns, sink);
+        free(all);
         return 0;
     }
     if (argc > 2 && strcmp(argv[1], "reset") == 0) reset_at = strtol(argv[2], NULL, 10);

@@ -22,6 +22,8 @@ from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer, QPreproc, QuantModel
 
 SUPPORTED_FAMILIES = ("lstm", "gru", "elman")
+#: GE_MAX_CLASSES of gaitedge_rt.h
+MAX_CLASSES = 16
 
 #: default sensor resolution (physical units per count) by unit: +-16 g accelerometer,
 #: +-2000 dps gyroscope at 16 bit.
@@ -246,6 +248,8 @@ def quantize_model(
     cal = calibrate(tm, xs)
     n_in = model.input_size
     h = model.hidden
+    if len(tm.classes) > MAX_CLASSES:
+        raise ModelError(f"{len(tm.classes)} classes; the C runtime supports at most {MAX_CLASSES}")
     hp = -(-h // spec.HIDDEN_MULTIPLE) * spec.HIDDEN_MULTIPLE
     ip = n_in + (n_in % 2)
     report: dict = {"weights_saturated": {}, "bias_saturated": {}}

@@ -26,33 +26,43 @@
 
 #if !defined(GE_DSP_PATH)
 /* ---------------------------------------------------------------- portable C */
-static int32_t sb(uint32_t w, unsigned shift)
-{
-    return (int32_t)((w >> shift) & 0xFFu) - (int32_t)(((w >> shift) & 0x80u) << 1);
-}
+/* Signed byte s (bit offset) of w: compiles to SBFX / SXTB / ASR where available. */
+#define GE_SB(w, s) ge_asr32(ge_word_to_i32((w) << (24u - (s))), 24u)
 
 const uint32_t *ge_matvec4(const uint32_t *w, const int16_t *x, uint32_t ncols, uint32_t ngroups, int32_t *acc)
 {
-    uint32_t g, k, r;
+    uint32_t g, k;
     const uint32_t nq = ncols / 4u;
     for (g = 0; g < ngroups; g++) {
-        int32_t a[4];
+        int32_t a0 = ge_word_to_i32(w[0]), a1 = ge_word_to_i32(w[1]), a2 = ge_word_to_i32(w[2]),
+                a3 = ge_word_to_i32(w[3]);
         const int16_t *xp = x;
-        for (r = 0; r < 4; r++) a[r] = ge_word_to_i32(*w++);
-        for (k = 0; k < nq; k++, xp += 4) {
-            for (r = 0; r < 4; r++) {
-                const uint32_t v = *w++;
-                a[r] += sb(v, 0) * xp[0] + sb(v, 16) * xp[1] + sb(v, 8) * xp[2] + sb(v, 24) * xp[3];
-            }
+        w += 4;
+        for (k = 0; k < nq; k++, xp += 4, w += 4) {
+            const int32_t x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+            uint32_t v = w[0];
+            a0 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
+            v = w[1];
+            a1 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
+            v = w[2];
+            a2 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
+            v = w[3];
+            a3 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
         }
         if (ncols & 2u) {
-            for (r = 0; r < 4; r += 2) {
-                const uint32_t v = *w++;
-                a[r] += sb(v, 0) * xp[0] + sb(v, 16) * xp[1];
-                a[r + 1] += sb(v, 8) * xp[0] + sb(v, 24) * xp[1];
-            }
+            const int32_t x0 = xp[0], x1 = xp[1];
+            uint32_t v = w[0];
+            a0 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1;
+            a1 += GE_SB(v, 8u) * x0 + GE_SB(v, 24u) * x1;
+            v = w[1];
+            a2 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1;
+            a3 += GE_SB(v, 8u) * x0 + GE_SB(v, 24u) * x1;
+            w += 2;
         }
-        for (r = 0; r < 4; r++) acc[r] = a[r];
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
         acc += 4;
     }
     return w;

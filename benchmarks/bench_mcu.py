@@ -1,0 +1,401 @@
+"""Fixed-point C runtime: Cortex-M4 instructions per step, flash, RAM, host speed, accuracy.
+
+* **On the emulated board**: LSTM-64 and GRU-64 (6 inputs: one foot's acc + gyro,
+  3 classes) are quantized, exported with ``gaitedge export c`` and built with
+  ``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb`` (portable C and the DSP path,
+  ``-DGE_USE_DSP``) into firmware for QEMU ``-M mps2-an386``.  A TCG plugin
+  (``firmware_export/bench/icount_plugin.c``) counts the guest instructions of
+  every ``ge_step()`` call between two marker functions, exactly (method:
+  ../shared/notes/EMULATOR.md); the marker overhead (an empty bracket) is
+  subtracted.  The firmware also prints every step's output, which must equal
+  the Python integer reference.  Weights are random (seeded): instruction counts
+  and sizes do not depend on the weight values; the inputs are the first
+  samples of an IPOL recording (synthetic data without ../shared).
+* **Flash / RAM**: the model's const arrays (int8 weights, int32 biases and
+  multipliers, preprocessing constants), the sigmoid/tanh table, the runtime's
+  code (``arm-none-eabi-size`` of its objects); RAM = the arena ``ge_init()``
+  needs (state + scratch) + ``sizeof(ge_state)``.
+* **Host x86**: ns per ``ge_step()`` of the same models (``gcc -O2``, portable C)
+  vs ``session.run`` of the ONNX Runtime step model (``gaitedge export onnx``,
+  one thread).
+* **Accuracy**: the IPOL models of ``configs/ipol_gru.toml`` /
+  ``configs/ipol_lstm.toml`` (12 inputs), trained on subjects 1-11, tested on
+  12-15: float vs post-training quantization vs quantization-aware fine-tuning,
+  all metrics of the integer pipeline computed by the Python twin (bit-exact
+  with the C runtime).  Missing runs are trained first (a few minutes each).
+
+Usage::
+
+    python benchmarks/bench_mcu.py [--runs-dir runs/bench_mcu] [--qat-epochs 3] [--steps 100] [--no-accuracy]
+
+writes the section ``## Microcontroller runtime (Cortex-M4, QEMU mps2-an386)``
+of BENCHMARKS.md (the rest of the file is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Microcontroller runtime (Cortex-M4, QEMU mps2-an386)"
+TARGETS = {"lstm": 25_000, "gru": 19_000}
+FLASH_TARGET_LSTM = 20 * 1024
+RAM_TARGET = 1536
+ONNX2C_LSTM = 89_600  # peer measurement, ../shared/notes/EMULATOR.md
+
+
+def _load_mcu():
+    spec = importlib.util.spec_from_file_location("ge_mcu", ROOT / "firmware_export" / "bench" / "mcu.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["ge_mcu"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def bench_recordings(n_channels: int = 6):
+    """(calibration recordings, input recording, description) with one foot's 6 channels."""
+    from gaitedge.data.spec import load_spec
+
+    try:
+        recs = load_spec("ipol?subjects=1", other_foot=False)[:4]
+        src = f"IPOL subject 1 ({recs[-1].name})"
+    except Exception:  # no dataset: synthetic gait
+        recs = load_spec("synthetic?n=2&trials=1", other_foot=False)
+        src = "synthetic gait (IPOL data not found)"
+    return recs, recs[-1], src
+
+
+def make_model(family: str, recs, seed: int = 0):
+    import torch
+
+    from gaitedge.checkpoint import TrainedModel
+    from gaitedge.data.preprocess import Normalizer
+    from gaitedge.models import build_model
+
+    torch.manual_seed(seed)
+    r0 = recs[0]
+    model = build_model(family, len(r0.channels), len(r0.classes), hidden=64)
+    model.eval()
+    return TrainedModel(model=model, classes=r0.classes, channels=list(r0.channels), units=list(r0.units),
+                        rate_hz=100.0, normalizer=Normalizer.fit([r.signals for r in recs]), lowpass_hz=0.0,
+                        filter_order=2, min_run=6, tolerance_ms=50.0, delay=5)
+
+
+def measure_mcu(family: str, recs, rec, steps: int, work: Path, mcu) -> dict:
+    """Instruction counts (portable, DSP), sizes, and the on-target exactness check."""
+    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, export_c, weight_bytes
+    from gaitedge.quant import Runner, quantize_model
+    from gaitedge.quant.evaluate import recording_counts
+
+    tm = make_model(family, recs)
+    qm = quantize_model(tm, recs)
+    export_c(qm, work / "model", copy_runtime=False, measure_code=False)
+    counts = recording_counts(qm, rec)[:steps]
+    ref = Runner(qm).run(counts)
+    ref_rows = np.column_stack([ref["raw_label"][0], ref["label"][0], ref["event"][0], ref["event_sample"][0],
+                                ref["logits"][0]])
+    plugin = mcu.build_plugin(work)
+    out: dict = {"family": family, "weights": weight_bytes(qm), "lut_bytes": LUT_BYTES, "arena": arena_bytes(qm),
+                 "n_steps": len(counts), "tm": tm, "qm": qm, "counts": counts}
+    for variant, dsp in (("portable", False), ("dsp", True)):
+        d = work / variant
+        d.mkdir()
+        mcu.write_bench_input(d / "bench_input.h", counts)
+        fw = mcu.build_firmware(work / "model", d, dsp=dsp)
+        run = mcu.run_qemu(fw.elf, plugin, timeout=300)
+        if run.rc != 0:
+            raise SystemExit(f"{family} {variant}: firmware failed (rc {run.rc})\n{run.stdout[-2000:]}")
+        lines = run.stdout.splitlines()
+        state_bytes = int(next(ln.split()[1] for ln in lines if ln.startswith("sizeof_state")))
+        rows = np.array([list(map(int, ln.split())) for ln in lines if ln and ln[0] in "-0123456789"])
+        exact = rows.shape == ref_rows.shape and bool(np.array_equal(rows, ref_rows))
+        ic = np.array(run.icounts)
+        over = int(ic[:3].min())
+        per_step = ic[3 : 3 + len(counts)] - over
+        kernel = ic[3 + len(counts) :] - over
+        sizes = mcu.object_sizes([p for k, p in fw.objects.items() if k not in ("bench_main", "startup",
+                                                                                  "model_data", "ge_lut")])
+        code = sum(v["text"] + v["data"] for v in sizes.values())
+        used = {k: v["text"] for k, v in sizes.items()}
+        su = fw.stack_usage
+        kname = {"lstm": "ge_lstm_step", "gru": "ge_gru_step"}[family]
+        stack = su.get("ge_step", 0) + su.get(kname, 0) + su.get("ge_matvec4", 0) + 56
+        out[variant] = {
+            "median": int(np.median(per_step)), "min": int(per_step.min()), "max": int(per_step.max()),
+            "kernel": int(np.median(kernel)), "exact": exact, "code": code, "code_by_object": used,
+            "state_struct": state_bytes, "stack_est": stack,
+        }
+    return out
+
+
+def host_times(res: dict, work: Path) -> dict:
+    """ns per step: C runtime (gcc -O2, portable and DSP-emulated) vs ONNX Runtime step model."""
+    import onnxruntime as ort
+
+    from gaitedge.export import export_onnx
+
+    gcc = shutil.which("gcc")
+    rt = ROOT / "firmware_export" / "runtime"
+    out = {}
+    counts = res["counts"]
+    reps = max(1, 20_000 // len(counts))
+    for variant, flags in (("c", []),):
+        exe = work / f"host-{variant}"
+        subprocess.run([gcc, "-std=c99", "-O2", *flags, f"-I{rt / 'include'}", f"-I{work / 'model'}",
+                        *map(str, sorted((rt / "src").glob("*.c"))), str(work / "model" / "model_data.c"),
+                        str(ROOT / "firmware_export" / "host" / "ge_harness.c"), "-o", str(exe)], check=True)
+        vals = []
+        for _ in range(5):
+            r = subprocess.run([str(exe), "time", str(reps)], input=counts.astype("<i2").tobytes(),
+                               capture_output=True, check=True)
+            vals.append(float(r.stdout.split()[0]))
+        out[variant] = float(np.median(vals)) / 1000.0
+    tm = res["tm"]
+    paths = export_onnx(tm, work / "onnx")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(paths.step), so, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    x = tm.normalizer((counts * res["qm"].pre.lsb).astype(np.float32))
+    state = {n: np.zeros((1, 1, 64), np.float32) for n in names if n != "x"}
+    outs = [o.name for o in sess.get_outputs()]
+    for t in range(200):
+        feed = {"x": x[t % len(x)][None], **state}
+        sess.run(None, feed)
+    n = 0
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        for t in range(len(x)):
+            feed = {"x": x[t][None], **state}
+            r = sess.run(None, feed)
+            state = {k.replace("_out", "_in"): v for k, v in zip(outs[1:], r[1:])}
+            n += 1
+    out["ort"] = (time.perf_counter() - t0) / n * 1e6
+    return out
+
+
+def ensure_run(name: str, config: str, runs_dir: Path, log) -> Path:
+    """The IPOL run of a config (trained on subjects 1-11) under runs_dir, training it if missing."""
+    run = runs_dir / f"{name}_ipol"
+    if (run / "model.pt").is_file():
+        return run
+    log(f"training {run} from {config} (a few minutes)...")
+    subprocess.run([sys.executable, "-m", "gaitedge", "train", "--config", config, "--data",
+                    "ipol?subjects=1-11&quality=checked", "--test", "ipol?subjects=12-15", "--out", str(run),
+                    "--no-progress", "--set", "train.threads=1"], check=True, cwd=ROOT)
+    return run
+
+
+def accuracy(runs_dir: Path, qat_epochs: int, log) -> list[dict]:
+    from gaitedge.quant.workflow import quantize_run
+
+    rows = []
+    for name, config in (("gru", "configs/ipol_gru.toml"), ("lstm", "configs/ipol_lstm.toml")):
+        run = ensure_run(name, config, runs_dir, log)
+        rep = quantize_run(run, test="ipol?subjects=12-15", log=log)
+        row = {"name": name, "run": str(run), "ptq": rep["ptq"]["test"]}
+        if qat_epochs > 0:
+            q = quantize_run(run, out=runs_dir / f"{name}_ipol-qat", finetune_epochs=qat_epochs,
+                             test="ipol?subjects=12-15", force=True, log=log)
+            row["qat"] = q["qat"]["test"]
+            row["qat_best_epoch"] = q["qat"]["best_epoch"]
+        rows.append(row)
+    return rows
+
+
+def _load_avg() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _tool_version(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0].strip()
+    except (OSError, IndexError):
+        return "n/a"
+
+
+def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_before: str) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    import gaitedge
+    import onnxruntime as ort
+
+    cmd = "python benchmarks/bench_mcu.py" + "".join(
+        f" {a}" for a in sys.argv[1:]) if len(sys.argv) > 1 else "python benchmarks/bench_mcu.py"
+    L = [SECTION, "", f"Command: `{cmd}`", ""]
+    L.append(f"- machine: {_cpu_name()}, {os.cpu_count()} logical cores; 1-min load average {load_before} before, "
+             f"{_load_avg()} after (other processes were running)")
+    L.append(f"- date: {now}")
+    L.append(f"- toolchain: {_tool_version(['arm-none-eabi-gcc', '--version'])}, "
+             f"{_tool_version(['qemu-system-arm', '--version'])}, host {_tool_version(['gcc', '--version'])}; "
+             f"gaitedge {gaitedge.__version__}, onnxruntime {ort.__version__}")
+    L.append("- firmware: runtime + `gaitedge export c` model data + `firmware_export/bench/bench_main.c`, "
+             "`arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb -mfloat-abi=soft` (no FPU used), newlib-nano + "
+             "semihosting; `-DGE_USE_DSP` for the DSP path (SMLAD/SXTB16 assembly), none for portable C99")
+    L.append("- count: QEMU 7.2 `-M mps2-an386` with a TCG plugin counting every executed guest instruction between "
+             "`ge_bench_begin()` and `ge_bench_end()` around each `ge_step()` (exact, repeatable); marker overhead "
+             f"subtracted; {mcu_res['lstm']['n_steps']} consecutive steps of {src}; the step includes "
+             "preprocessing (scaling + normalization of raw int16 counts), the recurrent layer, the dense head, "
+             "argmax and the debounce/event detector")
+    L.append("- models: LSTM-64 and GRU-64, 6 inputs, 3 classes, random weights (seed 0; counts and sizes do not "
+             "depend on weight values), output delay 5, debounce 6; every on-target output equal to the Python "
+             "integer reference: " + ", ".join(
+                 f"{f.upper()} {v}: {'yes' if mcu_res[f][v]['exact'] else 'NO'}"
+                 for f in ("lstm", "gru") for v in ("portable", "dsp")))
+    L.append("")
+    L.append("| model | path | instructions / step (median) | min .. max | recurrent layer alone | target |")
+    L.append("|---|---|---:|---:|---:|---:|")
+    for f in ("lstm", "gru"):
+        for v, label in (("dsp", "DSP (Cortex-M4/M7)"), ("portable", "portable C")):
+            m = mcu_res[f][v]
+            tgt = f"<= {TARGETS[f]:,}" if v == "dsp" else ""
+            L.append(f"| {f.upper()}-64 | {label} | {m['median']:,} | {m['min']:,} .. {m['max']:,} | "
+                     f"{m['kernel']:,} | {tgt} |")
+    L.append(f"| LSTM-64 (5 classes) | onnx2c float, FPU (peer, EMULATOR.md) | ~{ONNX2C_LSTM:,} | | | |")
+    L.append("")
+    L.append("| model | weights flash (int8 W + int32 bias + int32 mult + preproc) | sigmoid/tanh table | "
+             "runtime code, DSP / portable | RAM: arena (state + scratch) + ge_state | stack (est.) |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+    for f in ("lstm", "gru"):
+        r = mcu_res[f]
+        wb = r["weights"]
+        ram = r["arena"] + r["dsp"]["state_struct"]
+        L.append(f"| {f.upper()}-64 | {wb['total']:,} B ({wb['total'] / 1024:.2f} KiB) | {r['lut_bytes']:,} B | "
+                 f"{r['dsp']['code']:,} B / {r['portable']['code']:,} B | {r['arena']:,} + "
+                 f"{r['dsp']['state_struct']} = {ram:,} B | ~{r['dsp']['stack_est']} B |")
+    L.append("")
+    lm, gm = mcu_res["lstm"], mcu_res["gru"]
+    ok = lambda c: "met" if c else "NOT met"  # noqa: E731
+    L.append(f"- LSTM-64 DSP {lm['dsp']['median']:,} instructions/step (target <= 25,000): "
+             f"{ok(lm['dsp']['median'] <= 25_000)}; {ONNX2C_LSTM / lm['dsp']['median']:.1f}x fewer than the "
+             f"onnx2c float C on the same emulator")
+    L.append(f"- GRU-64 DSP {gm['dsp']['median']:,} instructions/step (target <= 19,000): "
+             f"{ok(gm['dsp']['median'] <= 19_000)}")
+    L.append(f"- LSTM-64 weights {lm['weights']['total']:,} B (target <= 20 KB = 20,480 B): "
+             f"{ok(lm['weights']['total'] <= FLASH_TARGET_LSTM)}")
+    L.append(f"- state + scratch RAM {lm['arena'] + lm['dsp']['state_struct']:,} B (LSTM), "
+             f"{gm['arena'] + gm['dsp']['state_struct']:,} B (GRU) (target <= 1.5 KB = 1,536 B): "
+             f"{ok(max(lm['arena'] + lm['dsp']['state_struct'], gm['arena'] + gm['dsp']['state_struct']) <= RAM_TARGET)}")
+    L.append("- the portable path (what a Cortex-M0+/M3 runs) is plain C99: each int8 weight is extracted with "
+             "shifts and multiplied separately, ~6x the DSP path's instructions")
+    L.append("- runtime code includes the DSP build's 2.3 KB of unrolled matrix loop (32 chunk copies)")
+    L.append("")
+    if host:
+        L.append("Host x86 (same models, one thread, µs per streaming step incl. preprocessing, head, argmax, "
+                 "detector for the C runtime; ONNX Runtime: `session.run` of `model_step.onnx` with a feed dict, "
+                 "the recurrent step and head only, float32):")
+        L.append("")
+        L.append("| model | C runtime, gcc -O2 portable (µs) | ONNX Runtime step (µs) | ratio |")
+        L.append("|---|---:|---:|---:|")
+        for f in ("lstm", "gru"):
+            h = host[f]
+            L.append(f"| {f.upper()}-64 | {h['c']:.2f} | {h['ort']:.2f} | {h['ort'] / h['c']:.1f}x |")
+        L.append("")
+    if acc:
+        L.append("Accuracy on held-out IPOL subjects 12-15 (both feet as input, 12 channels; trained on subjects "
+                 "1-11 with the configs, checked trials; metrics of the integer pipeline from its Python twin, "
+                 "bit-exact with the C runtime; raw counts assume +-16 g / +-2000 dps 16-bit sensors; "
+                 "activation ranges calibrated on the training subjects only):")
+        L.append("")
+        L.append("| model | variant | accuracy | macro-F1 | event F1 | Δ macro-F1 (pts) | Δ event F1 (pts) |")
+        L.append("|---|---|---:|---:|---:|---:|---:|")
+        for row in acc:
+            base = row["ptq"]["float"]
+            variants = [("float", base), ("int8/int16 PTQ", row["ptq"]["quantized"])]
+            if "qat" in row:
+                variants.append((f"int8/int16 QAT ({args.qat_epochs} epochs, best epoch {row['qat_best_epoch']})",
+                                 row["qat"]["quantized"]))
+            for label, m in variants:
+                dm = "" if label == "float" else f"{100 * (m['macro_f1'] - base['macro_f1']):+.2f}"
+                de = "" if label == "float" else f"{100 * (m['event_f1'] - base['event_f1']):+.2f}"
+                L.append(f"| {row['name'].upper()}-64 | {label} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
+                         f"{m['event_f1']:.4f} | {dm} | {de} |")
+        L.append("")
+        for row in acc:
+            b, q = row["ptq"]["float"], row["ptq"]["quantized"]
+            worst = max(100 * (b["macro_f1"] - q["macro_f1"]), 100 * (b["event_f1"] - q["event_f1"]))
+            L.append(f"- {row['name'].upper()}-64 post-training quantization loses at most {max(worst, 0):.2f} "
+                     f"points (target <= 0.5): {ok(worst <= 0.5)}"
+                     + (f"; QAT picks the best validation epoch (epoch 0 = PTQ weights)" if "qat" in row else ""))
+        L.append("")
+    return "\n".join(L) + "\n"
+
+
+def write_section(text: str, path: Path) -> None:
+    old = path.read_text() if path.is_file() else "# Benchmarks\n"
+    pat = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pat.sub(lambda m: text + "\n", old) if pat.search(old) else old.rstrip("\n") + "\n\n" + text
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(new.rstrip("\n") + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs-dir", default="runs/bench_mcu", help="IPOL runs (trained here when missing)")
+    ap.add_argument("--qat-epochs", type=int, default=3, help="quantization-aware fine-tuning epochs (0: none)")
+    ap.add_argument("--steps", type=int, default=100, help="streaming steps measured on the emulator")
+    ap.add_argument("--no-accuracy", action="store_true", help="skip the IPOL accuracy table")
+    ap.add_argument("--no-host", action="store_true", help="skip the host x86 timing")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    mcu = _load_mcu()
+    missing = mcu.toolchain_missing()
+    if missing:
+        raise SystemExit(f"missing tools: {', '.join(missing)} (apt-get install gcc-arm-none-eabi "
+                         f"libnewlib-arm-none-eabi qemu-system-arm)")
+    load_before = _load_avg()
+    recs, rec, src = bench_recordings()
+    res, host = {}, {}
+    with tempfile.TemporaryDirectory(prefix="bench_mcu_") as td:
+        for fam in ("lstm", "gru"):
+            work = Path(td) / fam
+            work.mkdir()
+            res[fam] = measure_mcu(fam, recs, rec, args.steps, work, mcu)
+            m = res[fam]
+            print(f"{fam}: DSP {m['dsp']['median']} (exact {m['dsp']['exact']}), portable {m['portable']['median']} "
+                  f"(exact {m['portable']['exact']}) instructions/step; weights {m['weights']['total']} B; "
+                  f"arena {m['arena']} B", flush=True)
+            if not args.no_host:
+                host[fam] = host_times(res[fam], work)
+                print(f"{fam}: host C {host[fam]['c']:.2f} µs, ORT {host[fam]['ort']:.2f} µs per step", flush=True)
+    acc = [] if args.no_accuracy else accuracy(ROOT / args.runs_dir, args.qat_epochs, print)
+    text = render(args, res, host, acc, src, load_before)
+    write_section(text, Path(args.out))
+    print(text)
+    bad = [f for f in ("lstm", "gru") for v in ("portable", "dsp") if not res[f][v]["exact"]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
