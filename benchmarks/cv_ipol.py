@@ -110,7 +110,7 @@ def main() -> None:
         "one-to-one within ±50 ms. Mean ± sd over folds; training time per fold on this machine while other "
         "jobs shared its 2 cores.",
         "",
-        "| config | model | params | test trials | macro-F1 | heel-strike F1 | toe-off F1 | median timing error (ms) | train time (s) | folds |",
+        "| config | model | params | test trials | macro-F1 | heel-strike F1 | toe-off F1 | median / mean timing error (ms) | train time (s) | folds |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
@@ -120,14 +120,15 @@ def main() -> None:
         lines.append(
             f"| {key} | {name} | {rows[0]['params']} | all | "
             f"{ms(rows, 'macro_f1')} | {ms(rows, 'hs_f1')} | {ms(rows, 'to_f1')} | "
-            f"{ms(rows, 'median_err_ms', '{:.1f}')} | {ms(rows, 'train_s', '{:.0f}')} | {len(rows)} |"
+            f"{ms(rows, 'median_err_ms', '{:.1f}')} / {ms(rows, 'mean_err_ms', '{:.1f}')} | "
+            f"{ms(rows, 'train_s', '{:.0f}')} | {len(rows)} |"
         )
         crow = [x["checked"] for x in rows if "checked" in x]
         if crow:
             lines.append(
                 f"| {key} | {name} | {rows[0]['params']} | checked | "
                 f"{ms(crow, 'macro_f1')} | {ms(crow, 'hs_f1')} | {ms(crow, 'to_f1')} | "
-                f"{ms(crow, 'median_err_ms', '{:.1f}')} | | {len(crow)} |"
+                f"{ms(crow, 'median_err_ms', '{:.1f}')} / {ms(crow, 'mean_err_ms', '{:.1f}')} | | {len(crow)} |"
             )
     lines.append("")
     lines.append("Per fold (test subjects: macro-F1 / HS F1 / TO F1):")
@@ -137,6 +138,34 @@ def main() -> None:
             f"{','.join(x['test_subjects'])}: {x['macro_f1']:.3f} / {x['hs_f1']:.3f} / {x['to_f1']:.3f}" for x in r["folds"]
         )
         lines.append(f"- {key}: {cells}")
+    best = max(results, key=lambda k: np.mean([x["checked"]["macro_f1"] + x["checked"]["event_f1"]
+                                                 for x in results[k]["folds"]]))
+    b = results[best]["folds"]
+    bc = [x["checked"] for x in b]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    lines += [
+        "",
+        f"Against the targets, best config `{best}`:",
+        "",
+        f"- macro-F1 ≥ 0.97: all trials {np.mean([x['macro_f1'] for x in b]):.3f}, checked trials "
+        f"{np.mean([x['macro_f1'] for x in bc]):.3f} — {verdict(np.mean([x['macro_f1'] for x in bc]) >= 0.97)}",
+        f"- heel-strike / toe-off F1 ≥ 0.98: all trials {np.mean([x['hs_f1'] for x in b]):.3f} / "
+        f"{np.mean([x['to_f1'] for x in b]):.3f}, checked trials {np.mean([x['hs_f1'] for x in bc]):.3f} / "
+        f"{np.mean([x['to_f1'] for x in bc]):.3f} — "
+        f"{verdict(min(np.mean([x['hs_f1'] for x in bc]), np.mean([x['to_f1'] for x in bc])) >= 0.98)}",
+        f"- median timing error ≤ 10 ms: {np.mean([x['median_err_ms'] for x in b]):.1f} ms — "
+        f"{verdict(np.mean([x['median_err_ms'] for x in b]) <= 10)}",
+        f"- training ≤ 10 min on 2 cores: {max(x['train_s'] for x in b) / 60:.1f} min at most — "
+        f"{verdict(max(x['train_s'] for x in b) <= 600)}",
+        "",
+        "Most of the gap between *all* and *checked* trials comes from trials whose annotated swings continue "
+        "after the foot has stopped moving or run past the end of the recording (27 of 86 trials; "
+        "`gaitedge data info ipol` lists them): there the model follows the signal and the annotation does not. "
+        "The remaining errors on checked trials sit mostly in the U-turn and in the last steps before stopping.",
+    ]
     update_section(Path(args.md), "Gait-phase cross-validation (IPOL, leave-subjects-out)", "\n".join(lines))
     print(f"wrote {res_path} and {args.md}")
 
