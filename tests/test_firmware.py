@@ -99,6 +99,25 @@ def test_host_firmware_answers_info_ping_samples_stats(models, host):
         assert dev.stats().frames_ok == 1  # counters were cleared after the previous reply
 
 
+def test_asynchronous_send_and_poll(models, host):
+    run, qm = models["A"]
+    counts = synthetic_counts(qm, 90)
+    ref = Runner(qm).run(counts)
+    with Emulator(host.image) as emu, emu.client() as dev:
+        seqs = [dev.send_samples(counts[i : i + 10]) for i in range(0, 90, 10)]
+        got: dict[int, M.Results] = {}
+        deadline = time.monotonic() + 10
+        while dev.in_flight and time.monotonic() < deadline:
+            for seq, res in dev.poll_results(timeout=0.5):
+                got[seq] = res
+        assert sorted(got) == sorted(seqs)
+        labels = np.concatenate([got[s].label for s in seqs])
+        assert np.array_equal(labels, ref["label"][0])
+        assert [got[s].first_step for s in seqs] == list(range(0, 90, 10))
+        assert dev.poll_results() == []
+        assert dev.ping() >= 0  # request/response still works after the pipeline
+
+
 def test_refusals_are_naks_with_reasons(models, host):
     run, qm = models["A"]
     with Emulator(host.image) as emu, emu.client() as dev:

@@ -116,22 +116,29 @@ class DeviceClient:
             raise DeviceError(f"{self.url}: write failed: {exc}") from None
 
     def _read_frames(self, until: float) -> list[Frame]:
-        """Frames decoded from what arrives before ``until`` (returns as soon as there is one)."""
+        """Frames decoded from what arrives before ``until`` (returns as soon as there is one;
+        with ``until`` in the past, whatever is already there)."""
         import serial
 
         out: list[Frame] = []
+        first = True
         while not out:
             left = until - time.monotonic()
-            if left <= 0:
+            if left <= 0 and not first:
                 break
             try:
-                self.ser.timeout = min(left, 0.2)
-                data = self.ser.read(1)
-                if data:
+                if left <= 0:
                     self.ser.timeout = 0
-                    data += self.ser.read(65536)
+                    data = self.ser.read(65536)
+                else:
+                    self.ser.timeout = min(left, 0.2)
+                    data = self.ser.read(1)
+                    if data:
+                        self.ser.timeout = 0
+                        data += self.ser.read(65536)
             except (serial.SerialException, OSError) as exc:
                 raise DeviceError(f"{self.url}: {exc} (device reset, crashed or unplugged?)") from None
+            first = False
             if data:
                 for f in self.decoder.feed(data):
                     if f.type == M.BOOT and f.seq == 0:
@@ -298,6 +305,40 @@ class DeviceClient:
         finally:
             self._outstanding = set()
         return Results.concat(results, info.n_classes)
+
+    # ---- asynchronous samples (for live pipelines) -----------------------------------------
+    def send_samples(self, counts) -> int:
+        """Send one SAMPLES frame (at most ``info().max_samples`` samples) without waiting;
+        returns its sequence number.  Collect the answers with :meth:`poll_results`.
+        Keep the bytes in flight below ``info().rx_buffer``."""
+        c, per = self._frame_samples(counts, None)
+        if len(c) > per:
+            raise DeviceError(f"at most {per} samples per frame (got {len(c)})")
+        seq = self._next_seq()
+        self._write(encode_frame(M.SAMPLES, seq, M.encode_samples(c)))
+        self._outstanding.add(seq)
+        return seq
+
+    def poll_results(self, timeout: float = 0.0) -> list[tuple[int, Results]]:
+        """``[(seq, Results)]`` of sent SAMPLES frames answered so far, in arrival order
+        (waits up to ``timeout`` s for the first one).  A refused frame raises DeviceNak."""
+        frames = [f for f in self._pending if f.seq in self._outstanding]
+        self._pending = [f for f in self._pending if f.seq not in self._outstanding]
+        if not frames:
+            frames = self._read_frames(time.monotonic() + timeout)
+        out = []
+        for f in frames:
+            if f.seq not in self._outstanding:
+                self.stale_replies += 1
+                continue
+            self._outstanding.discard(f.seq)
+            out.append((f.seq, Results.decode(self._check(M.SAMPLES, f))))
+        return out
+
+    @property
+    def in_flight(self) -> int:
+        """SAMPLES frames sent with :meth:`send_samples` and not answered yet."""
+        return len(self._outstanding)
 
     # ---- weight update -------------------------------------------------------------------
     def flash_status(self) -> FlashStatus:
