@@ -201,6 +201,40 @@ def ensure_run(name: str, config: str, runs_dir: Path, log) -> Path:
     return run
 
 
+def c_matches_python(run: Path, work: Path) -> dict:
+    """Host C runtime (gcc -O2, portable) vs the Python twin on every step of the IPOL test recordings."""
+    from gaitedge.checkpoint import load_checkpoint
+    from gaitedge.data.spec import load_spec
+    from gaitedge.export.c_export import export_c
+    from gaitedge.quant import Runner
+    from gaitedge.quant.evaluate import recording_counts
+    from gaitedge.quant.workflow import load_quant
+
+    tm = load_checkpoint(run)
+    qm = load_quant(run)
+    recs = load_spec("ipol?subjects=12-15", other_foot=tm.config["data"]["other_foot"])
+    export_c(qm, work / "model", copy_runtime=False, measure_code=False)
+    rt = ROOT / "firmware_export" / "runtime"
+    exe = work / "harness"
+    subprocess.run(["gcc", "-std=c99", "-O2", f"-I{rt / 'include'}", f"-I{work / 'model'}",
+                    *map(str, sorted((rt / "src").glob("*.c"))), str(work / "model" / "model_data.c"),
+                    str(ROOT / "firmware_export" / "host" / "ge_harness.c"), "-o", str(exe)], check=True)
+    counts = [recording_counts(qm, r) for r in recs]
+    tmax = max(len(c) for c in counts)
+    xb = np.stack([np.concatenate([c, np.repeat(c[-1:], tmax - len(c), 0)]) for c in counts])
+    ref = Runner(qm, batch=len(counts)).run(xb)
+    equal, steps = True, 0
+    for b, c in enumerate(counts):
+        n = len(c)
+        want = np.column_stack([ref["raw_label"][b, :n], ref["label"][b, :n], ref["event"][b, :n],
+                                ref["event_sample"][b, :n], ref["logits"][b, :n]])
+        r = subprocess.run([str(exe), "step"], input=c.astype("<i2").tobytes(), capture_output=True, check=True)
+        got = np.array([list(map(int, ln.split())) for ln in r.stdout.decode().splitlines()])
+        equal &= bool(np.array_equal(got, want))
+        steps += n
+    return {"recordings": len(counts), "steps": steps, "equal": equal}
+
+
 def accuracy(runs_dir: Path, qat_epochs: int, log) -> list[dict]:
     from gaitedge.quant.workflow import quantize_run
 
@@ -209,11 +243,15 @@ def accuracy(runs_dir: Path, qat_epochs: int, log) -> list[dict]:
         run = ensure_run(name, config, runs_dir, log)
         rep = quantize_run(run, test="ipol?subjects=12-15", log=log)
         row = {"name": name, "run": str(run), "ptq": rep["ptq"]["test"]}
+        with tempfile.TemporaryDirectory(prefix="bench_mcu_c_") as td:
+            row["c_check"] = c_matches_python(run, Path(td))
+        log(f"{name}: C runtime vs Python twin on the test recordings: {row['c_check']}")
         if qat_epochs > 0:
             q = quantize_run(run, out=runs_dir / f"{name}_ipol-qat", finetune_epochs=qat_epochs,
                              test="ipol?subjects=12-15", force=True, log=log)
             row["qat"] = q["qat"]["test"]
             row["qat_best_epoch"] = q["qat"]["best_epoch"]
+            row["qat_epochs"] = qat_epochs
         rows.append(row)
     return rows
 
@@ -242,17 +280,15 @@ def _tool_version(cmd: list[str]) -> str:
         return "n/a"
 
 
-def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_before: str) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_before: str, cmd: str, date: str,
+           load_after: str) -> str:
     import gaitedge
     import onnxruntime as ort
 
-    cmd = "python benchmarks/bench_mcu.py" + "".join(
-        f" {a}" for a in sys.argv[1:]) if len(sys.argv) > 1 else "python benchmarks/bench_mcu.py"
     L = [SECTION, "", f"Command: `{cmd}`", ""]
     L.append(f"- machine: {_cpu_name()}, {os.cpu_count()} logical cores; 1-min load average {load_before} before, "
-             f"{_load_avg()} after (other processes were running)")
-    L.append(f"- date: {now}")
+             f"{load_after} after (other processes were running)")
+    L.append(f"- date: {date}")
     L.append(f"- toolchain: {_tool_version(['arm-none-eabi-gcc', '--version'])}, "
              f"{_tool_version(['qemu-system-arm', '--version'])}, host {_tool_version(['gcc', '--version'])}; "
              f"gaitedge {gaitedge.__version__}, onnxruntime {ort.__version__}")
@@ -303,8 +339,10 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
     L.append(f"- state + scratch RAM {lm['arena'] + lm['dsp']['state_struct']:,} B (LSTM), "
              f"{gm['arena'] + gm['dsp']['state_struct']:,} B (GRU) (target <= 1.5 KB = 1,536 B): "
              f"{ok(max(lm['arena'] + lm['dsp']['state_struct'], gm['arena'] + gm['dsp']['state_struct']) <= RAM_TARGET)}")
-    L.append("- the portable path (what a Cortex-M0+/M3 runs) is plain C99: each int8 weight is extracted with "
-             "shifts and multiplied separately, ~6x the DSP path's instructions")
+    L.append(f"- the portable path (what a Cortex-M0+/M3 runs) is plain C99 (each int8 weight extracted with "
+             f"SBFX/SXTB and multiplied separately): {lm['portable']['median'] / lm['dsp']['median']:.1f}x the DSP "
+             f"path's instructions for the LSTM, still {ONNX2C_LSTM / lm['portable']['median']:.1f}x fewer than the "
+             f"onnx2c float C with an FPU")
     L.append("- runtime code includes the DSP build's 2.3 KB of unrolled matrix loop (32 chunk copies)")
     L.append("")
     if host:
@@ -330,7 +368,7 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
             base = row["ptq"]["float"]
             variants = [("float", base), ("int8/int16 PTQ", row["ptq"]["quantized"])]
             if "qat" in row:
-                variants.append((f"int8/int16 QAT ({args.qat_epochs} epochs, best epoch {row['qat_best_epoch']})",
+                variants.append((f"int8/int16 QAT ({row['qat_epochs']} epochs, best epoch {row['qat_best_epoch']})",
                                  row["qat"]["quantized"]))
             for label, m in variants:
                 dm = "" if label == "float" else f"{100 * (m['macro_f1'] - base['macro_f1']):+.2f}"
@@ -338,6 +376,11 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
                 L.append(f"| {row['name'].upper()}-64 | {label} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
                          f"{m['event_f1']:.4f} | {dm} | {de} |")
         L.append("")
+        for row in acc:
+            cc = row["c_check"]
+            L.append(f"- {row['name'].upper()}-64 PTQ model: host C runtime (gcc -O2) vs Python twin on every step "
+                     f"of the {cc['recordings']} test recordings ({cc['steps']:,} steps): "
+                     + ("identical" if cc["equal"] else "DIFFERENT"))
         for row in acc:
             b, q = row["ptq"]["float"], row["ptq"]["quantized"]
             worst = max(100 * (b["macro_f1"] - q["macro_f1"]), 100 * (b["event_f1"] - q["event_f1"]))
@@ -365,7 +408,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-accuracy", action="store_true", help="skip the IPOL accuracy table")
     ap.add_argument("--no-host", action="store_true", help="skip the host x86 timing")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the section from the results saved by the last run (RUNS_DIR/bench_mcu.json)")
     args = ap.parse_args(argv)
+    cache = ROOT / args.runs_dir / "bench_mcu.json"
+    if args.render_only:
+        saved = json.loads(cache.read_text())
+        text = render(args, saved["mcu"], saved["host"], saved["acc"], saved["src"], saved["load_before"],
+                      saved["cmd"], saved["date"], saved["load_after"])
+        write_section(text, Path(args.out))
+        print(text)
+        return 0
     import torch
 
     torch.set_num_threads(1)
@@ -390,7 +443,13 @@ def main(argv: list[str] | None = None) -> int:
                 host[fam] = host_times(res[fam], work)
                 print(f"{fam}: host C {host[fam]['c']:.2f} µs, ORT {host[fam]['ort']:.2f} µs per step", flush=True)
     acc = [] if args.no_accuracy else accuracy(ROOT / args.runs_dir, args.qat_epochs, print)
-    text = render(args, res, host, acc, src, load_before)
+    cmd = "python benchmarks/bench_mcu.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    mcu_plain = {f: {k: v for k, v in r.items() if k not in ("tm", "qm", "counts")} for f, r in res.items()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"mcu": mcu_plain, "host": host, "acc": acc, "src": src, "load_before": load_before,
+                                 "load_after": _load_avg(), "cmd": cmd, "date": date}, indent=1, default=float))
+    text = render(args, mcu_plain, host, acc, src, load_before, cmd, date, _load_avg())
     write_section(text, Path(args.out))
     print(text)
     bad = [f for f in ("lstm", "gru") for v in ("portable", "dsp") if not res[f][v]["exact"]]

@@ -47,6 +47,7 @@ SYN_MODELS = {
     "gru-h72": dict(family="gru", hidden=72, channels=6, delay=1),
     "lstm-h68": dict(family="lstm", hidden=68, channels=6),
     "elman-h70": dict(family="elman", hidden=70, channels=6, lowpass=8.0),
+    "lstm-h132": dict(family="lstm", hidden=132, channels=6, delay=1),
 }
 
 
@@ -226,9 +227,12 @@ def test_arm_build_is_warning_free(syn, tmp_path, cpu, dsp):
 
 @pytest.mark.skipif(ARM_GCC is None or shutil.which("qemu-system-arm") is None,
                     reason="arm-none-eabi-gcc / qemu-system-arm not installed")
-@pytest.mark.parametrize("name", ["lstm", "gru-h72", "lstm-2layer", "elman"])
+@pytest.mark.parametrize("name", ["lstm", "gru-h72", "lstm-2layer", "elman", "lstm-h132"])
 def test_qemu_dsp_and_portable_bit_exact(syn, tmp_path, name):
-    """Cortex-M4 with the DSP assembly and Cortex-M3 with portable C give the Python answer."""
+    """Cortex-M4 with the DSP assembly and Cortex-M3 with portable C give the Python answer.
+
+    lstm-h132 has rows of 138 columns (the looped matrix kernel) and three blocks.
+    """
     mcu = _mcu()
     qm, recs = _syn_model(syn, name)
     export_c(qm, tmp_path / "m", copy_runtime=False, measure_code=False)
