@@ -209,6 +209,19 @@ def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = 
         f'#include "{header}"\n\n',
     ]
     p = symbol
+    notes = ["/* Scales (see QUANTIZATION.md):",
+             f" * inputs: Q0.15 of x_norm / K, K = [{', '.join(f'{k:.4g}' for k in qm.pre.input_range)}];"
+             f" norm_mult / norm_bias in Q.{spec.SIG_FRAC}"]
+    for k, lay in enumerate(qm.layers):
+        sc = lay.scale if lay.scale is not None else lay.mult / 2.0**29
+        extra = f"; cell state Q{15 - lay.cell_frac}.{lay.cell_frac}" if lay.family == "lstm" else ""
+        notes.append(f" * layer {k} ({lay.family}, {lay.hidden} units over {lay.hidden} + {lay.in_size} inputs): "
+                     f"int8 row scales {float(np.min(sc)):.4g} .. {float(np.max(sc)):.4g}, "
+                     f"mult = round(scale * 2^29){extra}")
+    hs = qm.head_scale if qm.head_scale is not None else qm.head_mult / 2.0 ** (17 + qm.logit_frac)
+    notes.append(f" * head: int8 row scales {float(np.min(hs)):.4g} .. {float(np.max(hs)):.4g}, logits "
+                 f"Q{15 - qm.logit_frac}.{qm.logit_frac}, mult = round(scale * 2^{17 + qm.logit_frac}) */\n")
+    out.append("\n".join(notes))
     out.append(_arr("int32_t", f"{p}_norm_mult", qm.pre.norm_mult))
     out.append(_arr("int32_t", f"{p}_norm_bias", qm.pre.norm_bias))
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
