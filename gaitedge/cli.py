@@ -7,6 +7,7 @@ line and exit status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,18 +20,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from gaitedge.metrics import format_summary
     from gaitedge.train import train
 
-    cfg = load_config(args.config)
-    if args.data:
-        cfg.data.train = args.data
-    if args.test is not None:
-        cfg.data.test = args.test
-    if args.model:
-        cfg.model.name = args.model
-    if args.epochs is not None:
-        cfg.train.epochs = args.epochs
-    for item in args.set or []:
-        apply_override(cfg, item)
-    _, metrics, out = train(cfg, out_dir=args.out, progress=not args.no_progress, force=args.force)
+    if args.resume:
+        given = [f"--{n}" for n in ("config", "data", "test", "model", "out", "epochs", "set")
+                 if getattr(args, n) is not None]
+        if given:
+            raise GaitedgeError(f"--resume continues with the run's own config; drop {', '.join(given)}")
+        run_dir = Path(args.resume)
+        cfg = load_config(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else None
+        if cfg is None:
+            raise GaitedgeError(f"{run_dir}: no config.toml here; not a run directory to resume")
+        out_dir = run_dir
+    else:
+        cfg = load_config(args.config)
+        if args.data:
+            cfg.data.train = args.data
+        if args.test is not None:
+            cfg.data.test = args.test
+        if args.model:
+            cfg.model.name = args.model
+        if args.epochs is not None:
+            cfg.train.epochs = args.epochs
+        for item in args.set or []:
+            apply_override(cfg, item)
+        out_dir = args.out
+    _, metrics, out = train(cfg, out_dir=out_dir, progress=not args.no_progress, force=args.force,
+                            resume=bool(args.resume), device=args.device)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     print(f"\nbest epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
           f"{metrics['n_params']} parameters, {metrics['train_time_s']:.1f} s")
     print("validation (subjects " + ", ".join(metrics["val_subjects"]) + "):")
@@ -41,6 +57,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"\nrun directory: {out}")
     for name in ("model.pt", "config.toml", "metrics.json", "curves.png", "confusion.png"):
         print(f"  {out / name}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from gaitedge.config import apply_override, load_config
+    from gaitedge.sweep import DEFAULT_SPACE, format_summary, grid_trials, parse_grid, parse_space, random_trials
+    from gaitedge.sweep import run_sweep
+
+    if bool(args.grid) == (args.random is not None):
+        raise GaitedgeError("give either --grid KEY=V1,V2 ... or --random N")
+    if args.space and args.random is None:
+        raise GaitedgeError("--space goes with --random N")
+    cfg = load_config(args.config)
+    if args.data:
+        cfg.data.train = args.data
+    if args.test is not None:
+        cfg.data.test = args.test
+    if args.epochs is not None:
+        cfg.train.epochs = args.epochs
+    for item in args.set or []:
+        apply_override(cfg, item)
+    if args.grid:
+        trials = grid_trials(parse_grid(args.grid))
+    else:
+        trials = random_trials(parse_space(args.space) if args.space else DEFAULT_SPACE, args.random, args.seed)
+    if args.out and (Path(args.out) / "trials.csv").exists() and not args.force:
+        raise GaitedgeError(f"{args.out}: already holds a sweep; choose another --out or pass --force")
+    res = run_sweep(cfg, trials, out_dir=args.out, workers=args.workers, threads=args.threads,
+                    trial_timeout_s=args.timeout_min * 60 if args.timeout_min else None)
+    print()
+    print(format_summary(res.rows))
+    n_ok = sum(r["status"] == "ok" for r in res.rows)
+    print(f"\n{n_ok} of {len(res.rows)} trials ok; table: {res.out / 'trials.csv'}")
+    if res.best is None:
+        print("no trial finished; no best config")
+        return 1
+    print(f"best: trial {res.best['trial']} (validation score {res.best['score']:.4f}); "
+          f"config: {res.out / 'best.toml'}")
     return 0
 
 
@@ -250,7 +304,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE", help="override a config value (repeatable)")
     t.add_argument("--force", action="store_true", help="overwrite a run directory that holds a model")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its train_state.pt")
+    t.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     t.set_defaults(func=_cmd_train)
+
+    sw = sub.add_parser("sweep", help="grid or random hyperparameter search, trials in parallel processes")
+    sw.add_argument("config", help="base TOML experiment config")
+    sw.add_argument("--grid", action="append", metavar="TABLE.KEY=V1,V2",
+                    help="values of one key; all combinations are trained (repeatable)")
+    sw.add_argument("--random", type=int, metavar="N", help="N random trials from --space")
+    sw.add_argument("--space", action="append", metavar="TABLE.KEY=LO:HI[:log]|V1,V2",
+                    help="a random-search dimension: numeric range or choice (repeatable; default: lr, hidden, "
+                         "window, dropout, rotation, time warp)")
+    sw.add_argument("--seed", type=int, default=0, help="seed of the random search (default 0)")
+    sw.add_argument("--workers", type=int, default=1, help="trials trained at once, one process each (default 1)")
+    sw.add_argument("--threads", type=int, default=1, help="torch threads per trial (default 1)")
+    sw.add_argument("--timeout-min", type=float, help="fail a trial that runs longer than this (minutes)")
+    sw.add_argument("--data", help="training data spec (overrides the config)")
+    sw.add_argument("--test", help="held-out data spec evaluated after each trial")
+    sw.add_argument("--epochs", type=int, help="maximum epochs per trial")
+    sw.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE", help="override a base config value")
+    sw.add_argument("--out", help="sweep folder (default runs/sweep-<time>)")
+    sw.add_argument("--force", action="store_true", help="reuse a folder that holds a sweep")
+    sw.set_defaults(func=_cmd_sweep)
 
     e = sub.add_parser("evaluate", help="metrics of a trained run on other data")
     e.add_argument("run", help="run directory (or its model.pt)")

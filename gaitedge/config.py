@@ -46,9 +46,13 @@ class DataConfig:
 class ModelConfig:
     """Model family and size; extra family-specific options go in ``options``."""
 
+    #: model family (``gaitedge models``).
     name: str = "gru"
+    #: hidden units per recurrent layer.
     hidden: int = 64
+    #: stacked recurrent layers.
     layers: int = 1
+    #: dropout probability before the head (and between layers).
     dropout: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -60,28 +64,43 @@ class TrainConfig:
     epochs: int = 40
     #: optimizer steps per epoch (each on ``batch_size`` random windows).
     steps_per_epoch: int = 40
+    #: windows per optimizer step, in total over all processes when training
+    #: under torchrun (the effective batch does not change with the number of
+    #: processes; each one computes about batch_size / world_size of them).
     batch_size: int = 32
     #: training window length in s.
     window_s: float = 4.0
     #: samples at the start of each window excluded from the loss, in s.
     burn_in_s: float = 0.3
+    #: peak learning rate of the one-cycle schedule (AdamW).
     lr: float = 3e-3
+    #: AdamW decoupled weight decay.
     weight_decay: float = 1e-4
     #: stop after this many epochs without validation improvement.
     patience: int = 10
     #: wall-clock budget for training in minutes (0 = none).
     max_minutes: float = 0.0
+    #: maximum L2 norm of the gradient (0 = no clipping).
     grad_clip: float = 1.0
+    #: seed of weight init, validation split, window sampling and augmentation.
     seed: int = 0
-    #: random per-channel gain ±fraction applied to each training window.
+    #: amplitude scaling: random per-channel gain ±fraction applied to each
+    #: training window (0.1 = each channel scaled by a factor in [0.9, 1.1]).
     augment_gain: float = 0.1
-    #: random rotation of each IMU's frame (acc and gyro together), max degrees.
+    #: random rotation of each IMU's frame (acc and gyro together, about a
+    #: random axis), max degrees; mimics a sensor mounted slightly differently.
     augment_rotation_deg: float = 0.0
     #: Gaussian noise (std, normalized units) added to each training window.
     augment_noise: float = 0.03
+    #: smooth random time warp, max fractional local stretch of the time axis
+    #: (0.1 = each window plays locally between 0.9x and 1.1x speed, the speed
+    #: varying smoothly along the window; signals linearly interpolated, labels
+    #: taken from the nearest sample); 0 = off, at most 0.5.
+    augment_time_warp: float = 0.0
     #: samples on each side of a label change excluded from the loss.
     boundary_ignore: int = 0
-    #: torch intra-op threads (0 = torch default).
+    #: torch intra-op threads per process (0 = torch default; torchrun sets
+    #: OMP_NUM_THREADS=1 for each of its processes unless told otherwise).
     threads: int = 0
 
 

@@ -50,6 +50,10 @@ def _check_config(cfg: Config) -> None:
         (t.window_s > 0, "train.window_s must be > 0 s"),
         (0 <= t.burn_in_s < t.window_s, "train.burn_in_s must be in [0, window_s)"),
         (t.lr > 0, "train.lr must be > 0"),
+        (0 <= t.augment_gain < 1, "train.augment_gain must be in [0, 1)"),
+        (t.augment_noise >= 0, "train.augment_noise must be >= 0"),
+        (0 <= t.augment_rotation_deg <= 180, "train.augment_rotation_deg must be in [0, 180] degrees"),
+        (0 <= t.augment_time_warp <= 0.5, "train.augment_time_warp must be in [0, 0.5]"),
         (cfg.data.rate_hz > 0, "data.rate_hz must be > 0 Hz"),
         (0 < cfg.data.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
         (cfg.events.min_phase_ms >= 0, "events.min_phase_ms must be >= 0"),
@@ -126,11 +130,53 @@ def _random_rotations(rng: np.random.Generator, n: int, max_deg: float) -> np.nd
     return np.eye(3)[None] + s * k + (1 - c) * (k @ k)
 
 
+#: number of random speed knots per window for time warping.
+WARP_KNOTS = 4
+
+
+def warp_offsets(knots: np.ndarray, window: int, max_stretch: float) -> np.ndarray:
+    """Source-sample offsets ``[B, window]`` (float, first 0) of smoothly time-warped windows.
+
+    The local playback speed of window ``b`` moves linearly between ``knots[b]``
+    (values in [-1, 1], spread evenly over the window): at each output sample
+    the window advances ``1 + max_stretch * knot`` source samples, so the time
+    axis is locally stretched or compressed by at most ``max_stretch``
+    (fraction, e.g. 0.1 = ±10 %), which mimics cadence changes within a window.
+    """
+    k = knots.shape[1]
+    basis = np.stack([np.interp(np.arange(window), np.linspace(0, window - 1, k), np.eye(k)[i]) for i in range(k)])
+    speed = 1.0 + max_stretch * (knots @ basis)
+    return np.concatenate([np.zeros((len(knots), 1)), np.cumsum(speed[:, :-1], axis=1)], axis=1)
+
+
+@dataclass
+class BatchPlan:
+    """One training batch as per-window draws, before any window is cut.
+
+    ``rec`` / ``start``: recording index and first source sample of each window;
+    ``warp``: source offsets ``[B, window]`` when time-warped, else None;
+    ``rot``: one ``[B, 3, 3]`` rotation per IMU (sensor frame, acc and gyro
+    together); ``gain``: ``[B, C]`` relative gain deviations or None;
+    ``noise_seed``: per-window seed of the Gaussian noise (std ``noise`` in
+    normalized units) or None.
+    """
+
+    rec: np.ndarray
+    start: np.ndarray
+    warp: np.ndarray | None
+    rot: list[np.ndarray]
+    gain: np.ndarray | None
+    noise_seed: np.ndarray | None
+    noise: float
+
+
 class WindowSampler:
     """Random fixed-length training windows, recordings drawn in proportion to length.
 
-    Holds un-normalized signals; augmentation (sensor-frame rotation, per-channel
-    gain, noise) is applied per window, then normalization.
+    Holds un-normalized signals; augmentation (time warp, sensor-frame rotation,
+    per-channel gain, noise) is applied per window around normalization.
+    :meth:`plan` + :meth:`materialize` is what training uses (a batch can be cut
+    in parts by different processes); :meth:`batch` is the older one-call form.
     """
 
     def __init__(
@@ -148,6 +194,7 @@ class WindowSampler:
         self.norm = normalizer
         self.triads = triads or []
         lens = np.array([len(x) for x in xs], dtype=np.float64)
+        self.lens = lens.astype(np.int64)
         self.p = lens / lens.sum()
         self.rng = np.random.default_rng(seed)
 
@@ -178,6 +225,78 @@ class WindowSampler:
         if noise > 0:
             xb += self.rng.normal(0.0, noise, size=xb.shape).astype(np.float32)
         return torch.from_numpy(xb), torch.from_numpy(yb)
+
+    def plan(
+        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0, time_warp: float = 0.0
+    ) -> BatchPlan:
+        """Draw one batch of ``size`` windows without cutting them (see :class:`BatchPlan`).
+
+        Only small per-window parameters are drawn here, from this sampler's own
+        random stream, in an order that does not depend on who later cuts which
+        window.  Samplers built with the same seed and recording lengths draw the
+        same plans, so processes holding different shards of the recordings agree
+        on the global batch (see :mod:`gaitedge.distributed`).
+        """
+        rng = self.rng
+        rec = rng.choice(len(self.xs), size=size, p=self.p)
+        warp = None
+        if time_warp > 0:
+            knots = rng.uniform(-1.0, 1.0, size=(size, WARP_KNOTS))
+            warp = warp_offsets(knots, self.window, time_warp)
+        start = np.zeros(size, np.int64)
+        for b in range(size):
+            need = self.window if warp is None else int(np.ceil(warp[b, -1])) + 1
+            start[b] = int(rng.integers(0, max(int(self.lens[rec[b]]) - need, 0) + 1))
+        rot = [_random_rotations(rng, size, rotation_deg).astype(np.float32) for _ in self.triads] if rotation_deg > 0 else []
+        g = rng.uniform(-gain, gain, size=(size, self.xs[0].shape[1])).astype(np.float32) if gain > 0 else None
+        seeds = rng.integers(0, 2**63, size=size, dtype=np.int64) if noise > 0 else None
+        return BatchPlan(rec, start, warp, rot, g, seeds, float(noise))
+
+    def materialize(self, plan: BatchPlan, idx: np.ndarray | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut and augment the windows ``idx`` of ``plan``: (x ``[k, window, C]``, labels ``[k, window]``).
+
+        Order: time warp (linear interpolation of the signals, labels of the
+        nearest sample), sensor-frame rotation, normalization, zero padding of
+        windows longer than their recording, burn-in, per-channel gain, noise.
+        Each window depends only on its own plan entries, so any subset gives
+        the same windows as cutting the whole batch.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        k, c = len(idx), self.xs[0].shape[1]
+        xb = np.zeros((k, self.window, c), np.float32)
+        yb = np.full((k, self.window), UNLABELED, np.int64)
+        valid = np.zeros((k, self.window), bool)
+        for j, b in enumerate(idx):
+            x, y = self.xs[plan.rec[b]], self.ys[plan.rec[b]]
+            s = int(plan.start[b])
+            if plan.warp is None:
+                n = min(len(x), self.window)
+                xb[j, :n] = x[s : s + n]
+                yb[j, :n] = y[s : s + n]
+            else:
+                pos = s + plan.warp[b]
+                n = int(np.searchsorted(pos, len(x) - 1, side="right"))
+                p = pos[:n]
+                i0 = np.floor(p).astype(np.int64)
+                i1 = np.minimum(i0 + 1, len(x) - 1)
+                f = (p - i0).astype(np.float32)[:, None]
+                xb[j, :n] = x[i0] * (1.0 - f) + x[i1] * f
+                yb[j, :n] = y[np.minimum(np.rint(p).astype(np.int64), len(x) - 1)]
+            valid[j, :n] = True
+        for rot, tris in zip(plan.rot, self.triads):
+            r = rot[idx]
+            for t in range(0, len(tris), 3):
+                tri = tris[t : t + 3]
+                xb[:, :, tri] = np.einsum("bij,btj->bti", r, xb[:, :, tri])
+        xb = self.norm(xb) * valid[:, :, None]
+        yb[:, : self.burn_in] = UNLABELED
+        if plan.gain is not None:
+            xb *= 1.0 + plan.gain[idx][:, None, :]
+        if plan.noise_seed is not None:
+            for j, b in enumerate(idx):
+                nrng = np.random.default_rng(int(plan.noise_seed[b]))
+                xb[j] += nrng.normal(0.0, plan.noise, size=xb[j].shape).astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)), torch.from_numpy(yb)
 
 
 def _val_metrics(tm: TrainedModel, val: list[Recording], loss_fn: nn.Module) -> dict:
@@ -210,6 +329,54 @@ def default_run_dir(cfg: Config, root: str | Path = "runs") -> Path:
     return Path(root) / f"{cfg.model.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+#: resumable training state in a run directory, rewritten after every epoch.
+STATE_FILE = "train_state.pt"
+STATE_FORMAT = "gaitedge-train-state"
+
+
+def _to_cpu(obj):
+    """Tensors inside nested dicts / lists moved to the CPU (for portable state files)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _plain(obj):
+    """JSON-able copy (numpy scalars and arrays to Python numbers and lists)."""
+    return json.loads(json.dumps(obj, default=_json_default, allow_nan=True))
+
+
+def _save_train_state(out: Path, state: dict) -> None:
+    """Write ``train_state.pt`` atomically (temp file + rename)."""
+    tmp = out / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(out / STATE_FILE)
+
+
+def load_train_state(run_dir: str | Path, cfg: Config | None = None) -> dict:
+    """Read a run's ``train_state.pt``; check it was made with ``cfg`` and is unfinished."""
+    run_dir = Path(run_dir)
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {STATE_FILE} to resume from (is it a run directory?)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise ConfigError(f"{path}: unreadable training state ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ConfigError(f"{path}: not a gaitedge training state")
+    if cfg is not None and state["config"] != cfg.to_dict():
+        raise ConfigError(f"{run_dir}: the config differs from the one the run was started with; "
+                          "resume with the run's own config.toml")
+    if state["done"] and (run_dir / "model.pt").is_file():
+        raise ConfigError(f"{run_dir}: training already finished (model.pt written); nothing to resume")
+    return state
+
+
 def train(
     cfg: Config,
     out_dir: str | Path | None = None,
@@ -217,16 +384,55 @@ def train(
     progress: bool = True,
     force: bool = False,
     log=print,
+    resume: bool = False,
+    device: str | None = None,
 ) -> tuple[TrainedModel, dict, Path]:
     """Train a model as ``cfg`` says; write the run directory; return (model, metrics, dir).
 
     The run directory holds ``model.pt`` (best validation epoch), ``config.toml``,
     ``metrics.json`` (validation metrics of the best epoch, per-epoch history,
-    test metrics if ``data.test`` is set), ``curves.png`` and ``confusion.png``.
-    Nothing is written until the data have loaded and the config checks out.
+    test metrics if ``data.test`` is set, training throughput), ``curves.png``,
+    ``confusion.png`` and ``train_state.pt`` (model, optimizer, scheduler and
+    sampler state, history and early-stopping counters after the last finished
+    epoch, written atomically after every epoch).  Nothing is written until the
+    data have loaded and the config checks out.
+
+    ``resume=True`` continues the run in ``out_dir`` from its ``train_state.pt``
+    (``cfg`` must be the run's own config); the finished run is identical to
+    one that was never interrupted.  ``device`` is ``cpu`` (default), ``cuda``,
+    ``cuda:N`` or ``auto``.
+
+    Under ``torchrun`` (environment ``WORLD_SIZE > 1``) every process calls this
+    function: they form a process group (gloo on CPU, nccl on CUDA), train a
+    DistributedDataParallel model on their shards of the training recordings
+    with the same global batch of ``train.batch_size`` windows per step as a
+    single process (see :mod:`gaitedge.distributed`), and rank 0 alone
+    validates, logs, stops early (the decision is broadcast) and writes the run
+    directory.  Every rank returns the same model and metrics.
     """
+    from gaitedge import distributed as gd
+
     _check_config(cfg)
+    ctx = gd.setup(device)
+    try:
+        return _train(cfg, ctx, out_dir, recs, progress, force, log, resume)
+    finally:
+        gd.cleanup(ctx)
+
+
+def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[TrainedModel, dict, Path]:
+    import copy
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    from gaitedge import distributed as gd
+    from gaitedge.errors import GaitedgeError
+
     t0 = time.time()
+    main = ctx.is_main
+    if not main:
+        log = lambda *_a, **_k: None  # noqa: E731
+        progress = False
     data = prepare_data(cfg, recs)
     if not data.train or not data.val:
         raise DataError("the subject split left no training or no validation recordings")
@@ -240,19 +446,35 @@ def train(
         dropout=cfg.model.dropout,
         **cfg.model.options,
     )
-    test_recs = None
-    if cfg.data.test:
-        test_recs = load_spec(cfg.data.test, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
-        overlap = {r.subject for r in test_recs} & {r.subject for r in data.train + data.val}
-        if overlap:
-            raise ConfigError(
-                f"data.test shares subject(s) {sorted(overlap)} with the training data; test on held-out subjects"
-            )
 
-    out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
-    if (out / "model.pt").exists() and not force:
-        raise ConfigError(f"{out}: already holds a trained model; choose another --out or pass --force")
-    out.mkdir(parents=True, exist_ok=True)
+    test_recs, out, state, err = None, None, None, None
+    if main:
+        try:
+            if cfg.data.test:
+                test_recs = load_spec(cfg.data.test, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
+                overlap = {r.subject for r in test_recs} & {r.subject for r in data.train + data.val}
+                if overlap:
+                    raise ConfigError(
+                        f"data.test shares subject(s) {sorted(overlap)} with the training data; "
+                        "test on held-out subjects"
+                    )
+            out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
+            if resume:
+                state = load_train_state(out, cfg)
+            elif (out / "model.pt").exists() and not force:
+                raise ConfigError(f"{out}: already holds a trained model; choose another --out or pass --force")
+            out.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                tmp = out / "config.toml.tmp"
+                tmp.write_text(dump_toml(cfg))
+                tmp.replace(out / "config.toml")
+        except GaitedgeError as exc:
+            err = exc
+    if ctx.distributed:
+        out, state, err = gd.broadcast((out, state, err), ctx)
+    if err is not None:
+        raise err
+    assert out is not None
 
     torch.manual_seed(cfg.train.seed)
     if cfg.train.threads > 0:
@@ -260,8 +482,9 @@ def train(
     norm = Normalizer.fit([r.signals for r in data.train])
     rate = cfg.data.rate_hz
     min_run = max(1, int(round(cfg.events.min_phase_ms * rate / 1000.0)))
+    on_cpu = ctx.device.type == "cpu"
     tm = TrainedModel(
-        model=model,
+        model=model if on_cpu else copy.deepcopy(model),
         classes=data.classes,
         channels=data.channels,
         units=data.units,
@@ -289,112 +512,201 @@ def train(
         norm,
         imu_triads(data.channels),
     )
+    mine = gd.shard_recordings(sampler.lens, ctx.world_size) == ctx.rank
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.train.lr, total_steps=cfg.train.epochs * cfg.train.steps_per_epoch, pct_start=0.15
     )
-    loss_fn = nn.CrossEntropyLoss(ignore_index=UNLABELED)
+    loss_sum = nn.CrossEntropyLoss(ignore_index=UNLABELED, reduction="sum")
+    val_loss_fn = nn.CrossEntropyLoss(ignore_index=UNLABELED)
 
     history: list[dict] = []
     best_score, best_epoch, best_state, best_val = -1.0, -1, None, None
-    stale = 0
+    stale, start_epoch, done = 0, 0, False
+    elapsed0, step_time = 0.0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        sampler.rng.bit_generator.state = state["sampler_rng"]
+        history = list(state["history"])
+        best_score, best_epoch = state["best_score"], state["best_epoch"]
+        best_state, best_val = state["best_state"], state["best_val"]
+        stale, start_epoch, done = state["stale"], state["epoch"], state["done"]
+        elapsed0, step_time = state["elapsed_s"], state["train_step_s"]
+        log(f"resuming {out} after epoch {start_epoch} of {cfg.train.epochs}"
+            + (f" (saved by {state['world_size']} process(es))" if state.get("world_size", 1) > 1 else ""))
+    model.to(ctx.device)
+    net: nn.Module = model
+    if ctx.distributed:
+        net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    if ctx.distributed and main:
+        log(f"distributed training: {ctx.world_size} processes ({ctx.backend}), global batch "
+            f"{cfg.train.batch_size} windows per step, {int(mine.sum())} of {len(mine)} recordings on rank 0")
+
+    def train_step() -> tuple[float, float]:
+        plan = sampler.plan(cfg.train.batch_size, cfg.train.augment_gain, cfg.train.augment_noise,
+                            cfg.train.augment_rotation_deg, cfg.train.augment_time_warp)
+        idx = np.flatnonzero(mine[plan.rec])
+        if len(idx):
+            xb, yb = sampler.materialize(plan, idx)
+        else:  # no window of this step lies in this rank's shard: a zero-weight dummy keeps DDP in step
+            xb = torch.zeros((1, window, len(data.channels)))
+            yb = torch.full((1, window), UNLABELED, dtype=torch.int64)
+        xb, yb = xb.to(ctx.device, non_blocking=True), yb.to(ctx.device, non_blocking=True)
+        logits, _ = net(xb)
+        part = loss_sum(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
+        stats = torch.stack([part.detach().double(), (yb != UNLABELED).sum().double()])
+        gd.all_reduce_sum(stats, ctx)
+        total, count = float(stats[0]), max(float(stats[1]), 1.0)
+        loss = part * (ctx.world_size / count)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        sched.step()
+        return total, count
+
     interrupted = False
-    deadline = t0 + cfg.train.max_minutes * 60 if cfg.train.max_minutes > 0 else math.inf
+    deadline = t0 - elapsed0 + cfg.train.max_minutes * 60 if cfg.train.max_minutes > 0 else math.inf
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.train.epochs, desc=f"train {cfg.model.name}", unit="epoch", dynamic_ncols=True)
+        bar = tqdm(total=cfg.train.epochs, initial=start_epoch, desc=f"train {cfg.model.name}", unit="epoch",
+                   dynamic_ncols=True)
     try:
-        for epoch in range(1, cfg.train.epochs + 1):
-            model.train()
-            tr_loss = 0.0
-            for _ in range(cfg.train.steps_per_epoch):
-                xb, yb = sampler.batch(
-                    cfg.train.batch_size, cfg.train.augment_gain, cfg.train.augment_noise, cfg.train.augment_rotation_deg
-                )
-                logits, _ = model(xb)
-                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.train.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                opt.step()
-                sched.step()
-                tr_loss += float(loss.detach())
-            model.eval()
-            val = _val_metrics(tm, data.val, loss_fn)
-            row = {
-                "epoch": epoch,
-                "train_loss": tr_loss / cfg.train.steps_per_epoch,
-                "val_loss": val["loss"],
-                "val_accuracy": val["accuracy"],
-                "val_macro_f1": val["macro_f1"],
-                "val_event_f1": val["event_f1"],
-                "val_median_abs_error_ms": val["event_median_abs_error_ms"],
-                "elapsed_s": time.time() - t0,
-            }
-            history.append(row)
-            improved = val["score"] > best_score
-            if improved:
-                best_score, best_epoch, best_val = val["score"], epoch, val
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                stale = 0
-            else:
-                stale += 1
-            msg = (
-                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-                f"macro-F1 {row['val_macro_f1']:.4f}  event F1 {row['val_event_f1']:.4f}"
-                + ("  *" if improved else "")
-            )
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(f1=f"{row['val_macro_f1']:.3f}", ev=f"{row['val_event_f1']:.3f}")
-                bar.write(msg)
-            else:
-                log(msg)
-            if stale >= cfg.train.patience:
-                log(f"early stop: no validation improvement for {stale} epochs")
+        for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
+            if done:
                 break
-            if time.time() > deadline:
-                log(f"stopping: time budget of {cfg.train.max_minutes} min reached")
+            torch.manual_seed(gd.epoch_seed(cfg.train.seed, epoch, ctx.rank))
+            net.train()
+            tr_loss = 0.0
+            ts = time.time()
+            for _ in range(cfg.train.steps_per_epoch):
+                total, count = train_step()
+                tr_loss += total / count
+            step_time += time.time() - ts
+            stop = False
+            if main:
+                model.eval()
+                if not on_cpu:
+                    tm.model.load_state_dict(_to_cpu(model.state_dict()))
+                val = _val_metrics(tm, data.val, val_loss_fn)
+                row = {
+                    "epoch": epoch,
+                    "train_loss": tr_loss / cfg.train.steps_per_epoch,
+                    "val_loss": val["loss"],
+                    "val_accuracy": val["accuracy"],
+                    "val_macro_f1": val["macro_f1"],
+                    "val_event_f1": val["event_f1"],
+                    "val_median_abs_error_ms": val["event_median_abs_error_ms"],
+                    "elapsed_s": elapsed0 + time.time() - t0,
+                }
+                history.append(row)
+                improved = val["score"] > best_score
+                if improved:
+                    best_score, best_epoch, best_val = val["score"], epoch, _plain(val)
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    stale = 0
+                else:
+                    stale += 1
+                msg = (
+                    f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+                    f"macro-F1 {row['val_macro_f1']:.4f}  event F1 {row['val_event_f1']:.4f}"
+                    + ("  *" if improved else "")
+                )
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(f1=f"{row['val_macro_f1']:.3f}", ev=f"{row['val_event_f1']:.3f}")
+                    bar.write(msg)
+                else:
+                    log(msg)
+                if stale >= cfg.train.patience:
+                    log(f"early stop: no validation improvement for {stale} epochs")
+                    stop = True
+                elif time.time() > deadline:
+                    log(f"stopping: time budget of {cfg.train.max_minutes} min reached")
+                    stop = True
+                _save_train_state(out, {
+                    "format": STATE_FORMAT,
+                    "format_version": 1,
+                    "config": cfg.to_dict(),
+                    "epoch": epoch,
+                    "done": stop or epoch == cfg.train.epochs,
+                    "model": _to_cpu(model.state_dict()),
+                    "optimizer": _to_cpu(opt.state_dict()),
+                    "scheduler": sched.state_dict(),
+                    "sampler_rng": sampler.rng.bit_generator.state,
+                    "history": history,
+                    "best_score": best_score,
+                    "best_epoch": best_epoch,
+                    "best_state": best_state,
+                    "best_val": best_val,
+                    "stale": stale,
+                    "elapsed_s": elapsed0 + time.time() - t0,
+                    "train_step_s": step_time,
+                    "world_size": ctx.world_size,
+                })
+            if gd.broadcast(stop, ctx):
                 break
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: keeping the best epoch so far")
+        if not main:
+            raise
     finally:
         if bar is not None:
             bar.close()
-    if best_state is None:
-        raise DataError("training was interrupted before the first epoch finished; nothing saved")
-    model.load_state_dict(best_state)
-    model.eval()
-    train_time = time.time() - t0
-    tm.info.update({"best_epoch": best_epoch, "train_time_s": train_time, "n_params": model.n_params()})
-    metrics = {
-        "model": cfg.model.name,
-        "n_params": model.n_params(),
-        "best_epoch": best_epoch,
-        "epochs_run": len(history),
-        "train_time_s": train_time,
-        "interrupted": interrupted,
-        "train_subjects": tm.info["train_subjects"],
-        "val_subjects": tm.info["val_subjects"],
-        "val": best_val,
-        "history": history,
-    }
-    if test_recs is not None:
-        metrics["test"] = evaluate_model(tm, test_recs)
-    tm.info["weights_sha256"] = tm.weights_hash()
-    tm.save(out / "model.pt")
-    (out / "config.toml").write_text(dump_toml(cfg))
-    _write_json(out / "metrics.json", metrics)
-    from gaitedge.plots import plot_confusion, plot_curves
 
-    plot_curves(history, out / "curves.png", best_epoch=best_epoch)
-    final = metrics.get("test") or best_val
-    plot_confusion(np.asarray(final["confusion"]), tm.classes, out / "confusion.png",
-                   title="test" if "test" in metrics else "validation")
+    metrics: dict | None = None
+    if main:
+        if best_state is None:
+            raise DataError("training was interrupted before the first epoch finished; nothing saved")
+        tm.model.load_state_dict(best_state)
+        tm.model.eval()
+        train_time = elapsed0 + time.time() - t0
+        n_params = tm.model.n_params()
+        tm.info.update({"best_epoch": best_epoch, "train_time_s": train_time, "n_params": n_params})
+        windows = len(history) * cfg.train.steps_per_epoch * cfg.train.batch_size
+        metrics = {
+            "model": cfg.model.name,
+            "n_params": n_params,
+            "best_epoch": best_epoch,
+            "epochs_run": len(history),
+            "train_time_s": train_time,
+            "interrupted": interrupted,
+            "resumed_after_epoch": start_epoch if state is not None else None,
+            "world_size": ctx.world_size,
+            "device": str(ctx.device),
+            "batch_size": cfg.train.batch_size,
+            "train_step_time_s": step_time,
+            "train_windows_per_s": windows / step_time if step_time > 0 else float("nan"),
+            "train_samples_per_s": windows * window / step_time if step_time > 0 else float("nan"),
+            "train_subjects": tm.info["train_subjects"],
+            "val_subjects": tm.info["val_subjects"],
+            "val": best_val,
+            "history": history,
+        }
+        if test_recs is not None:
+            metrics["test"] = evaluate_model(tm, test_recs)
+        tm.info["weights_sha256"] = tm.weights_hash()
+        tm.save(out / "model.pt")
+        (out / "config.toml").write_text(dump_toml(cfg))
+        _write_json(out / "metrics.json", metrics)
+        from gaitedge.plots import plot_confusion, plot_curves
+
+        plot_curves(history, out / "curves.png", best_epoch=best_epoch)
+        final = metrics.get("test") or best_val
+        plot_confusion(np.asarray(final["confusion"]), tm.classes, out / "confusion.png",
+                       title="test" if "test" in metrics else "validation")
+    if ctx.distributed and not interrupted:
+        metrics, best_state, info = gd.broadcast((metrics, best_state, tm.info), ctx)
+        if not main:
+            tm.model.load_state_dict(best_state)
+            tm.model.eval()
+            tm.info = info
     return tm, metrics, out
 
 
