@@ -142,28 +142,19 @@ def measure_mcu(family: str, recs, rec, steps: int, work: Path, mcu) -> dict:
     return out
 
 
-def host_times(res: dict, work: Path) -> dict:
-    """ns per step: C runtime (gcc -O2, portable and DSP-emulated) vs ONNX Runtime step model."""
+def host_times(res: dict, work: Path, rounds: int = 7) -> dict:
+    """µs per step: C runtime (gcc -O2, portable) vs ONNX Runtime step model, interleaved rounds, medians."""
     import onnxruntime as ort
 
     from gaitedge.export import export_onnx
 
-    gcc = shutil.which("gcc")
     rt = ROOT / "firmware_export" / "runtime"
-    out = {}
     counts = res["counts"]
-    reps = max(1, 20_000 // len(counts))
-    for variant, flags in (("c", []),):
-        exe = work / f"host-{variant}"
-        subprocess.run([gcc, "-std=c99", "-O2", *flags, f"-I{rt / 'include'}", f"-I{work / 'model'}",
-                        *map(str, sorted((rt / "src").glob("*.c"))), str(work / "model" / "model_data.c"),
-                        str(ROOT / "firmware_export" / "host" / "ge_harness.c"), "-o", str(exe)], check=True)
-        vals = []
-        for _ in range(5):
-            r = subprocess.run([str(exe), "time", str(reps)], input=counts.astype("<i2").tobytes(),
-                               capture_output=True, check=True)
-            vals.append(float(r.stdout.split()[0]))
-        out[variant] = float(np.median(vals)) / 1000.0
+    reps = max(1, 5_000 // len(counts))
+    exe = work / "host-c"
+    subprocess.run(["gcc", "-std=c99", "-O2", f"-I{rt / 'include'}", f"-I{work / 'model'}",
+                    *map(str, sorted((rt / "src").glob("*.c"))), str(work / "model" / "model_data.c"),
+                    str(ROOT / "firmware_export" / "host" / "ge_harness.c"), "-o", str(exe)], check=True)
     tm = res["tm"]
     paths = export_onnx(tm, work / "onnx")
     so = ort.SessionOptions()
@@ -171,22 +162,31 @@ def host_times(res: dict, work: Path) -> dict:
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(paths.step), so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
-    x = tm.normalizer((counts * res["qm"].pre.lsb).astype(np.float32))
-    state = {n: np.zeros((1, 1, 64), np.float32) for n in names if n != "x"}
     outs = [o.name for o in sess.get_outputs()]
-    for t in range(200):
-        feed = {"x": x[t % len(x)][None], **state}
-        sess.run(None, feed)
-    n = 0
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        for t in range(len(x)):
-            feed = {"x": x[t][None], **state}
-            r = sess.run(None, feed)
-            state = {k.replace("_out", "_in"): v for k, v in zip(outs[1:], r[1:])}
-            n += 1
-    out["ort"] = (time.perf_counter() - t0) / n * 1e6
-    return out
+    x = tm.normalizer((counts * res["qm"].pre.lsb).astype(np.float32))
+
+    def ort_round() -> float:
+        state = {n: np.zeros((1, 1, 64), np.float32) for n in names if n != "x"}
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for t in range(len(x)):
+                r = sess.run(None, {"x": x[t][None], **state})
+                state = {k.replace("_out", "_in"): v for k, v in zip(outs[1:], r[1:])}
+        return (time.perf_counter() - t0) / (reps * len(x)) * 1e6
+
+    def c_round() -> float:
+        r = subprocess.run([str(exe), "time", str(reps)], input=counts.astype("<i2").tobytes(),
+                           capture_output=True, check=True)
+        return float(r.stdout.split()[0]) / 1000.0
+
+    ort_round()
+    c_round()
+    cs, os_ = [], []
+    for _ in range(rounds):
+        cs.append(c_round())
+        os_.append(ort_round())
+    return {"c": float(np.median(cs)), "ort": float(np.median(os_)), "rounds": rounds,
+            "steps_per_round": reps * len(counts)}
 
 
 def ensure_run(name: str, config: str, runs_dir: Path, log) -> Path:
@@ -281,7 +281,7 @@ def _tool_version(cmd: list[str]) -> str:
 
 
 def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_before: str, cmd: str, date: str,
-           load_after: str) -> str:
+           load_after: str, acc_from: str = "") -> str:
     import gaitedge
     import onnxruntime as ort
 
@@ -346,9 +346,11 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
     L.append("- runtime code includes the DSP build's 2.3 KB of unrolled matrix loop (32 chunk copies)")
     L.append("")
     if host:
+        hh = next(iter(host.values()))
         L.append("Host x86 (same models, one thread, µs per streaming step incl. preprocessing, head, argmax, "
                  "detector for the C runtime; ONNX Runtime: `session.run` of `model_step.onnx` with a feed dict, "
-                 "the recurrent step and head only, float32):")
+                 f"the recurrent step and head only, float32; medians of {hh['rounds']} interleaved rounds of "
+                 f"{hh['steps_per_round']:,} steps each):")
         L.append("")
         L.append("| model | C runtime, gcc -O2 portable (µs) | ONNX Runtime step (µs) | ratio |")
         L.append("|---|---:|---:|---:|")
@@ -360,7 +362,8 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
         L.append("Accuracy on held-out IPOL subjects 12-15 (both feet as input, 12 channels; trained on subjects "
                  "1-11 with the configs, checked trials; metrics of the integer pipeline from its Python twin, "
                  "bit-exact with the C runtime; raw counts assume +-16 g / +-2000 dps 16-bit sensors; "
-                 "activation ranges calibrated on the training subjects only):")
+                 "activation ranges calibrated on the training subjects only"
+                 + (f"; table from the run of {acc_from}" if acc_from else "") + "):")
         L.append("")
         L.append("| model | variant | accuracy | macro-F1 | event F1 | Δ macro-F1 (pts) | Δ event F1 (pts) |")
         L.append("|---|---|---:|---:|---:|---:|---:|")
@@ -408,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-accuracy", action="store_true", help="skip the IPOL accuracy table")
     ap.add_argument("--no-host", action="store_true", help="skip the host x86 timing")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--reuse-accuracy", action="store_true",
+                    help="take the accuracy table from the last run's saved results instead of recomputing it")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the section from the results saved by the last run (RUNS_DIR/bench_mcu.json)")
     args = ap.parse_args(argv)
@@ -415,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         saved = json.loads(cache.read_text())
         text = render(args, saved["mcu"], saved["host"], saved["acc"], saved["src"], saved["load_before"],
-                      saved["cmd"], saved["date"], saved["load_after"])
+                      saved["cmd"], saved["date"], saved["load_after"], saved.get("acc_from", ""))
         write_section(text, Path(args.out))
         print(text)
         return 0
@@ -442,14 +447,21 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_host:
                 host[fam] = host_times(res[fam], work)
                 print(f"{fam}: host C {host[fam]['c']:.2f} µs, ORT {host[fam]['ort']:.2f} µs per step", flush=True)
-    acc = [] if args.no_accuracy else accuracy(ROOT / args.runs_dir, args.qat_epochs, print)
     cmd = "python benchmarks/bench_mcu.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if args.reuse_accuracy and cache.is_file():
+        old = json.loads(cache.read_text())
+        acc = old["acc"]
+        acc_from = old.get("acc_from") or f"{old['date']}, `{old['cmd']}`"
+    else:
+        acc = [] if args.no_accuracy else accuracy(ROOT / args.runs_dir, args.qat_epochs, print)
+        acc_from = ""
     mcu_plain = {f: {k: v for k, v in r.items() if k not in ("tm", "qm", "counts")} for f, r in res.items()}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"mcu": mcu_plain, "host": host, "acc": acc, "src": src, "load_before": load_before,
-                                 "load_after": _load_avg(), "cmd": cmd, "date": date}, indent=1, default=float))
-    text = render(args, mcu_plain, host, acc, src, load_before, cmd, date, _load_avg())
+                                 "load_after": _load_avg(), "cmd": cmd, "date": date, "acc_from": acc_from},
+                                indent=1, default=float))
+    text = render(args, mcu_plain, host, acc, src, load_before, cmd, date, _load_avg(), acc_from)
     write_section(text, Path(args.out))
     print(text)
     bad = [f for f in ("lstm", "gru") for v in ("portable", "dsp") if not res[f][v]["exact"]]

@@ -25,8 +25,8 @@ from gaitedge.quant.model import QLayer, QuantModel
 #: the C runtime sources in a source checkout.
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "firmware_export" / "runtime"
 KIND = {"lstm": "GE_LAYER_LSTM", "gru": "GE_LAYER_GRU", "elman": "GE_LAYER_ELMAN"}
-#: size of ``ge_state`` on a 32-bit target (7 pointers, step, primed, events state).
-STATE_STRUCT_BYTES = 48
+#: sizeof(ge_state) on a 32-bit Cortex-M (arm-none-eabi-gcc; printed by the benchmark firmware).
+STATE_STRUCT_BYTES = 44
 LUT_BYTES = 256 * 4 * 4
 
 
