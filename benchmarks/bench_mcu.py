@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -389,7 +388,7 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
             worst = max(100 * (b["macro_f1"] - q["macro_f1"]), 100 * (b["event_f1"] - q["event_f1"]))
             L.append(f"- {row['name'].upper()}-64 post-training quantization loses at most {max(worst, 0):.2f} "
                      f"points (target <= 0.5): {ok(worst <= 0.5)}"
-                     + (f"; QAT picks the best validation epoch (epoch 0 = PTQ weights)" if "qat" in row else ""))
+                     + ("; QAT picks the best validation epoch (epoch 0 = PTQ weights)" if "qat" in row else ""))
         L.append("")
     return "\n".join(L) + "\n"
 

@@ -24,7 +24,6 @@ from torch import nn
 
 from gaitedge.checkpoint import TrainedModel
 from gaitedge.data.recording import UNLABELED, Recording
-from gaitedge.quant import spec
 from gaitedge.quant.model import QuantModel
 
 

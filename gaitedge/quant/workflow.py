@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge.checkpoint import TrainedModel, load_checkpoint
-from gaitedge.config import from_dict
 from gaitedge.data.recording import Recording
 from gaitedge.data.splits import by_subjects
 from gaitedge.errors import ConfigError, DataError
