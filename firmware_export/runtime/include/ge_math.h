@@ -14,6 +14,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#if (defined(GE_USE_DSP) || defined(GE_USE_DSP_EMULATE)) && defined(__BYTE_ORDER__) && \
+    defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "the DSP path reads int16 pairs as words and assumes a little-endian target; use the portable build"
+#endif
+
 #if defined(GE_USE_DSP_EMULATE)
 #define GE_DSP_PATH 1
 #define GE_DSP_EMU 1
