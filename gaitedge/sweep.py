@@ -195,6 +195,17 @@ def apply_params(cfg: Config, params: dict[str, Any]) -> Config:
     return out
 
 
+def _config_problem(cfg: Config, params: dict[str, Any]) -> str:
+    """Why ``params`` cannot even start training on ``cfg`` ("" if they can)."""
+    from gaitedge.train import _check_config
+
+    try:
+        _check_config(apply_params(cfg, params))
+    except ConfigError as exc:
+        return f"ConfigError: {exc}"
+    return ""
+
+
 def _trial_main(cfg_dict: dict, params: dict, trial_dir: str, threads: int) -> None:
     """Worker process body: one training, its outcome in ``trial_dir/result.json``."""
     d = Path(trial_dir)
@@ -397,6 +408,10 @@ def run_sweep(
                 tdir = out / f"trial-{index:03d}"
                 tdir.mkdir(parents=True, exist_ok=True)
                 (tdir / "result.json").unlink(missing_ok=True)
+                bad = _config_problem(cfg, params)
+                if bad:
+                    finish(None, index, params, time.time(), bad)
+                    continue
                 proc = ctx.Process(target=_trial_main, args=(cfg_dict, params, str(tdir), threads),
                                    name=f"gaitedge-trial-{index}", daemon=False)
                 proc.start()

@@ -433,6 +433,22 @@ def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[Train
     if not main:
         log = lambda *_a, **_k: None  # noqa: E731
         progress = False
+    out, state, err = None, None, None
+    if main:
+        try:
+            out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
+            if resume:
+                state = load_train_state(out, cfg)
+            elif (out / "model.pt").exists() and not force:
+                raise ConfigError(f"{out}: already holds a trained model; choose another --out or pass --force")
+        except GaitedgeError as exc:
+            err = exc
+    if ctx.distributed:
+        out, state, err = gd.broadcast((out, state, err), ctx)
+    if err is not None:
+        raise err
+    assert out is not None
+
     data = prepare_data(cfg, recs)
     if not data.train or not data.val:
         raise DataError("the subject split left no training or no validation recordings")
@@ -447,7 +463,7 @@ def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[Train
         **cfg.model.options,
     )
 
-    test_recs, out, state, err = None, None, None, None
+    test_recs = None
     if main:
         try:
             if cfg.data.test:
@@ -458,11 +474,6 @@ def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[Train
                         f"data.test shares subject(s) {sorted(overlap)} with the training data; "
                         "test on held-out subjects"
                     )
-            out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
-            if resume:
-                state = load_train_state(out, cfg)
-            elif (out / "model.pt").exists() and not force:
-                raise ConfigError(f"{out}: already holds a trained model; choose another --out or pass --force")
             out.mkdir(parents=True, exist_ok=True)
             if not resume:
                 tmp = out / "config.toml.tmp"
@@ -471,10 +482,9 @@ def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[Train
         except GaitedgeError as exc:
             err = exc
     if ctx.distributed:
-        out, state, err = gd.broadcast((out, state, err), ctx)
+        err = gd.broadcast(err, ctx)
     if err is not None:
         raise err
-    assert out is not None
 
     torch.manual_seed(cfg.train.seed)
     if cfg.train.threads > 0:
