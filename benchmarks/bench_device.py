@@ -28,8 +28,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import cpu_model, tool_version, write_section  # noqa: E402
 from gaitedge.checkpoint import TrainedModel  # noqa: E402
 from gaitedge.data.preprocess import Normalizer  # noqa: E402
 from gaitedge.models import build_model  # noqa: E402
@@ -57,23 +56,6 @@ def make_model(family: str, hidden: int, seed: int = 0) -> TrainedModel:
                         units=list(UNITS), rate_hz=100.0,
                         normalizer=Normalizer(np.zeros(len(CHANNELS), np.float32), np.ones(len(CHANNELS), np.float32)),
                         lowpass_hz=20.0, filter_order=2, min_run=4, tolerance_ms=50.0)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def tool_version(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0].strip()
-    except (OSError, IndexError):
-        return "?"
 
 
 def bench_one(family: str, hidden: int, steps: int, pings: int, work: Path, icount: bool = True,
@@ -220,19 +202,6 @@ def render(results: list[dict], realtime: dict | None, args, load: tuple[float, 
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + block
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", nargs="+", default=["gru", "lstm", "elman"])
@@ -259,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     body = render(results, realtime, args, (load0, os.getloadavg()[0]), started)
     print(body)
     if not args.no_write:
-        write_section(Path(args.out), body)
+        write_section(Path(args.out), SECTION, body)
         print(f"\nwrote the section to {args.out}", file=sys.stderr)
     return 0
 

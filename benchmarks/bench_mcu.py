@@ -38,8 +38,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -48,6 +46,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from benchlib import cpu_model, load_avg, tool_version, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Microcontroller runtime (Cortex-M4, QEMU mps2-an386)"
@@ -255,41 +255,17 @@ def accuracy(runs_dir: Path, qat_epochs: int, log) -> list[dict]:
     return rows
 
 
-def _load_avg() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "n/a"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _tool_version(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0].strip()
-    except (OSError, IndexError):
-        return "n/a"
-
-
 def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_before: str, cmd: str, date: str,
            load_after: str, acc_from: str = "") -> str:
     import gaitedge
     import onnxruntime as ort
 
     L = [SECTION, "", f"Command: `{cmd}`", ""]
-    L.append(f"- machine: {_cpu_name()}, {os.cpu_count()} logical cores; 1-min load average {load_before} before, "
+    L.append(f"- machine: {cpu_model()}, {os.cpu_count()} logical cores; 1-min load average {load_before} before, "
              f"{load_after} after (other processes were running)")
     L.append(f"- date: {date}")
-    L.append(f"- toolchain: {_tool_version(['arm-none-eabi-gcc', '--version'])}, "
-             f"{_tool_version(['qemu-system-arm', '--version'])}, host {_tool_version(['gcc', '--version'])}; "
+    L.append(f"- toolchain: {tool_version(['arm-none-eabi-gcc', '--version'])}, "
+             f"{tool_version(['qemu-system-arm', '--version'])}, host {tool_version(['gcc', '--version'])}; "
              f"gaitedge {gaitedge.__version__}, onnxruntime {ort.__version__}")
     L.append("- firmware: runtime + `gaitedge export c` model data + `firmware_export/bench/bench_main.c`, "
              "`arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb -mfloat-abi=soft` (no FPU used), newlib-nano + "
@@ -393,15 +369,6 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
     return "\n".join(L) + "\n"
 
 
-def write_section(text: str, path: Path) -> None:
-    old = path.read_text() if path.is_file() else "# Benchmarks\n"
-    pat = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pat.sub(lambda m: text + "\n", old) if pat.search(old) else old.rstrip("\n") + "\n\n" + text
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new.rstrip("\n") + "\n")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs-dir", default="runs/bench_mcu", help="IPOL runs (trained here when missing)")
@@ -420,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(cache.read_text())
         text = render(args, saved["mcu"], saved["host"], saved["acc"], saved["src"], saved["load_before"],
                       saved["cmd"], saved["date"], saved["load_after"], saved.get("acc_from", ""))
-        write_section(text, Path(args.out))
+        write_section(Path(args.out), SECTION, text)
         print(text)
         return 0
     import torch
@@ -431,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"missing tools: {', '.join(missing)} (apt-get install gcc-arm-none-eabi "
                          f"libnewlib-arm-none-eabi qemu-system-arm)")
-    load_before = _load_avg()
+    load_before = load_avg()
     recs, rec, src = bench_recordings()
     res, host = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench_mcu_") as td:
@@ -458,10 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     mcu_plain = {f: {k: v for k, v in r.items() if k not in ("tm", "qm", "counts")} for f, r in res.items()}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"mcu": mcu_plain, "host": host, "acc": acc, "src": src, "load_before": load_before,
-                                 "load_after": _load_avg(), "cmd": cmd, "date": date, "acc_from": acc_from},
+                                 "load_after": load_avg(), "cmd": cmd, "date": date, "acc_from": acc_from},
                                 indent=1, default=float))
-    text = render(args, mcu_plain, host, acc, src, load_before, cmd, date, _load_avg(), acc_from)
-    write_section(text, Path(args.out))
+    text = render(args, mcu_plain, host, acc, src, load_before, cmd, date, load_avg(), acc_from)
+    write_section(Path(args.out), SECTION, text)
     print(text)
     bad = [f for f in ("lstm", "gru") for v in ("portable", "dsp") if not res[f][v]["exact"]]
     return 1 if bad else 0

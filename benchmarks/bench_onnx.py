@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from benchlib import cpu_model, write_section
 from gaitedge.checkpoint import TrainedModel
 from gaitedge.data.preprocess import Normalizer
 from gaitedge.export import export_onnx
@@ -56,17 +56,6 @@ CHANNELS = [f"{s}{a}_{x}" for s in ("", "other_") for a in ("acc", "gyr") for x 
 UNITS = ["m/s^2", "m/s^2", "m/s^2", "rad/s", "rad/s", "rad/s"] * 2
 TARGET_P50_US = 30.0
 TARGET_SPEEDUP = 10.0
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def make_model(family: str, hidden: int = 64, seed: int = 0) -> TrainedModel:
@@ -225,20 +214,6 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the ``SECTION`` of a Markdown file, keeping the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + block
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=20000, help="timed calls per engine and model")
@@ -306,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(body)
     if not args.no_write:
-        write_section(Path(args.out), body)
+        write_section(Path(args.out), SECTION, body)
         print(f"\nupdated {args.out}")
     return 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from datetime import date
 from pathlib import Path
@@ -25,32 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import cpu_model, write_section  # noqa: E402
 from gaitedge.config import load_config  # noqa: E402
 from gaitedge.crossval import cross_validate  # noqa: E402
 from gaitedge.data import load_spec  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def update_section(md: Path, title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of a markdown file."""
-    text = md.read_text() if md.exists() else "# Benchmarks\n"
-    head = f"## {title}"
-    if head in text:
-        start = text.index(head)
-        nxt = text.find("\n## ", start + len(head))
-        text = text[:start] + body.rstrip() + "\n" + (text[nxt:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + body.rstrip() + "\n"
-    md.write_text(text)
 
 
 def main() -> None:
@@ -166,7 +143,7 @@ def main() -> None:
         "`gaitedge data info ipol` lists them): there the model follows the signal and the annotation does not. "
         "The remaining errors on checked trials sit mostly in the U-turn and in the last steps before stopping.",
     ]
-    update_section(Path(args.md), "Gait-phase cross-validation (IPOL, leave-subjects-out)", "\n".join(lines))
+    write_section(Path(args.md), "## Gait-phase cross-validation (IPOL, leave-subjects-out)", "\n".join(lines))
     print(f"wrote {res_path} and {args.md}")
 
 
