@@ -386,9 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     src = st.add_mutually_exclusive_group(required=True)
     src.add_argument("--port", help="pyserial URL of the IMU: /dev/ttyUSB0, socket://HOST:PORT, rfc2217://..., loop://")
     src.add_argument("--replay", help="replay a recording: a CSV file or a data spec")
-    st.add_argument("--model", action="append", required=True, metavar="[NAME=]RUN",
-                    help="run folder, model_step.onnx or model.pt; twice for two feet (default names left, right)")
-    st.add_argument("--backend", choices=["onnx", "torch"], default="onnx", help="inference backend (default onnx)")
+    st.add_argument("--model", action="append", metavar="[NAME=]RUN",
+                    help="run folder, model_step.onnx or model.pt; twice for two feet (default names left, right); "
+                         "optional with --backend device (checked against the board)")
+    st.add_argument("--backend", choices=["onnx", "torch", "device"], default="onnx",
+                    help="inference backend (default onnx; device: the board at --device)")
+    st.add_argument("--device", metavar="URL", help="with --backend device: the board's pyserial URL "
+                                                     "(/dev/ttyACM0, or the socket:// URL of 'gaitedge device emulate')")
+    st.add_argument("--format", choices=["text", "frames"], default="text",
+                    help="--port input: text lines (default) or binary SAMPLES frames of int16 counts")
     st.add_argument("--columns", action="append", metavar="FIELDS",
                     help="name each field of an input line: model channels (or ax..gz), t / t_ms / t_us, seq[%%N], _ "
                          "(default t,<model channels>); once per model with two models")
@@ -420,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--unplug", action="append", metavar="AT[:FOR]",
                      help="simulate unplugging at AT s for FOR s (default 1) of stream time; repeatable")
     sim.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
+    sim.add_argument("--format", choices=["text", "frames"], default="text",
+                     help="text lines (default) or binary SAMPLES frames of int16 counts")
+    sim.add_argument("--lsb", action="append", metavar="CHANNEL=VALUE",
+                     help="frames: sensor resolution in channel units per count (default: +-16 g, +-2000 dps at 16 bit)")
+    sim.add_argument("--frame-samples", type=int, help="frames: at most this many samples per frame (default 1)")
     sim.set_defaults(func=_cmd_imusim)
 
     from gaitedge.device.commands import add_commands

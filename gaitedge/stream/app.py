@@ -4,6 +4,13 @@ Several feet: ``--model`` may be given twice (``NAME=PATH``; default names
 ``left`` and ``right``), one model per foot, each with its own ``--columns``
 saying which fields of the shared input line feed it.  With one model the lane
 is called ``foot`` unless named.
+
+``--backend device --device URL`` classifies on a gaitedge board instead (its
+model described by its INFO; ``--model`` optional, checked against the board).
+``--format frames`` reads binary SAMPLES frames of int16 counts instead of
+text lines: forwarded as counts to a board, or converted to physical units
+for the desktop backends (``--scale`` in units per count, else the run's
+``quant.npz`` resolution, else the default ±16 g / ±2000 dps at 16 bit).
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from gaitedge.errors import DataError
-from gaitedge.stream.backends import Backend, load_backend
-from gaitedge.stream.sources import ColumnMap, PortSource, ReplaySource, Source, load_replay
+from gaitedge.stream.backends import QUANT_FILE, Backend, DeviceBackend, load_backend
+from gaitedge.stream.sources import ALIASES, ColumnMap, PortSource, ReplaySource, Source, load_replay
 from gaitedge.stream.session import Lane, Session, Summary
 
 
@@ -77,11 +86,81 @@ def build_lanes(
     return lanes
 
 
+def make_backends(args: argparse.Namespace) -> list[tuple[str, Backend]]:
+    """The (lane name, backend) pairs the command-line options describe."""
+    kind = getattr(args, "backend", "onnx")
+    device = getattr(args, "device", None)
+    if kind != "device":
+        if device:
+            raise DataError("--device applies to --backend device")
+        return [(name, load_backend(path, kind)) for name, path in parse_models(args.model or [])]
+    if not device:
+        raise DataError("--backend device needs --device URL: the board's serial port (/dev/ttyACM0, or the "
+                        "socket:// URL 'gaitedge device emulate' prints)")
+    models = args.model or []
+    if len(models) > 1:
+        raise DataError("--backend device drives one board: give at most one --model")
+    name, path = parse_models(models)[0] if models else ("foot", None)
+    frames = getattr(args, "format", "text") == "frames"
+    return [(name, DeviceBackend(device, model=path, counts=frames))]
+
+
+def quant_lsb(folder: str | Path) -> dict[str, float] | None:
+    """``{channel: lsb}`` (physical units per count) of ``folder/quant.npz``, or None without one.
+
+    Read with numpy alone (no torch): the sensor resolution the run was quantized for."""
+    path = Path(folder) / QUANT_FILE
+    if not path.is_file():
+        return None
+    try:
+        import json
+
+        with np.load(path) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            lsb = [float(v) for v in z["lsb"]]
+    except Exception as exc:
+        raise DataError(f"{path}: not a gaitedge quantized model ({type(exc).__name__})") from None
+    return dict(zip(meta["channels"], lsb))
+
+
+def frame_lsb(lanes: Sequence[Lane]) -> np.ndarray:
+    """Resolution (physical units per count) of each field of a frame, for the desktop backends.
+
+    Per model channel: the run's ``quant.npz`` if it has one, else the default
+    resolution of the channel's unit; fields no model reads get 1."""
+    from gaitedge.stream.imusim import sensor_lsb
+
+    fields = lanes[0].columns.fields
+    out = np.ones(len(fields), np.float64)
+    done = np.zeros(len(fields), bool)
+    defaults_used = False
+    for ln in lanes:
+        be = ln.backend
+        table = quant_lsb(Path(be.path).parent) if be.path else None
+        if table is None or any(c not in table for c in be.channels):
+            table = dict(zip(be.channels, sensor_lsb(be.channels, be.units)))
+            defaults_used = True
+        for i, f in enumerate(fields):
+            name = ALIASES.get(f, f)
+            if f.startswith("other_") and f[6:] in ALIASES:
+                name = "other_" + ALIASES[f[6:]]
+            if not done[i] and name in table:
+                out[i] = table[name]
+                done[i] = True
+    if defaults_used:
+        print("gaitedge: converting frame counts with the default sensor resolution (+-16 g, +-2000 dps at 16 bit); "
+              "give --scale (units per count) or quantize the run to use its resolution", file=sys.stderr)
+    return out
+
+
 def make_source(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]]) -> tuple[Source, list[Lane]]:
     """The source and lanes the command-line options describe."""
     if bool(args.port) == bool(args.replay):
         raise DataError("give exactly one of --port URL or --replay FILE")
     columns = args.columns or []
+    frames = getattr(args, "format", "text") == "frames"
+    if frames and args.replay:
+        raise DataError("--format frames applies to --port (a replay reads its recording directly)")
     if args.replay:
         from gaitedge.data.preprocess import resample
 
@@ -96,20 +175,53 @@ def make_source(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]
         return ReplaySource(rec, speed=speed), lanes
     if args.speed is not None:
         raise DataError("--speed applies to --replay only")
-    lanes = build_lanes(backends, columns, args.scale)
-    return PortSource.text_lines(args.port, lanes[0].columns, baudrate=args.baud), lanes
+    if not frames:
+        lanes = build_lanes(backends, columns, args.scale)
+        return PortSource.text_lines(args.port, lanes[0].columns, baudrate=args.baud), lanes
+    device = any(isinstance(be, DeviceBackend) for _, be in backends)
+    if device and args.scale:
+        raise DataError("--scale does not apply to frames forwarded to a board: their counts go to it unchanged")
+    if columns and len(columns) not in (1, len(backends)) or len(backends) > 1 and len(columns) != len(backends):
+        raise DataError("with two models give --columns once per model, naming the frame's channels each one reads")
+    lanes = [
+        Lane(name, be, ColumnMap.for_frames(be.channels, be.units, columns[min(k, len(columns) - 1)] if columns
+                                            else None, args.scale))
+        for k, (name, be) in enumerate(backends)
+    ]
+    lsb = None if device or args.scale else frame_lsb(lanes)
+    return PortSource.samples_frames(args.port, lanes[0].columns, lsb=lsb, baudrate=args.baud), lanes
 
 
 def run_stream(args: argparse.Namespace) -> int:
     """``gaitedge stream``: classify a live or replayed IMU stream until it ends or Ctrl-C."""
-    from gaitedge.stream.view import EventLog, LivePlot, TerminalView, format_summary
-
     if args.duration is not None and not args.duration > 0:
         raise DataError("--duration must be > 0 s")
     if args.samples is not None and args.samples < 1:
         raise DataError("--samples must be >= 1")
-    backends = [(name, load_backend(path, args.backend)) for name, path in parse_models(args.model)]
-    source, lanes = make_source(args, backends)
+    backends = make_backends(args)
+    try:
+        source, lanes = make_source(args, backends)
+    except BaseException:
+        for _, be in backends:
+            be.close()
+        raise
+    try:
+        return _run_session(args, source, lanes)
+    finally:
+        for _, be in backends:
+            be.close()
+
+
+def _lane_title(ln: Lane) -> str:
+    be = ln.backend
+    if isinstance(be, DeviceBackend):
+        return f"{ln.name}=board {be.info.board} ({be.info.family}, weights {be.info.model_hash[:12]}) on {be.url}"
+    return f"{ln.name}={Path(be.path).parent.name}/{Path(be.path).name}"
+
+
+def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane]) -> int:
+    from gaitedge.stream.view import EventLog, LivePlot, TerminalView, format_summary
+
     log = EventLog(args.log) if args.log else None
     session = Session(
         source,
@@ -119,9 +231,7 @@ def run_stream(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         history_s=15.0 if args.plot else 0.0,
     )
-    title = f"{source.description}  {args.backend}  " + ", ".join(
-        f"{ln.name}={Path(ln.backend.path).parent.name}/{Path(ln.backend.path).name}" for ln in lanes
-    )
+    title = f"{source.description}  {args.backend}  " + ", ".join(_lane_title(ln) for ln in lanes)
     view = None if args.quiet else TerminalView(session, title=title)
     try:
         session.start()
@@ -168,6 +278,11 @@ def run_stream(args: argparse.Namespace) -> int:
     if session.error is not None and not isinstance(session.error, DataError):
         raise session.error
     print(format_summary(s))
+    for ln in lanes:
+        if isinstance(ln.backend, DeviceBackend):
+            print(f"  {ln.backend.describe()}")
+            for line in ln.backend.incidents[:20]:
+                print(f"    {line}")
     if log is not None:
         print(f"event log: {log.path} ({log.count} records)")
     if isinstance(session.error, DataError):
@@ -182,6 +297,16 @@ def run_imusim(args: argparse.Namespace) -> int:
     rec = load_replay(args.replay, index=args.index, other_foot=args.other_foot)
     rec.check_finite()
     speed = 1.0 if args.speed is None else args.speed
+    fmt = getattr(args, "format", "text")
+    lsb = None
+    if getattr(args, "lsb", None):
+        from gaitedge.cli import _parse_lsb
+
+        lsb = _parse_lsb(args.lsb)
+        if fmt != "frames":
+            raise DataError("--lsb applies to --format frames")
+    if getattr(args, "frame_samples", None) is not None and fmt != "frames":
+        raise DataError("--frame-samples applies to --format frames")
     sim = ImuSim(
         rec,
         listen=args.listen,
@@ -195,15 +320,26 @@ def run_imusim(args: argparse.Namespace) -> int:
         burst_size=args.burst_size or 0,
         unplugs=[parse_unplug(u) for u in args.unplug or []],
         seed=args.seed,
+        format=fmt,
+        lsb=lsb,
+        frame_samples=getattr(args, "frame_samples", None) or 1,
     )
     url = sim.open()
     print(url, flush=True)
     fields = (["seq"] if args.counter else []) + ["t", *rec.channels]
-    rate = "as fast as read" if not (speed > 0 and math.isfinite(speed)) else f"{rec.rate_hz * speed:g} lines/s"
+    unit = "lines/s" if fmt == "text" else "samples/s"
+    rate = "as fast as read" if not (speed > 0 and math.isfinite(speed)) else f"{rec.rate_hz * speed:g} {unit}"
+    if fmt == "text":
+        layout = f"lines are {','.join(fields)}"
+    else:
+        assert sim.lsb is not None
+        layout = (f"SAMPLES frames of up to {sim.frame_samples} sample(s) x {len(rec.channels)} int16 counts ("
+                  + ", ".join(f"{c} {v:.6g} {u}" for c, u, v in zip(rec.channels, rec.units, sim.lsb))
+                  + " per count)")
     print(
         f"imu-sim: serving {rec.name} ({len(rec)} samples at {rec.rate_hz:g} Hz, {rate}"
         f"{', looping' if args.loop else ''}) on {url}\n"
-        f"imu-sim: lines are {','.join(fields)}; Ctrl-C to stop",
+        f"imu-sim: {layout}; Ctrl-C to stop",
         file=sys.stderr,
         flush=True,
     )
@@ -220,10 +356,11 @@ def run_imusim(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         sim.close()
     st = sim.stats
+    what = f"{st.sent} lines" if fmt == "text" else f"{st.sent} samples in {st.frames} frames"
     print(
-        f"imu-sim: {st.sent} lines sent in {time.perf_counter() - t0:.1f} s, {st.connections} connection(s), "
-        f"{st.garbage} garbage lines, {st.corrupted} corrupted, {st.lost} samples lost, {st.bursts} bursts, "
-        f"{st.unplugs} unplugs",
+        f"imu-sim: {what} sent in {time.perf_counter() - t0:.1f} s, {st.connections} connection(s), "
+        f"{st.garbage} garbage {'lines' if fmt == 'text' else 'runs'}, {st.corrupted} corrupted, "
+        f"{st.lost} samples lost, {st.bursts} bursts, {st.unplugs} unplugs",
         file=sys.stderr,
     )
     return 0

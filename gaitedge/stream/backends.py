@@ -13,26 +13,31 @@ the last :meth:`Backend.reset`.
   its own filter, normalization and debounce that match the ONNX runtime
   (for debugging a model against the exported graph).
 
-A device backend (samples forwarded to the board over its serial link, its
-labels read back) implements the same :class:`Backend` interface; because its
-results arrive asynchronously, :meth:`Backend.push` may return no labels for
-one call and several for a later one.
+* :class:`DeviceBackend` — a gaitedge board (real, QEMU or the host build):
+  samples forwarded over its serial link in SAMPLES frames, the board's labels
+  and events read back.  Its results arrive asynchronously, so
+  :meth:`Backend.push` may return no labels for one call and several for a
+  later one.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
-from gaitedge.errors import ModelError
+from gaitedge.errors import DeviceError, ModelError
 from gaitedge.runtime.onnx_runtime import STEP_FILE, GaitEvent, OnnxGaitClassifier
 
 if TYPE_CHECKING:
     from gaitedge.checkpoint import TrainedModel
+    from gaitedge.device.client import DeviceClient
 
 _NONE: tuple[int, ...] = ()
 
@@ -254,6 +259,432 @@ class TorchBackend(Backend):
             labels += [self._confirmed] * (n - label_start - len(labels))
         self.reset()
         return Decisions(label_start, labels, events)
+
+
+# -- a board over its serial link ------------------------------------------------------------
+
+QUANT_FILE = "quant.npz"
+
+
+def model_identity(model: str | Path) -> dict[str, Any]:
+    """What a run says about its model, to compare with a board's INFO.
+
+    ``model``: a run folder, its ``quant.npz``, ``model.pt`` or
+    ``model_step.onnx``.  Returns ``channels``, ``classes``, ``rate_hz`` (Hz),
+    ``delay`` and ``min_run`` (samples), ``weights`` (the quantized weights'
+    SHA-256 as the board reports it; ``""`` without ``quant.npz``) and
+    ``source`` (the file read).  A run folder's ``quant.npz`` is preferred.
+    """
+    p = Path(model)
+    if not p.exists():
+        raise ModelError(f"{p}: no such model (give a run folder, its quant.npz, model.pt or model_step.onnx)")
+    folder = p if p.is_dir() else p.parent
+    quant = p if p.is_file() and p.suffix == ".npz" else folder / QUANT_FILE
+    if quant.is_file() and not (p.is_file() and p.suffix in (".pt", ".onnx")):
+        from gaitedge.quant.model import QuantModel
+
+        qm = QuantModel.load(quant)
+        return {"channels": list(qm.channels), "classes": list(qm.classes), "rate_hz": float(qm.rate_hz),
+                "delay": int(qm.delay), "min_run": int(qm.min_run), "weights": qm.weights_hash(),
+                "source": str(quant)}
+    ckpt = p if p.is_file() and p.suffix == ".pt" else folder / "model.pt"
+    if ckpt.is_file() and not (p.is_file() and p.suffix == ".onnx"):
+        from gaitedge.checkpoint import load_checkpoint
+
+        tm = load_checkpoint(ckpt)
+        return {"channels": list(tm.channels), "classes": list(tm.classes), "rate_hz": float(tm.rate_hz),
+                "delay": int(tm.delay), "min_run": int(tm.min_run), "weights": "", "source": str(ckpt)}
+    step = p if p.is_file() and p.suffix == ".onnx" else folder / STEP_FILE
+    if step.is_file():
+        clf = OnnxGaitClassifier(step)
+        return {"channels": list(clf.channels), "classes": list(clf.classes), "rate_hz": float(clf.rate_hz),
+                "delay": int(clf.delay), "min_run": int(clf.min_run), "weights": "", "source": str(step)}
+    raise ModelError(f"{p}: no {QUANT_FILE}, model.pt or {STEP_FILE} here")
+
+
+def check_device_model(info: Any, ident: dict[str, Any], url: str = "the board") -> None:
+    """ModelError naming every difference between a board's INFO and a run's :func:`model_identity`."""
+    src = ident["source"]
+    diffs = []
+    if list(info.channels) != list(ident["channels"]):
+        diffs.append(f"channels {','.join(info.channels)} on the board, {','.join(ident['channels'])} in the run")
+    if list(info.classes) != list(ident["classes"]):
+        diffs.append(f"classes {','.join(info.classes)} on the board, {','.join(ident['classes'])} in the run")
+    if abs(float(info.rate_hz) - float(ident["rate_hz"])) > 1e-3:
+        diffs.append(f"rate {info.rate_hz:g} Hz on the board, {ident['rate_hz']:g} Hz in the run")
+    if int(info.delay) != int(ident["delay"]):
+        diffs.append(f"output delay {info.delay} samples on the board, {ident['delay']} in the run")
+    if int(info.min_run) != int(ident["min_run"]):
+        diffs.append(f"debounce {info.min_run} samples on the board, {ident['min_run']} in the run")
+    if diffs:
+        raise ModelError(f"{url} runs another model than {src}: " + "; ".join(diffs)
+                         + ". Build and flash that run's firmware ('gaitedge firmware build RUN'), or leave out "
+                           "--model to use the board's model as it is")
+    if ident["weights"] and ident["weights"] != info.model_hash:
+        raise ModelError(f"{url} runs weights {info.model_hash[:16]}... ({info.source}), {src} has "
+                         f"{ident['weights'][:16]}...; send them with 'gaitedge flash RUN --port URL', or leave "
+                         "out --model to use the board's weights")
+
+
+@dataclass
+class _InFlight:
+    """One SAMPLES frame sent and not answered yet."""
+
+    seq: int
+    #: backend sample index of its first sample (padding at a flush counts on past the stream).
+    start: int
+    #: int16 counts ``(k, C)``.
+    counts: np.ndarray
+    #: bytes on the wire (estimate).
+    size: int
+    #: ``time.perf_counter()`` when it was written, s.
+    sent: float
+
+
+class DeviceBackend(Backend):
+    """A gaitedge board classifying the stream: samples go out over its serial link, its results come back.
+
+    ``url`` is the board's pyserial URL (``/dev/ttyACM0``, or the
+    ``socket://127.0.0.1:PORT`` that ``gaitedge device emulate`` prints); an
+    open :class:`~gaitedge.device.client.DeviceClient` may be given as
+    ``client`` instead.  Channels, units, classes, rate, output delay and
+    debounce come from the board's INFO.  ``model`` (a run folder,
+    ``quant.npz``, ``model.pt`` or ``model_step.onnx``) is optional: when
+    given, the board must run that model (:func:`check_device_model`, a
+    ModelError naming the differences otherwise).
+
+    Input: with ``counts=False`` physical values in the model's units (m/s²,
+    rad/s), turned into int16 sensor counts with the board's resolution
+    (``Info.to_counts``: ``floor(x / lsb + 0.5)``, saturated); with
+    ``counts=True`` the raw sensor counts themselves (as
+    :class:`~gaitedge.stream.sources.SamplesFrameDecoder` passes them from an
+    IMU's binary frames).
+
+    Labels and events are the board's own: the debounced label it reports at
+    step ``s`` belongs to sample ``s - label_lag`` (output delay plus debounce,
+    as in the other backends), and each event carries the sample where its new
+    phase began.  :meth:`flush` sends ``delay`` copies of the last sample (as
+    the integer reference pads a recording), labels the last ``min_run - 1``
+    samples with the last confirmed label, and resets the board (RESET_STATE).
+
+    Pipelining: :meth:`push` queues the sample and writes it at once while
+    fewer than ``window`` frames are in flight and their bytes fit the board's
+    receive buffer; samples that queue up meanwhile go out together, up to
+    the board's maximum per frame.  Replies are read without blocking, so
+    their labels come back with a later call.  When samples arrive no faster
+    than half the model's sample period apart (a live IMU at its rate),
+    ``push`` instead waits for the reply (``wait=None``, the default;
+    ``True`` always waits, ``False`` never does), so the labels of a sample
+    are known when ``push`` returns.  More than ``max_pending`` queued samples
+    make ``push`` wait for the board (back-pressure).
+
+    Faults: a board that restarts (its BOOT frame), a reply that does not come
+    within ``timeout`` s, or a step counter that is not where it should be
+    (another host reset the board) end the board's segment: the frames not
+    answered are abandoned, the board is reset (RESET_STATE) and their
+    samples sent again, so the new segment starts at the first sample without
+    a result; the samples of the old segment still undecided get its last
+    confirmed label, and a ``gap`` event at the restart sample reports it
+    (details in :attr:`incidents`).  A board that comes back with another
+    model is a DeviceError.  Stats: :attr:`frames_sent`, :attr:`samples_sent`,
+    :attr:`restarts`, :meth:`round_trip_ms`.
+    """
+
+    kind = "device"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        model: str | Path | None = None,
+        counts: bool = False,
+        window: int = 2,
+        timeout: float = 2.0,
+        wait: bool | None = None,
+        max_pending: int | None = None,
+        client: "DeviceClient | None" = None,
+    ) -> None:
+        from gaitedge.device.client import DeviceClient
+
+        if client is None:
+            if not url:
+                raise DeviceError("the device backend needs the board's URL (--device URL)")
+            client = DeviceClient(url, timeout=timeout)
+        self.client = client
+        self.url = client.url
+        self.path = self.url
+        try:
+            self.info = info = client.info()
+        except DeviceError:
+            client.close()
+            raise
+        if model is not None:
+            try:
+                check_device_model(info, model_identity(model), self.url)
+            except ModelError:
+                client.close()
+                raise
+        self.channels = tuple(info.channels)
+        self.units = tuple(info.units) if len(info.units) == len(info.channels) else ("",) * len(info.channels)
+        self.classes = tuple(info.classes)
+        self.rate_hz = float(info.rate_hz)
+        self.delay = int(info.delay)
+        self.min_run = max(1, int(info.min_run))
+        self.counts = bool(counts)
+        if not self.counts and not info.lsb:
+            client.close()
+            raise DeviceError(f"{self.url} does not report its channels' sensor resolution, so physical values "
+                              "cannot be converted to its counts; stream raw counts (--format frames)")
+        self._lsb = np.asarray(info.lsb, np.float64) if info.lsb else None
+        self.window = max(1, int(window))
+        self.timeout = float(timeout)
+        self.wait = wait
+        self.max_samples = max(1, int(info.max_samples))
+        self.max_pending = int(max_pending) if max_pending else 4 * self.max_samples
+        self._budget = max(int(info.rx_buffer) - 64, 1)
+        self._wait_gap = 0.5 / self.rate_hz
+        self._lag = self.label_lag
+        self._boots = len(client.boots)
+        #: frames and samples written (padding and samples sent again included).
+        self.frames_sent = 0
+        self.samples_sent = 0
+        #: board segments ended by a fault (restart, lost reply, step counter off).
+        self.restarts = 0
+        #: one line per fault: where and why.
+        self.incidents: list[str] = []
+        self._rtt: deque[float] = deque(maxlen=100_000)
+        self._last_push = -math.inf
+        self._stuck = 0
+        self._clear()
+        self._reset_board()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _clear(self) -> None:
+        self._pending: deque[np.ndarray] = deque()
+        self._pending_start = 0
+        self._inflight: deque[_InFlight] = deque()
+        self._n = 0
+        self._base = 0
+        self._next_label = 0
+        self._last_label = -1
+        self._last_counts: np.ndarray | None = None
+        self._out_start = 0
+        self._out_labels: list[int] = []
+        self._out_events: list[GaitEvent] = []
+
+    def _abandon(self) -> None:
+        outstanding = getattr(self.client, "_outstanding", None)
+        for e in self._inflight:
+            if outstanding is not None:
+                outstanding.discard(e.seq)
+        self._inflight.clear()
+
+    def _reset_board(self) -> None:
+        self.client.reset()
+
+    # -- conversion ----------------------------------------------------------------------
+
+    def _to_counts(self, x: np.ndarray) -> np.ndarray:
+        v = np.asarray(x, np.float64)
+        if v.shape != (len(self.channels),):
+            raise DeviceError(f"the board's model takes {len(self.channels)} channels, got a sample of shape {v.shape}")
+        if self.counts:
+            q = np.rint(v)
+        else:
+            q = np.floor(v / self._lsb + 0.5)
+        return np.clip(np.nan_to_num(q), -32768, 32767).astype(np.int16)
+
+    # -- output --------------------------------------------------------------------------
+
+    def _label(self, j: int, label: int) -> None:
+        if not self._out_labels:
+            self._out_start = j
+        self._out_labels.append(label)
+        self._next_label = j + 1
+
+    def _fill(self, end: int) -> None:
+        """Label samples ``next_label .. end - 1`` with the last confirmed label (a segment's undecided tail)."""
+        end = min(end, self._n)
+        if self._last_label < 0 or end <= self._next_label:
+            return
+        if self._out_labels and self._out_start + len(self._out_labels) != self._next_label:
+            return
+        for j in range(self._next_label, end):
+            self._label(j, self._last_label)
+
+    def _take(self) -> Decisions:
+        labels, events = self._out_labels, self._out_events
+        start = self._out_start
+        self._out_labels, self._out_events = [], []
+        if not labels:
+            return Decisions(0, _NONE, events)
+        return Decisions(start, labels, events)
+
+    # -- the link ------------------------------------------------------------------------
+
+    def _send(self) -> None:
+        """Write queued samples while the window and the board's receive buffer allow."""
+        c = len(self.channels)
+        while self._pending and len(self._inflight) < self.window:
+            k = min(len(self._pending), self.max_samples)
+            size = 20 + 2 * k * c + (2 * k * c) // 254
+            if self._inflight and sum(e.size for e in self._inflight) + size > self._budget:
+                break
+            block = np.stack([self._pending.popleft() for _ in range(k)])
+            start = self._pending_start
+            self._pending_start += k
+            seq = self.client.send_samples(block)
+            self._inflight.append(_InFlight(seq, start, block, size, time.perf_counter()))
+            self.frames_sent += 1
+            self.samples_sent += k
+
+    def _collect(self, timeout: float) -> None:
+        """Read replies (waiting up to ``timeout`` s for the first) and turn them into labels and events."""
+        from gaitedge.device.client import DeviceNak
+
+        try:
+            got = self.client.poll_results(timeout)
+        except DeviceNak as exc:
+            raise DeviceError(f"{self.url}: the board refused a SAMPLES frame: {exc}") from None
+        now = time.perf_counter()
+        booted = len(self.client.boots) != self._boots
+        for seq, res in got:
+            if not self._inflight or all(e.seq != seq for e in self._inflight):
+                continue
+            if self._inflight[0].seq != seq:
+                self._resync("a reply was lost on the link")
+                return
+            e = self._inflight.popleft()
+            self._rtt.append(now - e.sent)
+            expected = e.start - self._base
+            if res.first_step != expected or len(res) != len(e.counts):
+                self._inflight.appendleft(e)
+                why = ("the board restarted" if booted else
+                       f"the board's step counter is {res.first_step}, expected {expected} (reset by another host?)")
+                self._resync(why)
+                return
+            self._accept(e, res)
+        if booted:
+            self._boots = len(self.client.boots)
+            self._resync("the board restarted")
+
+    def _accept(self, e: _InFlight, res: Any) -> None:
+        from gaitedge.protocol.messages import EVENT_NAMES
+
+        self._stuck = 0
+        lag, base, n = self._lag, self._base, self._n
+        labels, events, ev_s = res.label.tolist(), res.event.tolist(), res.event_sample.tolist()
+        for i, lab in enumerate(labels):
+            if lab >= 0:
+                self._last_label = lab
+                j = e.start + i - lag
+                if base <= j < n and j >= self._next_label:
+                    if j > self._next_label:
+                        self._fill(j)
+                    self._label(j, lab)
+            if events[i]:
+                g = base + ev_s[i]
+                self._out_events.append(GaitEvent(EVENT_NAMES.get(events[i], str(events[i])), g, g / self.rate_hz))
+
+    def _resync(self, why: str) -> None:
+        """End the board's segment at the first sample without a result; reset the board; send the rest again."""
+        self._stuck += 1
+        if self._stuck > 3:
+            raise DeviceError(f"{self.url}: {why}, and resetting the board did not help")
+        at = self._inflight[0].start if self._inflight else self._pending_start
+        again = [row for e in self._inflight for row in e.counts]
+        self._abandon()
+        self._fill(at)
+        self.restarts += 1
+        booted = len(self.client.boots) != self._boots or why == "the board restarted"
+        self._boots = len(self.client.boots)
+        if booted:
+            info = self.client.info()
+            if (info.arch_hash, info.model_hash) != (self.info.arch_hash, self.info.model_hash):
+                raise DeviceError(f"{self.url} restarted with another model (weights {info.model_hash[:16]}..., "
+                                  f"{info.source}) than it ran before ({self.info.model_hash[:16]}...)")
+        self._reset_board()
+        if at >= self._n:  # only the padding of a flush was lost: nothing of the stream to classify again
+            self._pending.clear()
+            self._pending_start = at
+            self.incidents.append(f"sample {at}: {why} at the end of the stream")
+            return
+        self._pending.extendleft(reversed(again))
+        self._pending_start = at
+        self._base = at
+        self._next_label = max(self._next_label, at)
+        self._last_label = -1
+        self._out_events.append(GaitEvent("gap", at, at / self.rate_hz))
+        self.incidents.append(f"sample {at}: {why}; board reset, {len(again)} sample(s) sent again")
+
+    def _check_timeout(self) -> None:
+        if self._inflight and time.perf_counter() - self._inflight[0].sent > self.timeout:
+            self._resync(f"no reply within {self.timeout:g} s")
+
+    def _drain(self) -> None:
+        """Send everything queued and wait until every frame is answered."""
+        while self._pending or self._inflight:
+            self._send()
+            if self._inflight:
+                self._collect(0.05)
+                self._check_timeout()
+
+    # -- Backend -------------------------------------------------------------------------
+
+    def push(self, x: np.ndarray) -> Decisions:
+        counts = self._to_counts(x)
+        self._last_counts = counts
+        self._pending.append(counts)
+        self._n += 1
+        now = time.perf_counter()
+        wait = self.wait if self.wait is not None else now - self._last_push >= self._wait_gap
+        self._last_push = now
+        self._collect(0.0)
+        self._send()
+        if wait:
+            self._drain()
+        else:
+            while len(self._pending) > self.max_pending:
+                self._collect(0.05)
+                self._send()
+                self._check_timeout()
+            self._check_timeout()
+        return self._take()
+
+    def flush(self) -> Decisions:
+        if self._n > 0 and self._last_counts is not None:
+            for _ in range(self.delay):
+                self._pending.append(self._last_counts)
+            self._drain()
+            self._fill(self._n)
+        d = self._take()
+        self.reset()
+        return d
+
+    def reset(self) -> None:
+        self._abandon()
+        self._clear()
+        self._reset_board()
+
+    def close(self) -> None:
+        self._abandon()
+        self.client.close()
+
+    # -- figures -------------------------------------------------------------------------
+
+    def round_trip_ms(self, q: Sequence[float] = (50, 99)) -> list[float]:
+        """Percentiles ``q`` of the frame round trip (SAMPLES written -> RESULTS read) in ms; NaN if none."""
+        if not self._rtt:
+            return [math.nan] * len(q)
+        return [float(v) for v in np.percentile(np.asarray(self._rtt) * 1e3, q)]
+
+    def describe(self) -> str:
+        """One line about the link: frames, samples per frame, round trip, restarts."""
+        p50, p99 = self.round_trip_ms()
+        per = self.samples_sent / self.frames_sent if self.frames_sent else 0.0
+        return (f"board {self.info.board} on {self.url}: {self.frames_sent} frames ({per:.1f} samples per frame), "
+                f"round trip p50 {p50:.2f} ms, p99 {p99:.2f} ms, {self.restarts} restart(s)")
 
 
 def load_backend(model: str | Path, kind: str = "onnx", threads: int = 1) -> Backend:

@@ -9,16 +9,24 @@ give ``--port``.
 
 Each sample goes out as one line ``t,<channels>`` (``seq,t,<channels>`` with
 ``counter``): ``t`` in s with 6 decimals, values with 9 significant digits so
-that float32 samples arrive bit-exact.  The board behaves like real hardware:
+that float32 samples arrive bit-exact.  With ``format="frames"`` the board
+sends binary SAMPLES frames of the wire protocol instead
+(``firmware_export/PROTOCOL.md``): int16 sensor counts
+(``floor(value / lsb + 0.5)``, saturated, as ``QuantModel.to_counts``), up to
+``frame_samples`` samples per frame, the frame's sequence number being the
+index of its first sample modulo 65536 (read them with
+:class:`~gaitedge.stream.sources.SamplesFrameDecoder`).  The board behaves
+like real hardware:
 
 * its clock starts when the first client connects (after ``settle_s``, so the
   port's open-time input flush cannot eat the first line); while no client is
   connected the clock runs on and those samples are lost;
 * ``speed`` scales its rate (``speed <= 0``: as fast as the reader takes them);
   ``loop`` repeats the recording with the clock running on;
-* fault injection: ``garbage`` (probability per line of an extra garbage line,
-  no sample lost), ``corrupt`` (probability per line of mangling it, sample
-  lost), bursts (every ``burst_every_s`` s of stream time the board stalls for
+* fault injection: ``garbage`` (probability per line or frame of an extra
+  garbage line or run of garbage bytes, no sample lost), ``corrupt``
+  (probability per line or frame of mangling one of its bytes, its samples
+  lost; a mangled frame fails its CRC or framing check), bursts (every ``burst_every_s`` s of stream time the board stalls for
   ``burst_size`` samples, then sends them in one write), and ``unplugs``
   (``(at_s, for_s)`` in stream time: the port disappears, so a pty's master and
   ``link`` are removed or a TCP listener closed, and comes back ``for_s``
@@ -46,8 +54,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError
+from gaitedge.protocol.framing import MAX_PAYLOAD, encode_frame
+from gaitedge.protocol.messages import SAMPLES, encode_samples
 
 GARBAGE_CHARS = b"ZQ?!@$%^&*()[]{}<>|~abcdefghijk XYZ;:\xff\xfe\x80\x01\x7f"
 MANGLE_CHARS = b"?Zx!\xff"
@@ -57,11 +69,13 @@ MANGLE_CHARS = b"?Zx!\xff"
 class SimStats:
     """What the virtual board did."""
 
-    #: sample lines written.
+    #: samples written (as lines or in frames).
     sent: int = 0
-    #: extra garbage lines written.
+    #: SAMPLES frames written (``format="frames"``).
+    frames: int = 0
+    #: extra garbage lines (or runs of garbage bytes between frames) written.
     garbage: int = 0
-    #: sample lines written mangled (their samples are lost).
+    #: sample lines or frames written mangled (their samples are lost).
     corrupted: int = 0
     #: samples never written (no client, unplugged).
     lost: int = 0
@@ -272,6 +286,9 @@ class ImuSim:
         unplugs: Sequence[tuple[float, float]] = (),
         seed: int = 0,
         settle_s: float = 0.5,
+        format: str = "text",
+        lsb: Sequence[float] | dict[str, float] | None = None,
+        frame_samples: int = 1,
     ) -> None:
         if len(rec) == 0:
             raise DataError(f"{rec.source}: nothing to replay (0 samples)")
@@ -289,6 +306,13 @@ class ImuSim:
                 raise DataError(f"--{name} must be a probability in 0..1, got {p}")
         if listen == "pty" and unplugs and link is None:
             raise DataError("a simulated unplug on a pty needs --link PATH (the stable path a reader reopens)")
+        if format not in ("text", "frames"):
+            raise DataError(f"--format {format!r}: use text or frames")
+        if counter and format == "frames":
+            raise DataError("--counter applies to text lines; frames carry their sample counter as the sequence number")
+        max_fs = (MAX_PAYLOAD - 4) // (2 * rec.signals.shape[1])
+        if not 1 <= frame_samples <= max_fs:
+            raise DataError(f"--frame-samples must be 1..{max_fs} for {rec.signals.shape[1]} channels, got {frame_samples}")
         self.rec = rec
         self.listen = listen
         self.speed = float(speed)
@@ -307,9 +331,19 @@ class ImuSim:
         self._thread: threading.Thread | None = None
         self._port: _PtyPort | _TcpPort | None = None
         self.url = ""
-        self._body = [
-            b"," + b",".join(f"{float(v):.9g}".encode() for v in row) + b"\n" for row in rec.signals
-        ]
+        self.format = format
+        self.frame_samples = int(frame_samples)
+        self.lsb: np.ndarray | None = None
+        self._counts: np.ndarray | None = None
+        self._body: list[bytes] = []
+        if format == "frames":
+            self.lsb = sensor_lsb(rec.channels, rec.units, lsb)
+            q = np.floor(np.asarray(rec.signals, np.float64) / self.lsb[None, :] + 0.5)
+            self._counts = np.clip(q, -32768, 32767).astype(np.int16)
+        else:
+            self._body = [
+                b"," + b",".join(f"{float(v):.9g}".encode() for v in row) + b"\n" for row in rec.signals
+            ]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -366,7 +400,42 @@ class ImuSim:
         pos = rng.randint(1, len(body) - 1)
         return body[:pos] + bytes([rng.choice(MANGLE_CHARS)]) + body[pos + 1 :] + b"\n"
 
+    def _garbage_bytes(self) -> bytes:
+        rng = self._rng
+        return bytes(rng.randint(1, 255) for _ in range(rng.randint(4, 60)))
+
+    def _mangle_frame(self, frame: bytes) -> bytes:
+        rng = self._rng
+        pos = rng.randint(1, len(frame) - 2)
+        new = rng.choice([b for b in range(1, 256) if b != frame[pos]])
+        return frame[:pos] + bytes([new]) + frame[pos + 1 :]
+
+    def _frames(self, start: int, stop: int, first: bool) -> bytes:
+        counts = self._counts
+        assert counts is not None
+        n = len(counts)
+        parts = []
+        st = self.stats
+        rng = self._rng
+        for s0 in range(start, stop, self.frame_samples):
+            s1 = min(stop, s0 + self.frame_samples)
+            block = counts[s0 % n : s0 % n + (s1 - s0)] if s0 % n + (s1 - s0) <= n else counts[np.arange(s0, s1) % n]
+            frame = encode_frame(SAMPLES, s0 % 65536, encode_samples(block))
+            if not (first and s0 == start):
+                if self.garbage and rng.random() < self.garbage:
+                    parts.append(self._garbage_bytes())
+                    st.garbage += 1
+                if self.corrupt and rng.random() < self.corrupt:
+                    frame = self._mangle_frame(frame)
+                    st.corrupted += 1
+            parts.append(frame)
+            st.frames += 1
+        st.sent += stop - start
+        return b"".join(parts)
+
     def _chunk(self, start: int, stop: int, first: bool) -> bytes:
+        if self.format == "frames":
+            return self._frames(start, stop, first)
         parts = []
         st = self.stats
         rng = self._rng
@@ -482,6 +551,45 @@ class ImuSim:
         return nxt
 
 
+def sensor_lsb(
+    channels: Sequence[str], units: Sequence[str], lsb: Sequence[float] | dict[str, float] | None = None
+) -> np.ndarray:
+    """Sensor resolution per channel (physical units per count) for sending counts.
+
+    ``lsb``: one value per channel, or a ``{channel: value}`` mapping for some of
+    them; the others get the default resolution of their unit (the quantizer's
+    ``DEFAULT_LSB``: ±16 g accelerometer, ±2000 dps gyroscope at 16 bit).
+    """
+    if lsb is not None and not isinstance(lsb, dict):
+        out = np.asarray(lsb, np.float64)
+        if out.shape != (len(channels),):
+            raise DataError(f"{len(out)} sensor resolutions for {len(channels)} channels")
+    else:
+        given = dict(lsb or {})
+        unknown = [c for c in given if c not in channels]
+        if unknown:
+            raise DataError(f"--lsb names unknown channel(s) {', '.join(unknown)}; channels: {', '.join(channels)}")
+        missing = [c for c, u in zip(channels, units) if c not in given]
+        defaults: dict[str, float] = {}
+        if missing:
+            from gaitedge.quant.quantizer import DEFAULT_LSB
+
+            defaults = DEFAULT_LSB
+        vals = []
+        for c, u in zip(channels, units):
+            if c in given:
+                vals.append(float(given[c]))
+            elif u in defaults:
+                vals.append(float(defaults[u]))
+            else:
+                raise DataError(f"channel {c} has unit {u!r} without a default sensor resolution; "
+                                f"give --lsb {c}=UNITS_PER_COUNT")
+        out = np.array(vals, np.float64)
+    if not (np.isfinite(out).all() and (out > 0).all()):
+        raise DataError("sensor resolutions (lsb) must be finite and > 0")
+    return out
+
+
 def parse_unplug(text: str) -> tuple[float, float]:
     """``AT[:FOR]`` (s of stream time; FOR defaults to 1 s) -> (at, for)."""
     at, _, dur = text.partition(":")
@@ -495,4 +603,4 @@ def parse_unplug(text: str) -> tuple[float, float]:
     return a, d
 
 
-__all__ = ["ImuSim", "SimStats", "parse_unplug"]
+__all__ = ["ImuSim", "SimStats", "parse_unplug", "sensor_lsb"]

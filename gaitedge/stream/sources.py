@@ -9,8 +9,9 @@ bytes into samples and knows nothing of ports.
   ``loop://``), so real ports and network or virtual ones share one code path.
 * :class:`TextLineDecoder` splits the byte stream into lines and hands each to
   a :class:`LineParser` (``t,ax,ay,az,gx,gy,gz``-style lines, as Arduino IMU
-  sketches print them).  A decoder for the binary SAMPLES frames of the wire
-  protocol is another :class:`Decoder`; :class:`PortSource` takes either.
+  sketches print them).  :class:`SamplesFrameDecoder` reads the binary
+  SAMPLES frames of the wire protocol (``firmware_export/PROTOCOL.md``) instead;
+  :class:`PortSource` takes either.
 * :class:`ReplaySource` plays a :class:`~gaitedge.data.Recording` at its real
   rate, faster, or as fast as possible.
 
@@ -35,6 +36,8 @@ import numpy as np
 
 from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError
+from gaitedge.protocol.framing import Frame, FrameDecoder
+from gaitedge.protocol.messages import SAMPLES
 
 #: standard gravity, m/s² per g.
 GRAVITY = 9.80665
@@ -57,6 +60,8 @@ IGNORE_FIELDS = {"_", "-", "skip"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: longest line accepted (bytes); longer input without a newline is garbage.
 MAX_LINE = 4096
+#: SAMPLES frames from an IMU number their samples modulo this (the u16 sequence number).
+SEQ_MODULO = 1 << 16
 
 
 class SourceError(DataError):
@@ -262,6 +267,29 @@ class ColumnMap:
         """The layout ``gaitedge imu-sim`` writes: ``t`` then the model channels."""
         return cls.parse(["t", *channels], channels, units, scale)
 
+    @classmethod
+    def for_frames(
+        cls,
+        channels: Sequence[str],
+        units: Sequence[str] | None = None,
+        spec: str | Sequence[str] | None = None,
+        scale: str | None = None,
+    ) -> "ColumnMap":
+        """The layout of binary SAMPLES frames: one field per frame channel, no time field.
+
+        ``spec`` names the frame's channels in order (default: the model's
+        channels).  The sample counter comes from the frame's sequence number,
+        so the map's ``counter_modulo`` is :data:`SEQ_MODULO`.
+        """
+        cmap = cls.parse(list(channels) if spec is None else spec, channels, units, scale)
+        if cmap.time_index >= 0 or cmap.counter_index >= 0:
+            raise DataError(
+                f"--columns {','.join(cmap.fields)!r}: binary frames carry no time or counter field "
+                "(the frame's sequence number is the sample counter); name the frame's channels only"
+            )
+        cmap.counter_modulo = SEQ_MODULO
+        return cmap
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """The model input ``(C,)`` float32 from one sample's fields."""
         x = values if self._identity else values[self.index]
@@ -438,6 +466,118 @@ class TextLineDecoder(Decoder):
         return out
 
 
+class SamplesFrameDecoder(Decoder):
+    """Binary SAMPLES frames of the wire protocol, as an IMU streams them (no I/O).
+
+    A frame is ``0x00 COBS(header | payload | crc32) 0x00``
+    (``firmware_export/PROTOCOL.md``, sections 1 and 3.2); a SAMPLES payload
+    holds ``n`` samples of ``channels`` int16 sensor counts.  The frame's
+    sequence number counts samples: it is the index of the frame's first sample
+    modulo :data:`SEQ_MODULO` (with one sample per frame: the frame number), so
+    sample ``i`` of a frame gets ``counter = (seq + i) % SEQ_MODULO`` and the
+    session finds lost and repeated frames by it.  ``t`` is NaN.
+
+    ``lsb`` (physical units per count, one per channel, e.g. m/s² and rad/s)
+    turns the counts into physical values (float32 of ``counts * lsb``);
+    without it the values are the counts themselves (float32 holds every int16
+    exactly), which is what the device backend forwards to a board.
+
+    A frame with a bad CRC or COBS framing, or a SAMPLES payload whose length
+    does not match its header, is counted in ``stats.corrupt`` and skipped;
+    frames of other types (a board's BOOT, replies) are counted as skipped.
+    The first broken frame after :meth:`reset` counts as skipped (the connect
+    may cut a frame).  Nothing is raised, except a DataError when the first
+    ``startup_frames`` SAMPLES frames all carry the same wrong number of
+    channels (the layout does not match the device).
+    """
+
+    def __init__(
+        self,
+        channels: int | None = None,
+        lsb: Sequence[float] | np.ndarray | None = None,
+        source: str = "input",
+        startup_frames: int = 10,
+    ) -> None:
+        super().__init__()
+        self.channels = None if channels is None else int(channels)
+        self.lsb = None if lsb is None else np.asarray(lsb, np.float64)
+        if self.lsb is not None:
+            if self.channels is not None and self.lsb.shape != (self.channels,):
+                raise DataError(f"{len(self.lsb)} resolutions (lsb) for {self.channels} channels")
+            if not (np.isfinite(self.lsb).all() and (self.lsb > 0).all()):
+                raise DataError("sensor resolutions (lsb) must be finite and > 0")
+        self.source = source
+        self.startup_frames = startup_frames
+        self.frames = FrameDecoder()
+        self._first = True
+        self._ever_ok = False
+        self._bad_channels: list[int] = []
+
+    def reset(self) -> None:
+        self.frames = FrameDecoder()
+        self._first = True
+
+    def _note_bad(self, reason: str) -> None:
+        st = self.stats
+        if self._first:
+            st.skipped += 1
+            self._first = False
+            return
+        st.corrupt += 1
+        if len(st.examples) < 5:
+            st.examples.append(reason)
+
+    def _note_channels(self, ch: int) -> None:
+        self._note_bad(f"SAMPLES frame with {ch} channels, expected {self.channels}")
+        if self._ever_ok:
+            return
+        self._bad_channels.append(ch)
+        if len(self._bad_channels) >= self.startup_frames and len(set(self._bad_channels)) == 1:
+            raise DataError(
+                f"{self.source}: SAMPLES frames carry {ch} channels but the layout expects {self.channels}; "
+                "give --columns naming each of the frame's channels"
+            )
+
+    def feed(self, data: bytes, arrival: float) -> list[Sample]:
+        st = self.stats
+        st.bytes += len(data)
+        out: list[Sample] = []
+        nan = math.nan
+        for v in self.frames.feed(data, verdicts=True):
+            if not isinstance(v, Frame):
+                self._note_bad(f"{v} error")
+                continue
+            if v.type != SAMPLES:
+                st.skipped += 1
+                self._first = False
+                continue
+            p = v.payload
+            if len(p) < 4:
+                self._note_bad(f"SAMPLES payload of {len(p)} bytes")
+                continue
+            n, ch = p[0] | (p[1] << 8), p[2]
+            if n == 0 or len(p) != 4 + 2 * n * ch:
+                self._note_bad(f"SAMPLES payload of {len(p)} bytes for {n} x {ch} counts")
+                continue
+            if self.channels is not None and ch != self.channels:
+                self._note_channels(ch)
+                continue
+            counts = np.frombuffer(p, "<i2", n * ch, 4).reshape(n, ch)
+            if self.lsb is None:
+                vals = counts.astype(np.float32)
+            elif len(self.lsb) != ch:
+                self._note_bad(f"SAMPLES frame with {ch} channels, {len(self.lsb)} resolutions given")
+                continue
+            else:
+                vals = (counts * self.lsb).astype(np.float32)
+            seq = v.seq
+            out.extend(Sample(vals[i], nan, (seq + i) % SEQ_MODULO, arrival) for i in range(n))
+            self._first = False
+            self._ever_ok = True
+        st.samples += len(out)
+        return out
+
+
 # -- transport -------------------------------------------------------------------------
 
 
@@ -556,8 +696,8 @@ class Source(ABC):
 class PortSource(Source):
     """A device on a pyserial URL: :class:`SerialTransport` plus a :class:`Decoder`.
 
-    With a :class:`TextLineDecoder` this reads text lines; a decoder for the
-    binary SAMPLES frames of the wire protocol plugs in the same way.
+    With a :class:`TextLineDecoder` this reads text lines, with a
+    :class:`SamplesFrameDecoder` binary SAMPLES frames.
     """
 
     live = True
@@ -573,6 +713,14 @@ class PortSource(Source):
     def text_lines(cls, url: str, cmap: ColumnMap, baudrate: int = 115200) -> "PortSource":
         """A text-line source whose layout a :class:`ColumnMap` describes."""
         return cls(url, TextLineDecoder(LineParser.for_columns(cmap), source=url), baudrate)
+
+    @classmethod
+    def samples_frames(
+        cls, url: str, cmap: ColumnMap, lsb: Sequence[float] | np.ndarray | None = None, baudrate: int = 115200
+    ) -> "PortSource":
+        """A source of binary SAMPLES frames whose channels a :class:`ColumnMap` names
+        (:meth:`ColumnMap.for_frames`); ``lsb`` as in :class:`SamplesFrameDecoder`."""
+        return cls(url, SamplesFrameDecoder(cmap.n_fields, lsb, source=url), baudrate)
 
     def open(self) -> None:
         self.transport.open()
