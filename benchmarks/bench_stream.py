@@ -21,10 +21,22 @@ process, all three of its threads, is pinned to one core
   feeder's ``write()`` to that moment (``time.perf_counter`` is
   CLOCK_MONOTONIC, shared by both processes).  The model's own lag (output
   delay + debounce) comes on top and is not included.
+* **device backend** (when arm-none-eabi-gcc and qemu-system-arm are
+  installed; ``--no-device`` skips it): the same model quantized and built
+  into the firmware, booted on the emulated board (QEMU ``mps2-an386``,
+  ``-icount shift=0``, UART on a loopback TCP port; QEMU may run on every
+  core), and the session's backend is ``DeviceBackend``: every sample goes
+  to the board in SAMPLES frames over the emulated UART and its labels come
+  back.  Sustained: ``--device-samples`` lines with back-pressure, rate =
+  samples / (first line read -> last label back, flush included).  Paced:
+  one IMU at the model rate (100 lines/s) for ``--device-seconds``; the
+  backend then waits for each reply, so the latency includes the board's
+  round trip.
 
 Usage::
 
-    python benchmarks/bench_stream.py [--family gru] [--samples 60000] [--rate 2000] [--seconds 20] [--no-write]
+    python benchmarks/bench_stream.py [--family gru] [--samples 60000] [--rate 2000] [--seconds 20]
+                                      [--device-samples 4000] [--device-seconds 10] [--no-device] [--no-write]
 
 writes the section ``## Live streaming`` of BENCHMARKS.md (the rest of the file
 is kept).
@@ -99,13 +111,12 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def make_run(family: str, folder: Path) -> Path:
-    """An untrained 12-channel model (20 Hz low-pass, 40 ms debounce) exported to ONNX."""
+def make_model(family: str):
+    """An untrained 12-channel model (20 Hz low-pass, 40 ms debounce): a ``TrainedModel``."""
     import torch
 
     from gaitedge.checkpoint import TrainedModel
     from gaitedge.data.preprocess import Normalizer
-    from gaitedge.export import export_onnx
     from gaitedge.models import build_model
 
     channels = [f"{s}{a}_{x}" for s in ("", "other_") for a in ("acc", "gyr") for x in "xyz"]
@@ -123,7 +134,32 @@ def make_run(family: str, folder: Path) -> Path:
         min_run=4,
         tolerance_ms=50.0,
     )
-    return export_onnx(tm, folder).step
+    return tm
+
+
+def make_run(family: str, folder: Path) -> Path:
+    """The untrained model of :func:`make_model` exported to ONNX; returns ``model_step.onnx``."""
+    from gaitedge.export import export_onnx
+
+    return export_onnx(make_model(family), folder).step
+
+
+def make_firmware(family: str, folder: Path) -> Path:
+    """The same model quantized (calibrated on synthetic gait) in the mps2-an386 firmware; returns the ELF."""
+    from gaitedge.data.spec import load_spec
+    from gaitedge.firmware import build_firmware
+    from gaitedge.quant import quantize_model
+
+    qm = quantize_model(make_model(family), load_spec("synthetic?n=4&trials=2", other_foot=True))
+    return build_firmware(qm, folder, board="mps2-an386").image
+
+
+def device_missing() -> list[str]:
+    """Tools the device-backend runs need that are not installed."""
+    import shutil
+
+    return [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-size", "qemu-system-arm")
+            if shutil.which(t) is None]
 
 
 def make_lines(n: int, path: Path) -> None:
@@ -164,11 +200,14 @@ class Timed:
         self.inner.close()
 
 
-def measure(step: Path, lines: Path, n: int, rate: float, core: int, feeder_core: int, tmp: Path) -> dict:
-    """One run: feeder -> pty -> session; returns figures."""
-    from gaitedge.stream import ColumnMap, Lane, OnnxBackend, PortSource, Session
+def measure(be, lines: Path, n: int, rate: float, core: int, feeder_core: int, tmp: Path) -> dict:
+    """One run: feeder -> pty -> session with backend ``be``; returns figures.
 
-    be = OnnxBackend(step)
+    For a device backend the run ends when its last labels are back (the
+    flush at the end of the stream), so the rate counts the board's work."""
+    from gaitedge.stream import ColumnMap, DeviceBackend, Lane, PortSource, Session
+
+    device = isinstance(be, DeviceBackend)
     timed = Timed(be, n)
     lane = Lane("foot", timed, ColumnMap.default_line(be.channels, be.units))  # type: ignore[arg-type]
     master, slave = os.openpty()
@@ -198,8 +237,16 @@ def measure(step: Path, lines: Path, n: int, rate: float, core: int, feeder_core
     m = min(timed.i, n)
     e2e = (timed.done[:m] - sent[:m]) * 1e3
     e2e = e2e[np.isfinite(e2e)]
-    span = float(np.nanmax(timed.done[:m]) - session.stats.first_arrival)
+    end = session._ended_at if device else float(np.nanmax(timed.done[:m]))
+    span = float(end - session.stats.first_arrival)
+    out_dev = {}
+    if device:
+        rtt = be.round_trip_ms((50, 99))
+        out_dev = {"frames": be.frames_sent, "per_frame": be.samples_sent / max(1, be.frames_sent),
+                   "rtt_p50": rtt[0], "rtt_p99": rtt[1], "restarts": be.restarts}
     return {
+        "device": device,
+        **out_dev,
         "rate": rate,
         "received": s.samples,
         "dropped": s.dropped,
@@ -240,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, action="append", help="paced rate(s), lines/s (default 2000)")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each paced run, s")
     ap.add_argument("--core", type=int, default=0, help="core for the streaming process")
+    ap.add_argument("--device-samples", type=int, default=4000, help="lines for the device backend's sustained run")
+    ap.add_argument("--device-seconds", type=float, default=10.0,
+                    help="length of the device backend's paced run (100 lines/s), s")
+    ap.add_argument("--no-device", action="store_true", help="skip the device backend (emulated board) runs")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="Markdown file to update")
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--feeder", type=int, help=argparse.SUPPRESS)
@@ -256,27 +307,52 @@ def main(argv: list[str] | None = None) -> int:
     feeder_core = next((c for c in cores if c != core), core)
     load0 = os.getloadavg()[0]
     results = []
+    missing = [] if args.no_device else device_missing()
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         step = make_run(args.family, tmp / "run")
+        image = make_firmware(args.family, tmp / "fw") if not (args.no_device or missing) else None
         os.sched_setaffinity(0, {core})
         n_max = max([args.samples] + [int(r * args.seconds) for r in rates])
         lines = tmp / "lines.txt"
         make_lines(n_max, lines)
         sub_lines = tmp / "lines-sustained.txt"
         sub_lines.write_bytes(b"".join(lines.read_bytes().splitlines(keepends=True)[: args.samples]))
-        r = measure(step, sub_lines, args.samples, 0.0, core, feeder_core, tmp)
+        from gaitedge.stream import DeviceBackend, OnnxBackend
+
+        r = measure(OnnxBackend(step), sub_lines, args.samples, 0.0, core, feeder_core, tmp)
         results.append(r)
         print(f"sustained: {r['throughput']:,.0f} samples/s over {r['received']} samples, dropped {r['dropped']}")
         for rate in rates:
             n = int(rate * args.seconds)
             paced = tmp / f"lines-{rate:g}.txt"
             paced.write_bytes(b"".join(lines.read_bytes().splitlines(keepends=True)[:n]))
-            r = measure(step, paced, n, rate, core, feeder_core, tmp)
+            r = measure(OnnxBackend(step), paced, n, rate, core, feeder_core, tmp)
             results.append(r)
             print(f"paced {rate:g}/s: in-process p50 {r['lat_p50']:.3f} ms p99 {r['lat_p99']:.3f} ms; "
                   f"end to end p50 {r['e2e_p50']:.3f} ms p99 {r['e2e_p99']:.3f} ms; dropped {r['dropped']}, "
                   f"CPU {100 * r['cpu_frac']:.0f}% of the core")
+        if image is not None:
+            from gaitedge.device import Emulator
+
+            dev_rate = 100.0
+            n_paced = int(dev_rate * args.device_seconds)
+            for n, rate in ((args.device_samples, 0.0), (n_paced, dev_rate)):
+                part = tmp / f"lines-device-{rate:g}.txt"
+                part.write_bytes(b"".join(lines.read_bytes().splitlines(keepends=True)[:n]))
+                with Emulator(image) as emu:
+                    os.sched_setaffinity(emu.proc.pid, set(cores))
+                    be = DeviceBackend(emu.url)
+                    try:
+                        r = measure(be, part, n, rate, core, feeder_core, tmp)
+                        st = be.client.stats()
+                        r["link_errors"] = st.crc_errors + st.framing_errors + st.oversize + st.overruns
+                    finally:
+                        be.close()
+                results.append(r)
+                print(f"device {'sustained' if rate <= 0 else f'paced {rate:g}/s'}: {r['throughput']:,.0f} samples/s, "
+                      f"{r['per_frame']:.1f} samples/frame, in-process p50 {r['lat_p50']:.3f} ms p99 "
+                      f"{r['lat_p99']:.3f} ms, board round trip p50 {r['rtt_p50']:.2f} ms")
     load1 = os.getloadavg()[0]
 
     import onnxruntime as ort
@@ -290,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in results:
         name = "sustained (as fast as possible, back-pressure)" if r["rate"] <= 0 else f"paced {r['rate']:,.0f} lines/s"
+        if r["device"]:
+            name = "device backend, emulated board: " + ("sustained (back-pressure)" if r["rate"] <= 0 else
+                                                          f"paced {r['rate']:,.0f} lines/s (one IMU)")
         rows.append(
             f"| {name} | {r['received'] + r['dropped']:,} | {r['received']:,} | {r['dropped']} | "
             f"{r['throughput']:,.0f} | {100 * r['cpu_frac']:.0f}% | "
@@ -300,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- sustained input rate {sus['throughput']:,.0f} samples/s on one core "
         f"(target >= {TARGET_RATE:,.0f}): {'met' if sus['throughput'] >= TARGET_RATE else 'NOT met'}"
     ]
-    for r in results[1:]:
+    onnx_results = [r for r in results if not r["device"]]
+    dev_results = [r for r in results if r["device"]]
+    for r in onnx_results[1:]:
         ok = r["lat_p99"] <= TARGET_P99_MS and r["dropped"] == 0 and r["lost"] == 0
         judged = r["rate"] <= TARGET_RATE
         verdict.append(
@@ -309,11 +390,45 @@ def main(argv: list[str] | None = None) -> int:
             + (f" (target <= {TARGET_P99_MS:g} ms without loss): {'met' if ok else 'NOT met'}" if judged
                else " (beyond the 2,000 lines/s target: headroom)")
         )
+    if dev_results:
+        ds = dev_results[0]
+        verdict.append(
+            f"- device backend over the emulated UART: {ds['throughput']:,.0f} samples/s sustained "
+            f"({ds['per_frame']:.1f} samples per SAMPLES frame as they queue up, board round trip p50 "
+            f"{ds['rtt_p50']:.1f} ms under back-pressure), {ds['throughput'] / 100:.1f}x the 100 samples/s of one IMU "
+            f"at the model rate"
+        )
+        for r in dev_results[1:]:
+            verdict.append(
+                f"- device backend with one IMU at {r['rate']:,.0f} lines/s: sample-to-label p50 {r['lat_p50']:.2f} ms, "
+                f"p99 {r['lat_p99']:.2f} ms in-process (the board's round trip included: {r['frames']:,} frames of "
+                f"{r['per_frame']:.1f} sample, p50 {r['rtt_p50']:.2f} ms), {r['dropped']} dropped, {r['lost']} lost"
+            )
+        verdict.append(f"- link errors on the emulated UART during the device runs (CRC, framing, oversize, "
+                       f"overruns): {sum(r['link_errors'] for r in dev_results)}; board restarts: "
+                       f"{sum(r['restarts'] for r in dev_results)}")
     rate_args = "".join(f" --rate {r:g}" for r in rates)
+    dev_args = (" --no-device" if args.no_device or missing else
+                f" --device-samples {args.device_samples} --device-seconds {args.device_seconds:g}")
+    if dev_results:
+        qemu = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout.splitlines()
+        dev_note = [
+            f"- device backend: the same model quantized (calibrated on synthetic gait) in the mps2-an386 firmware "
+            f"(`gaitedge firmware build`), {qemu[0] if qemu else 'QEMU'} with `-icount shift=0`, UART on a loopback "
+            "TCP port, QEMU free to run on every core; the session's backend is `DeviceBackend` (physical values "
+            "-> int16 counts, SAMPLES frames with up to 2 in flight, samples that queue up batched per frame, "
+            "labels and events read back); sustained rate = samples / (first line read -> last label back, "
+            "flush included); in the paced run the backend waits for each reply, so the in-process latency "
+            "includes the board's round trip",
+        ]
+    elif missing:
+        dev_note = [f"- device backend: not measured here ({', '.join(missing)} not installed)"]
+    else:
+        dev_note = ["- device backend: not measured in this run (--no-device)"]
     body = "\n".join(
         [
             f"Command: `python benchmarks/bench_stream.py --family {args.family} --samples {args.samples}"
-            f"{rate_args} --seconds {args.seconds:g}`",
+            f"{rate_args} --seconds {args.seconds:g}{dev_args}`",
             "",
             f"- machine: {cpu_model()}, {os.cpu_count()} logical cores; streaming process pinned to core {core}, "
             f"feeder on core {feeder_core}; 1-min load average {load0:.1f} before, {load1:.1f} after "
@@ -333,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             "- paced: lines written at a fixed aggregate rate with the live drop-when-full policy; latency per line "
             "from its bytes being read (in-process) or from the feeder's write() (end to end) to the backend "
             "having classified it; CPU = process CPU time / wall time of the run",
+            *dev_note,
             "",
             *rows,
             "",

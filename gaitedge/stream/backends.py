@@ -371,11 +371,11 @@ class DeviceBackend(Backend):
     fewer than ``window`` frames are in flight and their bytes fit the board's
     receive buffer; samples that queue up meanwhile go out together, up to
     the board's maximum per frame.  Replies are read without blocking, so
-    their labels come back with a later call.  When samples arrive no faster
-    than half the model's sample period apart (a live IMU at its rate),
-    ``push`` instead waits for the reply (``wait=None``, the default;
-    ``True`` always waits, ``False`` never does), so the labels of a sample
-    are known when ``push`` returns.  More than ``max_pending`` queued samples
+    their labels come back with a later call.  When the caller comes back
+    half a model sample period or more after the previous call returned (a
+    live IMU at its rate, no backlog), ``push`` instead waits for the reply
+    (``wait=None``, the default; ``True`` always waits, ``False`` never
+    does), so the labels of a sample are known when ``push`` returns.  More than ``max_pending`` queued samples
     make ``push`` wait for the board (back-pressure).
 
     Faults: a board that restarts (its BOOT frame), a reply that does not come
@@ -637,9 +637,7 @@ class DeviceBackend(Backend):
         self._last_counts = counts
         self._pending.append(counts)
         self._n += 1
-        now = time.perf_counter()
-        wait = self.wait if self.wait is not None else now - self._last_push >= self._wait_gap
-        self._last_push = now
+        wait = self.wait if self.wait is not None else time.perf_counter() - self._last_push >= self._wait_gap
         self._collect(0.0)
         self._send()
         if wait:
@@ -650,6 +648,7 @@ class DeviceBackend(Backend):
                 self._send()
                 self._check_timeout()
             self._check_timeout()
+        self._last_push = time.perf_counter()
         return self._take()
 
     def flush(self) -> Decisions:
