@@ -408,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for r in dev_results[1:]:
             verdict.append(
-                f"- device backend with one IMU at {r['rate']:,.0f} lines/s: sample-to-label p50 {r['lat_p50']:.2f} ms, "
+                f"- device backend with one IMU at {r['rate']:,.0f} lines/s: sample-to-label p50 "
+                f"{r['lat_p50']:.2f} ms, "
                 f"p99 {r['lat_p99']:.2f} ms in-process (the board's round trip included: {r['frames']:,} frames of "
                 f"{r['per_frame']:.1f} sample, p50 {r['rtt_p50']:.2f} ms), {r['dropped']} dropped, {r['lost']} lost"
             )

@@ -391,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "optional with --backend device (checked against the board)")
     st.add_argument("--backend", choices=["onnx", "torch", "device"], default="onnx",
                     help="inference backend (default onnx; device: the board at --device)")
-    st.add_argument("--device", metavar="URL", help="with --backend device: the board's pyserial URL "
-                                                     "(/dev/ttyACM0, or the socket:// URL of 'gaitedge device emulate')")
+    st.add_argument("--device", metavar="URL",
+                    help="with --backend device: the board's pyserial URL "
+                         "(/dev/ttyACM0, or the socket:// URL of 'gaitedge device emulate')")
     st.add_argument("--format", choices=["text", "frames"], default="text",
                     help="--port input: text lines (default) or binary SAMPLES frames of int16 counts")
     st.add_argument("--columns", action="append", metavar="FIELDS",
@@ -429,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--format", choices=["text", "frames"], default="text",
                      help="text lines (default) or binary SAMPLES frames of int16 counts")
     sim.add_argument("--lsb", action="append", metavar="CHANNEL=VALUE",
-                     help="frames: sensor resolution in channel units per count (default: +-16 g, +-2000 dps at 16 bit)")
+                     help="frames: sensor resolution in channel units per count "
+                          "(default: +-16 g, +-2000 dps at 16 bit)")
     sim.add_argument("--frame-samples", type=int, help="frames: at most this many samples per frame (default 1)")
     sim.set_defaults(func=_cmd_imusim)
 

@@ -562,12 +562,11 @@ class DeviceBackend(Backend):
                 self._inflight.appendleft(e)
                 why = ("the board restarted" if booted else
                        f"the board's step counter is {res.first_step}, expected {expected} (reset by another host?)")
-                self._resync(why)
+                self._resync(why, booted)
                 return
             self._accept(e, res)
         if booted:
-            self._boots = len(self.client.boots)
-            self._resync("the board restarted")
+            self._resync("the board restarted", True)
 
     def _accept(self, e: _InFlight, res: Any) -> None:
         from gaitedge.protocol.messages import EVENT_NAMES
@@ -587,8 +586,10 @@ class DeviceBackend(Backend):
                 g = base + ev_s[i]
                 self._out_events.append(GaitEvent(EVENT_NAMES.get(events[i], str(events[i])), g, g / self.rate_hz))
 
-    def _resync(self, why: str) -> None:
-        """End the board's segment at the first sample without a result; reset the board; send the rest again."""
+    def _resync(self, why: str, booted: bool = False) -> None:
+        """End the board's segment at the first sample without a result; reset the board; send the rest again.
+
+        ``booted``: the board sent a BOOT frame (then it must still run the same model)."""
         self._stuck += 1
         if self._stuck > 3:
             raise DeviceError(f"{self.url}: {why}, and resetting the board did not help")
@@ -597,7 +598,7 @@ class DeviceBackend(Backend):
         self._abandon()
         self._fill(at)
         self.restarts += 1
-        booted = len(self.client.boots) != self._boots or why == "the board restarted"
+        booted = booted or len(self.client.boots) != self._boots
         self._boots = len(self.client.boots)
         if booted:
             info = self.client.info()
@@ -683,7 +684,7 @@ class DeviceBackend(Backend):
         p50, p99 = self.round_trip_ms()
         per = self.samples_sent / self.frames_sent if self.frames_sent else 0.0
         return (f"board {self.info.board} on {self.url}: {self.frames_sent} frames ({per:.1f} samples per frame), "
-                f"round trip p50 {p50:.2f} ms, p99 {p99:.2f} ms, {self.restarts} restart(s)")
+                f"frame written -> results read p50 {p50:.2f} ms, p99 {p99:.2f} ms, {self.restarts} restart(s)")
 
 
 def load_backend(model: str | Path, kind: str = "onnx", threads: int = 1) -> Backend:

@@ -1,4 +1,4 @@
-"""A virtual IMU board: serves a recording as text lines on a pty or a TCP port.
+"""A virtual IMU board: serves a recording as text lines or binary frames on a pty or a TCP port.
 
 ``gaitedge imu-sim --replay FILE --listen pty`` opens a pseudo-terminal
 (:func:`os.openpty`) and prints the path of its slave side, which any serial
@@ -26,8 +26,9 @@ like real hardware:
 * fault injection: ``garbage`` (probability per line or frame of an extra
   garbage line or run of garbage bytes, no sample lost), ``corrupt``
   (probability per line or frame of mangling one of its bytes, its samples
-  lost; a mangled frame fails its CRC or framing check), bursts (every ``burst_every_s`` s of stream time the board stalls for
-  ``burst_size`` samples, then sends them in one write), and ``unplugs``
+  lost; a mangled frame fails its CRC or framing check), bursts (every
+  ``burst_every_s`` s of stream time the board stalls for ``burst_size``
+  samples, then sends them in one write), and ``unplugs``
   (``(at_s, for_s)`` in stream time: the port disappears, so a pty's master and
   ``link`` are removed or a TCP listener closed, and comes back ``for_s``
   stream seconds later; samples meanwhile are lost).
@@ -312,7 +313,8 @@ class ImuSim:
             raise DataError("--counter applies to text lines; frames carry their sample counter as the sequence number")
         max_fs = (MAX_PAYLOAD - 4) // (2 * rec.signals.shape[1])
         if not 1 <= frame_samples <= max_fs:
-            raise DataError(f"--frame-samples must be 1..{max_fs} for {rec.signals.shape[1]} channels, got {frame_samples}")
+            raise DataError(f"--frame-samples must be 1..{max_fs} for {rec.signals.shape[1]} channels, "
+                            f"got {frame_samples}")
         self.rec = rec
         self.listen = listen
         self.speed = float(speed)
