@@ -147,8 +147,9 @@ def counts_of(qm, rec: Recording) -> np.ndarray:
     return recording_counts(qm, rec)
 
 
-def stream(source, lanes, n: int, timeout: float = 60.0, **kw):
-    """Run a session; (summary, records, labels of samples 0..n-1 (-9: none), the session)."""
+def stream(source, lanes, n: int, timeout: float = 60.0, until=None, **kw):
+    """Run a session (to its end, or until ``until()`` returns, then stop it); (summary, records, labels
+    of samples 0..n-1 (-9: none), the session)."""
     got = np.full(n, -9, np.int64)
 
     def on_labels(k, start, labels):
@@ -158,7 +159,14 @@ def stream(source, lanes, n: int, timeout: float = 60.0, **kw):
                 got[start + j] = lab
 
     s = Session(source, lanes, on_labels=on_labels, **kw)
-    summary = s.run(timeout=timeout)
+    if until is None:
+        summary = s.run(timeout=timeout)
+    else:
+        s.start()
+        until()
+        s.stop()
+        assert s.wait(timeout)
+        summary = s.summary()
     return summary, list(s.recent), got, s
 
 
@@ -453,3 +461,41 @@ def test_model_mismatch_and_option_errors_are_clear(model, host_image, tmp_path,
                                                       "--format", "frames")
     assert "cannot open" in err("stream", "--port", "loop://", "--backend", "device", "--device",
                                 "socket://127.0.0.1:1")
+
+
+@host_only
+def test_unplugged_imu_long_gap_flushes_the_board_then_starts_afresh(model, host_image, walk):
+    """An IMU sending frames is unplugged for 1 s: the session flushes the board at the gap (the sample
+    counter says how many are missing) and starts a new segment; both equal the integer reference."""
+    from gaitedge.device import Emulator
+
+    _, _, qm = model
+    counts = counts_of(qm, walk)
+    sim = ImuSim(walk, listen="tcp:0", speed=2.0, format="frames", unplugs=[(2.0, 1.0)], settle_s=0.05)
+
+    def sim_done() -> None:
+        assert sim.join(20)
+        time.sleep(0.3)
+
+    with Emulator(host_image) as emu:
+        be = DeviceBackend(emu.url, counts=True)
+        cmap = ColumnMap.for_frames(be.channels, be.units)
+        url = sim.start()
+        try:
+            summary, records, labels, _ = stream(PortSource.samples_frames(url, cmap), [Lane("foot", be, cmap)],
+                                                 len(walk), until=sim_done, backoff_s=(0.02, 0.1))
+        finally:
+            sim.close()
+        be.close()
+    gaps = [r for r in records if r.kind == "gap"]
+    assert len(gaps) == 1 and "model restarted" in gaps[0].detail and sim.stats.unplugs == 1
+    first = gaps[0].sample
+    resume = first + int(gaps[0].detail.split()[0])
+    assert first == 200 and resume < len(walk) - 100
+    assert summary.samples + summary.lost == len(walk) and summary.lost == sim.stats.lost
+    end = len(walk)
+    for lo, hi in ((0, first), (resume, end)):
+        ref_labels, ref_events, _ = reference(qm, counts[lo:hi])
+        np.testing.assert_array_equal(labels[lo:hi], ref_labels)
+        assert [e for e in events_of(records) if lo <= e[1] < hi] == [(k, s + lo) for k, s in ref_events]
+    assert (labels[first:resume] == -9).all() and be.restarts == 0
