@@ -29,6 +29,8 @@ How the work is split (see :func:`shard_recordings` and
 from __future__ import annotations
 
 import os
+import pickle
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,24 +132,52 @@ def setup(device: str | None = None) -> DistContext:
     return DistContext(rank, world, local, dev, backend, owns_group=True)
 
 
-def cleanup(ctx: DistContext) -> None:
-    """Destroy the process group if :func:`setup` created it."""
+def cleanup(ctx: DistContext, ok: bool = True) -> None:
+    """Destroy the process group if :func:`setup` created it.
+
+    ``ok``: every rank got here normally; they then meet at a barrier first,
+    so none tears down its connections while a peer is still finishing the
+    last collective.  After an error there is no barrier (the peers may be
+    gone).
+    """
     if ctx.owns_group and dist.is_initialized():
+        if ok:
+            barrier(ctx)
         dist.destroy_process_group()
+
+
+#: the tensors of the latest collectives issued here, kept referenced until
+#: long after the collective.  A backend worker thread drops its own reference
+#: to a finished collective's tensors a moment after the caller has moved on;
+#: if that were the last reference to a Python-created tensor, the thread would
+#: need the GIL to free it, and doing so while the interpreter is shutting down
+#: aborts the process (seen with gloo, whose threads outlive
+#: ``destroy_process_group`` once a DistributedDataParallel model was built).
+_HELD: deque[torch.Tensor] = deque(maxlen=16)
 
 
 def broadcast(obj: Any, ctx: DistContext, src: int = 0) -> Any:
     """``obj`` from rank ``src`` on every rank (pickled; identity in one process)."""
     if not ctx.distributed:
         return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src, device=ctx.device if ctx.backend == "nccl" else None)
-    return box[0]
+    dev = ctx.device if ctx.backend == "nccl" else torch.device("cpu")
+    payload = pickle.dumps(obj) if ctx.rank == src else b""
+    size = torch.tensor([len(payload)], dtype=torch.int64, device=dev)
+    _HELD.append(size)
+    dist.broadcast(size, src=src)
+    if ctx.rank == src:
+        data = torch.from_numpy(np.frombuffer(payload, dtype=np.uint8).copy()).to(dev)
+    else:
+        data = torch.empty(int(size.item()), dtype=torch.uint8, device=dev)
+    _HELD.append(data)
+    dist.broadcast(data, src=src)
+    return obj if ctx.rank == src else pickle.loads(data.cpu().numpy().tobytes())
 
 
 def all_reduce_sum(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Element-wise sum of ``t`` over all ranks (in place; returned for chaining)."""
     if ctx.distributed:
+        _HELD.append(t)
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
 

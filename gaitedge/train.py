@@ -414,10 +414,13 @@ def train(
 
     _check_config(cfg)
     ctx = gd.setup(device)
+    ok = False
     try:
-        return _train(cfg, ctx, out_dir, recs, progress, force, log, resume)
+        result = _train(cfg, ctx, out_dir, recs, progress, force, log, resume)
+        ok = True
+        return result
     finally:
-        gd.cleanup(ctx)
+        gd.cleanup(ctx, ok)
 
 
 def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[TrainedModel, dict, Path]:
