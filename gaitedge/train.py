@@ -6,24 +6,28 @@ wrapper around it.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from gaitedge import distributed as gd
 from gaitedge.checkpoint import TrainedModel
 from gaitedge.config import Config, dump_toml
 from gaitedge.data.preprocess import Normalizer, design_lowpass, has_labels, prepare
 from gaitedge.data.recording import UNLABELED, Recording
 from gaitedge.data.spec import load_spec
 from gaitedge.data.splits import split_subjects
-from gaitedge.errors import ConfigError, DataError
+from gaitedge.errors import ConfigError, DataError, GaitedgeError
 from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.evaluate import evaluate_model, predict_arrays
 from gaitedge.metrics import MetricAccumulator
@@ -398,8 +402,8 @@ def train(
     data have loaded and the config checks out.
 
     ``resume=True`` continues the run in ``out_dir`` from its ``train_state.pt``
-    (``cfg`` must be the run's own config); the finished run is identical to
-    one that was never interrupted.  ``device`` is ``cpu`` (default), ``cuda``,
+    (``cfg`` must be the run's own config); on CPU the finished run is
+    bit-identical to one that was never interrupted.  ``device`` is ``cpu`` (default), ``cuda``,
     ``cuda:N`` or ``auto``.
 
     Under ``torchrun`` (environment ``WORLD_SIZE > 1``) every process calls this
@@ -410,8 +414,6 @@ def train(
     validates, logs, stops early (the decision is broadcast) and writes the run
     directory.  Every rank returns the same model and metrics.
     """
-    from gaitedge import distributed as gd
-
     _check_config(cfg)
     ctx = gd.setup(device)
     ok = False
@@ -423,14 +425,17 @@ def train(
         gd.cleanup(ctx, ok)
 
 
-def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[TrainedModel, dict, Path]:
-    import copy
-
-    from torch.nn.parallel import DistributedDataParallel
-
-    from gaitedge import distributed as gd
-    from gaitedge.errors import GaitedgeError
-
+def _train(
+    cfg: Config,
+    ctx: gd.DistContext,
+    out_dir: str | Path | None,
+    recs: list[Recording] | None,
+    progress: bool,
+    force: bool,
+    log: Callable[..., None],
+    resume: bool,
+) -> tuple[TrainedModel, dict, Path]:
+    """The body of :func:`train` for one process of a (possibly one-process) job."""
     t0 = time.time()
     main = ctx.is_main
     if not main:
@@ -526,6 +531,7 @@ def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[Train
         imu_triads(data.channels),
     )
     mine = gd.shard_recordings(sampler.lens, ctx.world_size) == ctx.rank
+    model.to(ctx.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.train.lr, total_steps=cfg.train.epochs * cfg.train.steps_per_epoch, pct_start=0.15
@@ -549,13 +555,15 @@ def _train(cfg, ctx, out_dir, recs, progress, force, log, resume) -> tuple[Train
         elapsed0, step_time = state["elapsed_s"], state["train_step_s"]
         log(f"resuming {out} after epoch {start_epoch} of {cfg.train.epochs}"
             + (f" (saved by {state['world_size']} process(es))" if state.get("world_size", 1) > 1 else ""))
-    model.to(ctx.device)
     net: nn.Module = model
     if ctx.distributed:
         net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     if ctx.distributed and main:
         log(f"distributed training: {ctx.world_size} processes ({ctx.backend}), global batch "
             f"{cfg.train.batch_size} windows per step, {int(mine.sum())} of {len(mine)} recordings on rank 0")
+        if len(mine) < ctx.world_size:
+            log(f"warning: {len(mine)} training recordings for {ctx.world_size} processes; "
+                "the processes without one only wait for the others")
 
     def train_step() -> tuple[float, float]:
         plan = sampler.plan(cfg.train.batch_size, cfg.train.augment_gain, cfg.train.augment_noise,
