@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from benchlib import cpu_model, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Live streaming"
@@ -99,16 +100,6 @@ def feeder(fd: int, lines_path: str, out_path: str, rate: float, core: int) -> N
 
 
 # -- measurement -----------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def make_model(family: str):
@@ -264,20 +255,6 @@ def measure(be, lines: Path, n: int, rate: float, core: int, feeder_core: int, t
         "lag_ms": s.model_lag_ms,
         "high_water": session._buf.high_water,
     }
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the ``SECTION`` of a Markdown file, keeping the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + block
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -470,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(body)
     if not args.no_write:
-        write_section(Path(args.out), body)
+        write_section(Path(args.out), SECTION, body)
         print(f"\nupdated {args.out}")
     return 0
 
