@@ -577,6 +577,9 @@ def _train(
         xb, yb = xb.to(ctx.device, non_blocking=True), yb.to(ctx.device, non_blocking=True)
         logits, _ = net(xb)
         part = loss_sum(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
+        extra = model.auxiliary_loss(xb, logits)
+        if extra is not None:
+            part = part + extra
         stats = torch.stack([part.detach().double(), (yb != UNLABELED).sum().double()])
         gd.all_reduce_sum(stats, ctx)
         total, count = float(stats[0]), max(float(stats[1]), 1.0)
@@ -605,9 +608,17 @@ def _train(
             net.train()
             tr_loss = 0.0
             ts = time.time()
-            for _ in range(cfg.train.steps_per_epoch):
-                total, count = train_step()
-                tr_loss += total / count
+            if model.closed_form:
+                fit_report = model.fit_closed_form(
+                    [norm(r.signals).astype(np.float32) for r in data.train],
+                    [_loss_labels(r.labels, cfg.train.boundary_ignore, tm.delay) for r in data.train],
+                    [str(r.subject) for r in data.train], log)
+                tm.info["fit"] = _plain(fit_report)
+                tr_loss = float(fit_report.get("train_loss", float("nan"))) * cfg.train.steps_per_epoch
+            else:
+                for _ in range(cfg.train.steps_per_epoch):
+                    total, count = train_step()
+                    tr_loss += total / count
             step_time += time.time() - ts
             stop = False
             if main:
@@ -644,7 +655,9 @@ def _train(
                     bar.write(msg)
                 else:
                     log(msg)
-                if stale >= cfg.train.patience:
+                if model.closed_form:
+                    stop = True  # fitted in closed form: one pass is the whole training
+                elif stale >= cfg.train.patience:
                     log(f"early stop: no validation improvement for {stale} epochs")
                     stop = True
                 elif time.time() > deadline:

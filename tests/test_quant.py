@@ -268,7 +268,7 @@ def test_quantized_save_load_roundtrip(syn, tmp_path):
 
 
 class _ConvHead(nn.Module):
-    family = "tcn"
+    family = "conv_head"
 
     def __init__(self):
         super().__init__()

@@ -67,7 +67,7 @@ int main(void)
         for (k = 1; k < ge_model_data.n_layers; k++) v += ge_model_data.layers[k].hidden;
         ge_bench_begin();
         if (l0->kind == GE_LAYER_LSTM)
-            (void)ge_lstm_step(l0, v, st.cells, st.h_new, st.acc);
+            (void)ge_lstm_step(l0, v, st.aux, st.h_new, st.acc);
         else if (l0->kind == GE_LAYER_GRU)
             (void)ge_gru_step(l0, v, st.h_new, st.acc);
         else

@@ -63,11 +63,14 @@ def arch_descriptor(qm) -> dict:
     """Everything the firmware fixes at build time (hashed into the architecture hash)."""
     from gaitedge.quant import spec
 
-    return {
+    out = {
         "blob_format": BLOB_VERSION,
         "spec": spec.SPEC_VERSION,
         "family": qm.family,
-        "layers": [[lay.family, int(lay.in_size), int(lay.hidden)] for lay in qm.layers],
+        "layers": [[lay.family, int(lay.in_size), int(lay.hidden)]
+                   + ([int(lay.aux), 0 if lay.extra is None else int(np.asarray(lay.extra).size)]
+                      if lay.family not in ("lstm", "gru", "elman") else [])
+                   for lay in qm.layers],
         "n_inputs": int(qm.pre.n_inputs),
         "in_pad": int(qm.pre.in_pad),
         "n_sections": 0 if qm.pre.sos is None else int(len(qm.pre.sos)),
@@ -78,6 +81,9 @@ def arch_descriptor(qm) -> dict:
         "lsb": [float(v) for v in qm.pre.lsb],
         "rate_mhz": int(round(qm.rate_hz * 1000)),
     }
+    if qm.head_cols != qm.layers[-1].hidden:
+        out["head_cols"] = int(qm.head_cols)
+    return out
 
 
 def arch_hash(qm) -> bytes:
@@ -97,6 +103,8 @@ def blob_sections(qm) -> list[Section]:
     for k, lay in enumerate(qm.layers):
         w, m = pack_layer(lay)
         out += [Section(f"layers[{k}].weights", "uint32_t", w), Section(f"layers[{k}].mult", "int32_t", m)]
+        if lay.extra is not None:
+            out.append(Section(f"layers[{k}].extra", "int32_t", np.asarray(lay.extra)))
     hw, hm = pack_head(qm)
     out += [Section("head.weights", "uint32_t", hw), Section("head.mult", "int32_t", hm)]
     return out

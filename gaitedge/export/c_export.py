@@ -20,87 +20,38 @@ import numpy as np
 
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
+from gaitedge.quant.kernels import KERNELS, kernel_for
 from gaitedge.quant.model import QLayer, QuantModel
+from gaitedge.quant.packing import pack_group, pack_groups
+
+__all__ = ["CExport", "arena_bytes", "export_c", "layer_order", "mult_order", "pack_group", "pack_head", "pack_layer",
+           "weight_bytes"]
 
 #: the C runtime sources in a source checkout.
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "firmware_export" / "runtime"
-KIND = {"lstm": "GE_LAYER_LSTM", "gru": "GE_LAYER_GRU", "elman": "GE_LAYER_ELMAN"}
 #: sizeof(ge_state) on a 32-bit Cortex-M (arm-none-eabi-gcc; printed by the benchmark firmware).
 STATE_STRUCT_BYTES = 44
 LUT_BYTES = 256 * 4 * 4
 
 
 # ---------------------------------------------------------------------------------------
-# packing (mirror of ge_matvec.c)
+# packing (mirror of ge_matvec.c; the order of each kind is its kernel's)
 # ---------------------------------------------------------------------------------------
-
-
-def _word(b0: int, b1: int, b2: int, b3: int) -> int:
-    return (b0 & 0xFF) | ((b1 & 0xFF) << 8) | ((b2 & 0xFF) << 16) | ((b3 & 0xFF) << 24)
-
-
-def _bias_word(b: int) -> int:
-    return int(b) & 0xFFFFFFFF
-
-
-def pack_group(w: np.ndarray, bias: np.ndarray | None = None) -> list[int]:
-    """Pack 4 rows ``w [4, ncols]`` (int8 values, ncols even) into uint32 words.
-
-    With ``bias`` (4 int32), the group starts with the four bias words, as the C
-    runtime expects.
-    """
-    w = np.asarray(w, np.int64)
-    if w.shape[0] != 4 or w.shape[1] % 2:
-        raise ValueError("a group is 4 rows over an even number of columns")
-    n = w.shape[1]
-    out = [] if bias is None else [_bias_word(b) for b in bias]
-    for k in range(0, n - n % 4, 4):
-        for r in range(4):
-            out.append(_word(w[r, k], w[r, k + 2], w[r, k + 1], w[r, k + 3]))
-    if n % 4 == 2:
-        k = n - 2
-        for ra in (0, 2):
-            out.append(_word(w[ra, k], w[ra + 1, k], w[ra, k + 1], w[ra + 1, k + 1]))
-    return out
 
 
 def layer_order(lay: QLayer) -> list[tuple[list[int], int, int]]:
     """Packing order of a layer: list of (row indices of a group, first column, ncols)."""
-    hp, ncols = lay.hidden, lay.hidden + lay.in_size
-    groups = []
-    if lay.family == "lstm":
-        for j in range(hp):
-            groups.append(([j, hp + j, 2 * hp + j, 3 * hp + j], 0, ncols))
-    elif lay.family == "elman":
-        for j in range(0, hp, 4):
-            groups.append((list(range(j, j + 4)), 0, ncols))
-    elif lay.family == "gru":
-        for j0 in range(0, hp, spec.BLOCK):
-            nb = min(spec.BLOCK, hp - j0)
-            for j in range(j0, j0 + nb, 2):
-                groups.append(([j, hp + j, j + 1, hp + j + 1], 0, ncols))
-            for j in range(j0, j0 + nb, 4):
-                groups.append(([2 * hp + j + i for i in range(4)], 0, hp))
-            for j in range(j0, j0 + nb, 4):
-                groups.append(([3 * hp + j + i for i in range(4)], hp, lay.in_size))
-    else:
-        raise ModelError(f"layer kind {lay.family!r} has no C kernel")
-    return groups
+    return kernel_for(lay.family).groups(lay)
 
 
 def mult_order(lay: QLayer) -> list[int]:
-    """Row order of a layer's multiplier array: per unit (LSTM i f g o, GRU r z nh nx, Elman h)."""
-    hp = lay.hidden
-    gates = {"lstm": 4, "gru": 4, "elman": 1}[lay.family]
-    return [g * hp + j for j in range(hp) for g in range(gates)]
+    """Row order of a layer's multiplier array (per unit: LSTM i f g o, GRU r z nh nx, Elman h)."""
+    return kernel_for(lay.family).mult_order(lay)
 
 
 def pack_layer(lay: QLayer) -> tuple[np.ndarray, np.ndarray]:
     """(packed uint32 weight words with biases, multipliers) of a layer, in the runtime's order."""
-    words: list[int] = []
-    for idx, c0, n in layer_order(lay):
-        words += pack_group(lay.weight[idx, c0 : c0 + n], lay.bias[idx])
-    return np.asarray(words, np.uint64), lay.mult[mult_order(lay)]
+    return pack_groups(lay.weight, lay.bias, layer_order(lay)), lay.mult[mult_order(lay)]
 
 
 def pack_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray]:
@@ -128,15 +79,15 @@ def _align8(n: int) -> int:
 def arena_bytes(qm: QuantModel) -> int:
     """Mirror of ``ge_arena_bytes()``."""
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
-    cells = sum(lay.hidden for lay in qm.layers if lay.family == "lstm")
+    aux = sum(lay.aux for lay in qm.layers)
     hnew = max([lay.hidden for lay in qm.layers if lay.hidden > spec.BLOCK], default=0)
-    units = max([min(lay.hidden, spec.BLOCK) for lay in qm.layers] + [-(-qm.n_classes // 4)])
+    acc = max([kernel_for(lay.family).scratch(lay) for lay in qm.layers] + [4 * -(-qm.n_classes // 4)])
     return (
         _align8(qm.pre.n_inputs * n_sec * 2 * 8)
         + _align8(qm.vec_len() * 2)
-        + _align8(cells * 2)
+        + _align8(aux * 2)
         + _align8(hnew * 2)
-        + _align8(4 * units * 4)
+        + _align8(acc * 4)
         + _align8(qm.n_classes * 2)
     )
 
@@ -146,7 +97,7 @@ def weight_bytes(qm: QuantModel) -> dict[str, int]:
     rnn = 0
     for lay in qm.layers:
         w, m = pack_layer(lay)
-        rnn += 4 * (len(w) + len(m))
+        rnn += 4 * (len(w) + len(m) + (0 if lay.extra is None else np.asarray(lay.extra).size))
     w, m = pack_head(qm)
     head = 4 * (len(w) + len(m))
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
@@ -233,9 +184,12 @@ def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = 
         w, m = pack_layer(lay)
         out.append(_arr("uint32_t", f"{p}_l{k}_weights", w, per_line=6, hexa=True))
         out.append(_arr("int32_t", f"{p}_l{k}_mult", m))
+        n_extra = 0 if lay.extra is None else int(np.asarray(lay.extra).size)
+        if n_extra:
+            out.append(_arr("int32_t", f"{p}_l{k}_extra", lay.extra))
         layer_inits.append(
-            f"    {{{KIND[lay.family]}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, "
-            f"{p}_l{k}_weights, {p}_l{k}_mult}},"
+            f"    {{{kernel_for(lay.family).c_name}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, {lay.aux}, "
+            f"{n_extra}, {p}_l{k}_weights, {p}_l{k}_mult, {f'{p}_l{k}_extra' if n_extra else 'NULL'}}},"
         )
     hw, hm = pack_head(qm)
     out.append(_arr("uint32_t", f"{p}_head_weights", hw, per_line=6, hexa=True))
@@ -251,7 +205,7 @@ def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = 
         f"{int(round(qm.rate_hz * 1000))}u,\n"
         f"    {{{qm.pre.n_inputs}, {qm.pre.in_pad}, {n_sec}, {p}_norm_mult, {p}_norm_bias, {sos}, {zi}}},\n"
         f"    {p}_layers,\n"
-        f"    {{{qm.n_classes}, {qm.layers[-1].hidden}, {qm.logit_frac}, {p}_head_weights, {p}_head_mult}},\n"
+        f"    {{{qm.n_classes}, {qm.head_cols}, {qm.logit_frac}, {p}_head_weights, {p}_head_mult}},\n"
         f"    {{{qm.min_run}, {qm.swing}}},\n"
         f"    {p}_class_names,\n"
         f"    {_cstr(qm.weights_hash())},\n"
@@ -341,7 +295,7 @@ def export_c(
     place, so that a failure leaves no half-written output.
     """
     for lay in qm.layers:
-        if lay.family not in KIND:
+        if lay.family not in KERNELS:
             raise ModelError(f"layer '{lay.family}' has no C kernel")
     if not symbol.isidentifier():
         raise ModelError(f"--symbol {symbol!r} is not a C identifier")

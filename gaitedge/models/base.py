@@ -27,6 +27,12 @@ class GaitModel(nn.Module):
 
     #: registry name, set by :func:`register`.
     family: str = ""
+    #: True for families fitted in closed form instead of by gradient descent (e.g.
+    #: reservoir readouts): training calls :meth:`fit_closed_form` once.
+    closed_form: bool = False
+    #: False for models whose output at ``t`` depends on later samples (whole-window
+    #: only): streaming runtimes refuse them.
+    causal: bool = True
 
     def __init__(self, input_size: int, num_classes: int) -> None:
         super().__init__()
@@ -51,6 +57,23 @@ class GaitModel(nn.Module):
         """One sample ``x_t [B, C]`` -> (logits ``[B, K]``, next state)."""
         logits, state = self.forward(x_t[:, None, :], state)
         return logits[:, 0, :], state
+
+    def auxiliary_loss(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor | None:
+        """Extra training loss, summed over samples, added to the summed cross-entropy.
+
+        Called in training right after ``forward(x)`` returned ``logits``; a family may
+        use internals it kept from that call (e.g. a next-sample prediction).  None:
+        no extra term (the default).
+        """
+        return None
+
+    def fit_closed_form(self, xs: list, ys: list, groups: list[str], log: Callable[..., None]) -> dict:
+        """Fit a :attr:`closed_form` family: ``xs`` normalized training inputs ``(T, C)``
+        (float32 numpy), ``ys`` per-sample targets ``(T,)`` (class index, -1 = ignore;
+        already shifted by the output delay), ``groups`` the subject of each recording
+        (for cross-validating hyperparameters by subject).  Returns a report (plain data).
+        """
+        raise NotImplementedError(f"{self.family} is trained by gradient descent")
 
     def n_params(self) -> int:
         """Number of trainable parameters."""

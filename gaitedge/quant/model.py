@@ -20,10 +20,8 @@ from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.argmax import argmax
 from gaitedge.quant.dense import dense_step
-from gaitedge.quant.elman import elman_step
 from gaitedge.quant.events import EventState, events_step
-from gaitedge.quant.gru import gru_step
-from gaitedge.quant.lstm import lstm_step
+from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.preproc import FilterState, preproc_step
 
 QFORMAT = "gaitedge-quant"
@@ -32,7 +30,13 @@ QFORMAT_VERSION = 1
 
 @dataclass
 class QLayer:
-    """One recurrent layer: int8 ``weight [rows, hidden + in_size]`` (columns h then input)."""
+    """One layer of the streaming stack: int8 ``weight [rows, hidden + in_size]``
+    (columns: the layer's h, then its input), int32 ``bias`` and ``mult`` per row.
+
+    ``family`` is the layer kind (a key of :data:`gaitedge.quant.kernels.KERNELS`).
+    ``aux`` is the number of int16 state words per stream besides h (LSTM: the cell
+    state); ``extra`` holds kind-specific int32 constants (``ge_rnn_params.extra``).
+    """
 
     family: str
     in_size: int  # padded input width (even)
@@ -40,9 +44,15 @@ class QLayer:
     weight: np.ndarray
     bias: np.ndarray
     mult: np.ndarray
-    cell_frac: int = 0  # LSTM only
+    cell_frac: int = 0  # LSTM: cell fraction bits; other kinds: a small kind-specific parameter
     #: float per-row weight scales (reporting / QAT)
     scale: np.ndarray | None = None
+    aux: int = 0
+    extra: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.family == "lstm" and not self.aux:
+            self.aux = self.hidden
 
     @property
     def rows(self) -> int:
@@ -99,6 +109,8 @@ class QuantModel:
             out += [self.pre.sos, self.pre.zi]
         for lay in self.layers:
             out += [lay.weight, lay.bias, lay.mult]
+            if lay.extra is not None:
+                out.append(lay.extra)
         out += [self.head_weight, self.head_bias, self.head_mult]
         return out
 
@@ -106,7 +118,8 @@ class QuantModel:
         return {
             "spec": spec.SPEC_VERSION,
             "family": self.family,
-            "layers": [[lay.family, lay.in_size, lay.hidden, lay.cell_frac] for lay in self.layers],
+            "layers": [[lay.family, lay.in_size, lay.hidden, lay.cell_frac]
+                       + ([lay.aux] if lay.aux and lay.family != "lstm" else []) for lay in self.layers],
             "logit_frac": self.logit_frac,
             "min_run": self.min_run,
             "delay": self.delay,
@@ -124,6 +137,11 @@ class QuantModel:
 
     def vec_len(self) -> int:
         return sum(lay.hidden for lay in self.layers) + self.pre.in_pad
+
+    @property
+    def head_cols(self) -> int:
+        """Width the head reads from the start of the state vector (last layer's h, or all layers')."""
+        return int(self.head_weight.shape[1])
 
     # ---- counts ---------------------------------------------------------------------
     def to_counts(self, signals: np.ndarray) -> np.ndarray:
@@ -155,6 +173,8 @@ class QuantModel:
             arrays[f"l{k}_mult"] = lay.mult
             if lay.scale is not None:
                 arrays[f"l{k}_scale"] = lay.scale
+            if lay.extra is not None:
+                arrays[f"l{k}_extra"] = lay.extra
         meta = {
             "format": QFORMAT,
             "format_version": QFORMAT_VERSION,
@@ -166,7 +186,8 @@ class QuantModel:
             "rate_hz": self.rate_hz,
             "hidden": self.hidden,
             "layers": [
-                {"family": lay.family, "in_size": lay.in_size, "hidden": lay.hidden, "cell_frac": lay.cell_frac}
+                {"family": lay.family, "in_size": lay.in_size, "hidden": lay.hidden, "cell_frac": lay.cell_frac,
+                 "aux": lay.aux}
                 for lay in self.layers
             ],
             "logit_frac": self.logit_frac,
@@ -205,6 +226,8 @@ class QuantModel:
                 weight=z[f"l{k}_weight"].astype(np.int64), bias=z[f"l{k}_bias"].astype(np.int64),
                 mult=z[f"l{k}_mult"].astype(np.int64), cell_frac=lm["cell_frac"],
                 scale=z[f"l{k}_scale"] if f"l{k}_scale" in z else None,
+                aux=int(lm.get("aux", lm["hidden"] if lm["family"] == "lstm" else 0)),
+                extra=z[f"l{k}_extra"].astype(np.int64) if f"l{k}_extra" in z else None,
             ))
         pre = QPreproc(
             n_inputs=meta["n_inputs"], in_pad=meta["in_pad"],
@@ -259,7 +282,7 @@ class Runner:
         n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
         self.fs = FilterState(b, qm.pre.n_inputs, n_sec)
         self.vec = np.zeros((b, qm.vec_len()), np.int64)
-        self.cells = [np.zeros((b, lay.hidden), np.int64) if lay.family == "lstm" else None for lay in qm.layers]
+        self.aux = [np.zeros((b, lay.aux), np.int64) if lay.aux else None for lay in qm.layers]
         self.ev = EventState(b)
         self.t = 0
 
@@ -279,17 +302,10 @@ class Runner:
         self.vec[:, xpos:] = preproc_step(qm.pre, counts, self.fs)
         for k, lay in enumerate(qm.layers):
             seg = self.vec[:, offs[k] : offs[k] + lay.hidden + lay.in_size]
-            if lay.family == "lstm":
-                h, self.cells[k] = lstm_step(lay, seg, self.cells[k])
-            elif lay.family == "gru":
-                h = gru_step(lay, seg)
-            elif lay.family == "elman":
-                h = elman_step(lay, seg)
-            else:  # pragma: no cover - the quantizer refuses other layers
-                raise ModelError(f"no integer kernel for layer {lay.family!r}")
+            h, self.aux[k] = kernel_for(lay.family).step(lay, seg, self.aux[k])
             self.vec[:, offs[k] : offs[k] + lay.hidden] = h
-        h_last = self.vec[:, offs[-1] : offs[-1] + qm.layers[-1].hidden]
-        logits = dense_step(qm.head_weight, qm.head_bias, qm.head_mult, h_last)
+        # the head reads the start of vec: h_L (the last layer), or [h_L .. h_1] (all layers)
+        logits = dense_step(qm.head_weight, qm.head_bias, qm.head_mult, self.vec[:, : qm.head_cols])
         raw = argmax(logits)
         if self.t >= qm.delay:
             label, ev, ev_s = events_step(self.ev, raw, self.t - qm.delay, qm.min_run, qm.swing)

@@ -9,8 +9,11 @@ output row, int32 biases and accumulators, int16 activations and state.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
+import torch
 from scipy import signal
 from torch import nn
 
@@ -37,8 +40,77 @@ DEFAULT_LSB = {
 }
 
 
+@dataclass
+class QuantContext:
+    """What a family quantizer gets: calibration inputs and the input format.
+
+    ``xs`` are the normalized calibration inputs (float64 ``(T, C)`` each, after the
+    model's filter); layer 0 sees ``x / k_in`` in Q0.15 (so weights on the inputs
+    are multiplied by ``k_in``), padded with zero columns to ``in_pad``.
+    ``report`` collects saturation counts (see :func:`gate_rows`).
+    """
+
+    xs: list[np.ndarray]
+    k_in: np.ndarray
+    in_pad: int
+    report: dict
+    cell_frac: list[int] | None = None
+
+
+@dataclass
+class QuantBody:
+    """What a family quantizer returns: the layers and the float head over the state vector.
+
+    ``head_weight [K, cols]`` is in state-vector order (``[h_L .. h_1]`` from its
+    start, padded units as zero columns): ``cols`` is the last layer's padded hidden,
+    or the sum over all layers.  ``logit_absmax`` is the calibration maximum of
+    |logit| (None: computed with the torch model).  ``calib`` goes into the report.
+    """
+
+    layers: list[QLayer]
+    head_weight: np.ndarray
+    head_bias: np.ndarray
+    hidden: int
+    logit_absmax: float | None = None
+    calib: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FamilyQuantizer:
+    """How a model family becomes integer layers: a structural check and the conversion."""
+
+    check: Callable[[nn.Module], None]
+    quantize: Callable[[TrainedModel, QuantContext], QuantBody]
+
+
+FAMILY_QUANTIZERS: dict[str, FamilyQuantizer] = {}
+
+
+def register_family(name: str, check: Callable[[nn.Module], None],
+                    quantize: Callable[[TrainedModel, QuantContext], QuantBody]) -> None:
+    """Make model family ``name`` quantizable (and so exportable to C)."""
+    FAMILY_QUANTIZERS[name] = FamilyQuantizer(check, quantize)
+
+
+def supported_families() -> list[str]:
+    return sorted(FAMILY_QUANTIZERS)
+
+
 def check_supported(model: nn.Module) -> None:
-    """Raise ModelError naming the first layer that has no C kernel."""
+    """Raise ModelError naming the first layer (or the family) that has no C kernel."""
+    family = getattr(model, "family", type(model).__name__)
+    if family in FAMILY_QUANTIZERS:
+        FAMILY_QUANTIZERS[family].check(model)
+        return
+    for name, mod in model.named_modules():
+        if mod is model or isinstance(mod, nn.Dropout) or (isinstance(mod, nn.Linear) and name == "head"):
+            continue
+        raise ModelError(f"model '{family}': layer '{name}' ({type(mod).__name__}) has no C kernel; the C export "
+                         f"supports the families {', '.join(supported_families())}")
+    raise ModelError(f"model '{family}' has no C kernel; supported: {', '.join(supported_families())}")
+
+
+def _check_rnn(model: nn.Module) -> None:
     family = getattr(model, "family", type(model).__name__)
     for name, mod in model.named_modules():
         if mod is model or isinstance(mod, nn.Dropout):
@@ -56,8 +128,8 @@ def check_supported(model: nn.Module) -> None:
             continue
         raise ModelError(f"model '{family}': {where} has no C kernel; the C export supports "
                          f"{', '.join(SUPPORTED_FAMILIES)} recurrent layers with a dense head")
-    if family not in SUPPORTED_FAMILIES or not hasattr(model, "rnn") or not hasattr(model, "head"):
-        raise ModelError(f"model '{family}' has no C kernel; supported: {', '.join(SUPPORTED_FAMILIES)}")
+    if not hasattr(model, "rnn") or not hasattr(model, "head"):
+        raise ModelError(f"model '{family}' has no C kernel; supported: {', '.join(supported_families())}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -170,8 +242,14 @@ def quantize_rows(w: np.ndarray, max_scale: float) -> tuple[np.ndarray, np.ndarr
     return np.clip(q, -127, 127).astype(np.int64), scale, nsat
 
 
-def _gate_rows(w: np.ndarray, b: np.ndarray, offset: bool, report: dict, name: str) -> tuple:
-    """int8 rows + bias + multiplier for gate pre-activations in Q3.12 (``u`` form if ``offset``)."""
+def gate_rows(w: np.ndarray, b: np.ndarray, offset: bool, report: dict, name: str) -> tuple:
+    """int8 rows + bias + multiplier for gate pre-activations in Q3.12 (``u`` form if ``offset``).
+
+    ``w [rows, cols]`` are float weights over Q0.15 inputs, ``b`` float biases.  Returns
+    (int8 weights, int32 biases, int32 multipliers, float row scales) such that
+    ``mulhr(bias + W v, mult)`` is the pre-activation in Q3.12 (plus 32768 with
+    ``offset``, the LUT input ``u``).  Saturations are counted in ``report``.
+    """
     max_scale = (spec.INT32_MAX / 2.0 ** (32 - spec.ACT_FRAC + spec.PRE_FRAC)) * 0.999
     q, scale, nsat = quantize_rows(w, max_scale)
     mult = spec.quant_multiplier(scale, 32 - spec.ACT_FRAC + spec.PRE_FRAC)
@@ -196,6 +274,11 @@ def _gate_rows(w: np.ndarray, b: np.ndarray, offset: bool, report: dict, name: s
     return q, bias, mult, scale
 
 
+def padded_hidden(h: int) -> int:
+    """Hidden size rounded up to the runtime's multiple (inert zero units)."""
+    return -(-h // spec.HIDDEN_MULTIPLE) * spec.HIDDEN_MULTIPLE
+
+
 def _clip_bias(bias: np.ndarray, cols: int) -> tuple[np.ndarray, int]:
     """Keep |bias| + cols * 127 * 32768 < 2^31 so that no accumulator can overflow."""
     lim = spec.INT32_MAX - cols * 127 * 32768
@@ -206,7 +289,7 @@ def _clip_bias(bias: np.ndarray, cols: int) -> tuple[np.ndarray, int]:
     return np.clip(bias, -lim, lim).astype(np.int64), nsat
 
 
-def _pad_rows(w: np.ndarray, h: int, hp: int, gates: int) -> np.ndarray:
+def pad_rows(w: np.ndarray, h: int, hp: int, gates: int) -> np.ndarray:
     """Pad each of ``gates`` row blocks of ``h`` rows to ``hp`` rows with zeros."""
     if w.ndim == 1:
         blocks = [np.concatenate([w[g * h : (g + 1) * h], np.zeros(hp - h)]) for g in range(gates)]
@@ -215,7 +298,8 @@ def _pad_rows(w: np.ndarray, h: int, hp: int, gates: int) -> np.ndarray:
     return np.concatenate(blocks, 0)
 
 
-def _pad_cols(w: np.ndarray, n: int) -> np.ndarray:
+def pad_cols(w: np.ndarray, n: int) -> np.ndarray:
+    """Append zero columns up to ``n``."""
     return np.concatenate([w, np.zeros((w.shape[0], n - w.shape[1]))], 1) if n > w.shape[1] else w
 
 
@@ -245,12 +329,10 @@ def quantize_model(
     if not calib:
         raise DataError("no calibration recordings")
     xs = [tm.normalizer(tm.preprocess(r).signals).astype(np.float64) for r in calib]
-    cal = calibrate(tm, xs)
+    allx = np.concatenate(xs, 0)
     n_in = model.input_size
-    h = model.hidden
     if len(tm.classes) > MAX_CLASSES:
         raise ModelError(f"{len(tm.classes)} classes; the C runtime supports at most {MAX_CLASSES}")
-    hp = -(-h // spec.HIDDEN_MULTIPLE) * spec.HIDDEN_MULTIPLE
     ip = n_in + (n_in % 2)
     report: dict = {"weights_saturated": {}, "bias_saturated": {}}
 
@@ -266,10 +348,10 @@ def quantize_model(
             lsb_c[c] = max(float(np.max(np.abs(raw))), 1e-6) * 4 / 32767
         if not lsb_c[c] > 0:
             raise ModelError(f"channel {name}: sensor resolution must be > 0")
-    rng = cal["x_p9999"] if input_percentile is not None else cal["x_absmax"]
     if input_percentile is not None:
-        allx = np.abs(np.concatenate(xs, 0))
-        rng = np.percentile(allx, input_percentile, axis=0)
+        rng = np.percentile(np.abs(allx), input_percentile, axis=0)
+    else:
+        rng = np.max(np.abs(allx), axis=0)
     k_in = np.maximum(rng * input_margin, 1e-3)
     if input_range is not None:
         k_in = np.asarray(input_range, np.float64).copy()
@@ -282,7 +364,6 @@ def quantize_model(
         c = int(np.flatnonzero(bad | (nm == 0))[0])
         raise ModelError(f"channel {tm.channels[c]}: sensor resolution {lsb_c[c]:g} {tm.units[c]}/count does not "
                          f"fit the fixed-point input (normalized full scale must be within 1/2^24..128 of its range)")
-    allx = np.concatenate(xs, 0)
     report["input_clip_frac"] = (np.abs(allx) > k_in[None, :]).mean(axis=0).tolist()
     sos_q = zi_q = None
     sos = tm.sos
@@ -297,35 +378,120 @@ def quantize_model(
         zi_q = np.floor(zi * 2.0**spec.COEF_FRAC + 0.5).astype(np.int64)
     pre = QPreproc(n_in, ip, nm, nb, sos_q, zi_q, lsb_c, k_in)
 
+    # ---- the family's layers -------------------------------------------------------------
+    body = FAMILY_QUANTIZERS[family].quantize(tm, QuantContext(xs, k_in, ip, report, cell_frac))
+    layers = body.layers
+    _check_stack(layers, ip, body.head_weight.shape[1])
+
+    # ---- head ----------------------------------------------------------------------------
+    wo = np.asarray(body.head_weight, np.float64)
+    bo = np.asarray(body.head_bias, np.float64)
+    lmax = body.logit_absmax
+    if lmax is None:
+        lmax = torch_logit_absmax(tm, xs)
+    lf = spec.LOGIT_FRAC_RANGE[1]
+    while lf > spec.LOGIT_FRAC_RANGE[0] and lmax * 1.25 >= 2.0 ** (15 - lf):
+        lf -= 1
+    if logit_frac is not None:
+        lf = int(logit_frac)
+    max_scale = spec.INT32_MAX / 2.0 ** (32 - spec.ACT_FRAC + lf) * 0.999
+    hq, hs, nsat = quantize_rows(wo, max_scale)
+    hm = spec.quant_multiplier(hs, 32 - spec.ACT_FRAC + lf)
+    hb = np.floor(bo * 2.0**lf * 2.0**32 / hm + 0.5)
+    hb, bsat = _clip_bias(hb, wo.shape[1])
+    report["weights_saturated"]["head"] = nsat
+    report["bias_saturated"]["head"] = bsat
+
+    report.update({
+        "calibration_recordings": len(calib),
+        "input_range": k_in.tolist(),
+        "lsb": lsb_c.tolist(),
+        "logit_absmax": lmax,
+        "lut_max_error_lsb": spec.lut_max_error(),
+    })
+    report.update(body.calib)
+    swing = tm.classes.index("swing") if "swing" in tm.classes else -1
+    return QuantModel(
+        family=family, classes=tuple(tm.classes), channels=list(tm.channels), units=list(tm.units),
+        rate_hz=float(tm.rate_hz), hidden=int(body.hidden), layers=layers, head_weight=hq, head_bias=hb,
+        head_mult=hm, logit_frac=lf, pre=pre, min_run=int(tm.min_run), delay=int(tm.delay), swing=swing,
+        float_weights_sha256=tm.weights_hash(), report=report, head_scale=hs,
+    )
+
+
+def torch_logit_absmax(tm: TrainedModel, xs: list[np.ndarray]) -> float:
+    """Largest |logit| of the float model over the normalized calibration inputs."""
+    model = tm.model
+    was = model.training
+    model.eval()
+    out = 0.0
+    try:
+        with torch.no_grad():
+            for x in xs:
+                logits, _ = model(torch.from_numpy(np.asarray(x, np.float32))[None])
+                out = max(out, float(logits.abs().max()))
+    finally:
+        model.train(was)
+    return out
+
+
+def _check_stack(layers: list[QLayer], in_pad: int, head_cols: int) -> None:
+    """The layer stack fits the runtime's state vector ``[h_L .. h_1, x]`` (ge_check_model)."""
+    if not layers:
+        raise ModelError("a quantized model needs at least one layer")
+    vlen = sum(lay.hidden for lay in layers) + in_pad
+    off = 0
+    for k in reversed(range(len(layers))):
+        lay = layers[k]
+        if lay.hidden % spec.HIDDEN_MULTIPLE or lay.in_size % 2 or off + lay.hidden + lay.in_size > vlen:
+            raise ModelError(f"layer {k} ({lay.family}): {lay.hidden} units over {lay.in_size} inputs do not fit "
+                             f"the state vector")
+        if lay.hidden + lay.in_size > spec.MAX_ROW_INPUTS:
+            raise ModelError(f"layer {k}: {lay.hidden + lay.in_size} inputs per row exceed the C runtime's "
+                             f"{spec.MAX_ROW_INPUTS}")
+        off += lay.hidden
+    if head_cols not in (layers[-1].hidden, vlen - in_pad):
+        raise ModelError(f"the head reads {head_cols} values; it must read the last layer ({layers[-1].hidden}) "
+                         f"or all layers ({vlen - in_pad})")
+
+
+def _quantize_rnn(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
+    """LSTM / GRU / Elman stacks (torch's own cells) with a dense head on the last layer."""
+    model = tm.model
+    family = model.family
+    cal = calibrate(tm, ctx.xs)
+    h = model.hidden
+    hp = padded_hidden(h)
+    ip, k_in, report, cell_frac = ctx.in_pad, ctx.k_in, ctx.report, ctx.cell_frac
     # ---- recurrent layers --------------------------------------------------------------
     layers: list[QLayer] = []
     for k in range(model.layers):
         w_ih, w_hh, b_ih, b_hh = _layer_params(model.rnn, k)
         if k == 0:
-            w_ih = _pad_cols(w_ih * k_in[None, :], ip)
+            w_ih = pad_cols(w_ih * k_in[None, :], ip)
             in_size = ip
         else:
-            w_ih = _pad_cols(w_ih, hp)
+            w_ih = pad_cols(w_ih, hp)
             in_size = hp
-        w_hh = _pad_cols(w_hh, hp)
+        w_hh = pad_cols(w_hh, hp)
         cols = hp + in_size
         if cols > spec.MAX_ROW_INPUTS:
             raise ModelError(f"layer {k}: {cols} inputs per row exceed the C runtime's {spec.MAX_ROW_INPUTS}")
         name = f"rnn.l{k}"
         if family in ("lstm", "elman"):
             gates = 4 if family == "lstm" else 1
-            w = _pad_rows(np.concatenate([w_hh, w_ih], 1), h, hp, gates)
-            b = _pad_rows(b_ih + b_hh, h, hp, gates)
-            q, bias, mult, scale = _gate_rows(w, b, True, report, name)
+            w = pad_rows(np.concatenate([w_hh, w_ih], 1), h, hp, gates)
+            b = pad_rows(b_ih + b_hh, h, hp, gates)
+            q, bias, mult, scale = gate_rows(w, b, True, report, name)
         else:  # gru: rows r, z (h and x), nh (h only), nx (x only)
             wr = np.concatenate([w_hh[: 2 * h], w_ih[: 2 * h]], 1)
             br = b_ih[: 2 * h] + b_hh[: 2 * h]
             wnh = np.concatenate([w_hh[2 * h :], np.zeros((h, in_size))], 1)
             wnx = np.concatenate([np.zeros((h, hp)), w_ih[2 * h :]], 1)
-            q1, b1, m1, s1 = _gate_rows(_pad_rows(wr, h, hp, 2), _pad_rows(br, h, hp, 2), True, report, name)
-            q2, b2, m2, s2 = _gate_rows(_pad_rows(wnh, h, hp, 1), _pad_rows(b_hh[2 * h :], h, hp, 1), False,
+            q1, b1, m1, s1 = gate_rows(pad_rows(wr, h, hp, 2), pad_rows(br, h, hp, 2), True, report, name)
+            q2, b2, m2, s2 = gate_rows(pad_rows(wnh, h, hp, 1), pad_rows(b_hh[2 * h :], h, hp, 1), False,
                                         report, name)
-            q3, b3, m3, s3 = _gate_rows(_pad_rows(wnx, h, hp, 1), _pad_rows(b_ih[2 * h :], h, hp, 1), True,
+            q3, b3, m3, s3 = gate_rows(pad_rows(wnx, h, hp, 1), pad_rows(b_ih[2 * h :], h, hp, 1), True,
                                         report, name)
             q, bias, mult, scale = (np.concatenate(a) for a in ((q1, q2, q3), (b1, b2, b3), (m1, m2, m3),
                                                                   (s1, s2, s3)))
@@ -340,42 +506,20 @@ def quantize_model(
             if cmax * 1.1 >= 2.0 ** (15 - cf):
                 report.setdefault("warnings", []).append(
                     f"layer {k}: cell state reaches {cmax:.1f}, beyond the int16 range +-{2.0 ** (15 - cf):g}")
-        layers.append(QLayer(family, in_size, hp, q, bias, mult, cf, scale))
+        layers.append(QLayer(family, in_size, hp, q, bias, mult, cf, scale,
+                             aux=hp if family == "lstm" else 0))
 
-    # ---- head ----------------------------------------------------------------------------
-    wo = _pad_cols(model.head.weight.detach().double().numpy(), hp)
+    wo = pad_cols(model.head.weight.detach().double().numpy(), hp)
     bo = model.head.bias.detach().double().numpy()
-    lmax = cal["logit_absmax"]
-    lf = spec.LOGIT_FRAC_RANGE[1]
-    while lf > spec.LOGIT_FRAC_RANGE[0] and lmax * 1.25 >= 2.0 ** (15 - lf):
-        lf -= 1
-    if logit_frac is not None:
-        lf = int(logit_frac)
-    max_scale = spec.INT32_MAX / 2.0 ** (32 - spec.ACT_FRAC + lf) * 0.999
-    hq, hs, nsat = quantize_rows(wo, max_scale)
-    hm = spec.quant_multiplier(hs, 32 - spec.ACT_FRAC + lf)
-    hb = np.floor(bo * 2.0**lf * 2.0**32 / hm + 0.5)
-    hb, bsat = _clip_bias(hb, hp)
-    report["weights_saturated"]["head"] = nsat
-    report["bias_saturated"]["head"] = bsat
-
-    report.update({
-        "calibration_recordings": len(calib),
-        "input_range": k_in.tolist(),
-        "lsb": lsb_c.tolist(),
+    return QuantBody(layers, wo, bo, h, logit_absmax=cal["logit_absmax"], calib={
         "cell_absmax": cal["c_absmax"],
         "preact_absmax": cal["pre_absmax"],
         "preact_sat_frac": cal["pre_sat_frac"],
-        "logit_absmax": lmax,
-        "lut_max_error_lsb": spec.lut_max_error(),
     })
-    swing = tm.classes.index("swing") if "swing" in tm.classes else -1
-    return QuantModel(
-        family=family, classes=tuple(tm.classes), channels=list(tm.channels), units=list(tm.units),
-        rate_hz=float(tm.rate_hz), hidden=h, layers=layers, head_weight=hq, head_bias=hb, head_mult=hm,
-        logit_frac=lf, pre=pre, min_run=int(tm.min_run), delay=int(tm.delay), swing=swing,
-        float_weights_sha256=tm.weights_hash(), report=report, head_scale=hs,
-    )
+
+
+for _fam in SUPPORTED_FAMILIES:
+    register_family(_fam, _check_rnn, _quantize_rnn)
 
 
 def saturation_summary(qm: QuantModel) -> list[str]:
@@ -407,3 +551,7 @@ def calibration_recordings(tm: TrainedModel, recs: list[Recording]) -> list[Reco
     if not out:
         raise DataError("no recordings of the model's training subjects to calibrate on")
     return out
+
+
+# further families register themselves (one module each under gaitedge/quant/families/)
+from gaitedge.quant import families  # noqa: E402,F401

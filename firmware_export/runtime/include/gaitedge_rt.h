@@ -50,26 +50,36 @@ typedef enum {
     GE_ERR_STATE = -5        /**< state not initialised */
 } ge_status;
 
-/** Recurrent layer kinds. */
+/**
+ * Layer kinds.  Each kind is one kernel file (ge_<kind>.c) with one Python integer
+ * twin (gaitedge.quant.<kind>); ge_layers.c dispatches on the kind.
+ */
 enum { GE_LAYER_LSTM = 1, GE_LAYER_GRU = 2, GE_LAYER_ELMAN = 3 };
 
 /** Event codes reported by ge_step(). */
 enum { GE_EVENT_NONE = 0, GE_EVENT_TOE_OFF = 1, GE_EVENT_HEEL_STRIKE = 2 };
 
-/** One recurrent layer (packed int8 weights with int32 biases, int32 multipliers). */
+/**
+ * One layer of the streaming stack (packed int8 weights with int32 biases, int32
+ * multipliers).  A layer reads [its own h; in_size words that follow it in the
+ * state vector] and writes its new h.
+ */
 typedef struct {
     uint8_t kind;        /**< GE_LAYER_* */
-    uint8_t cell_frac;   /**< LSTM: fraction bits of the int16 cell state (8..12) */
-    uint16_t in_size;    /**< input width (even; inputs or the previous hidden) */
+    uint8_t cell_frac;   /**< LSTM: fraction bits of the int16 cell state (8..12); other kinds: see their file */
+    uint16_t in_size;    /**< input width (even): the words after h in the state vector this layer reads */
     uint16_t hidden;     /**< hidden units (multiple of 4) */
+    uint16_t aux;        /**< int16 words of per-stream layer state besides h (LSTM: the cell state) */
+    uint16_t n_extra;    /**< entries of extra */
     const uint32_t *weights; /**< packed groups (biases first), QUANTIZATION.md "Weight packing" */
     const int32_t *mult;     /**< requantization multipliers, per unit: LSTM i f g o, GRU r z nh nx */
+    const int32_t *extra;    /**< kind-specific int32 constants (NULL when n_extra is 0) */
 } ge_rnn_params;
 
 /** Dense head: logits = sat16(mulhr(bias + W h, mult)), Q(logit_frac). */
 typedef struct {
     uint16_t rows;       /**< classes */
-    uint16_t cols;       /**< hidden of the last layer */
+    uint16_t cols;       /**< hidden of the last layer, or of all layers ([h_L .. h_1], the state vector's start) */
     uint8_t logit_frac;
     const uint32_t *weights; /**< packed groups of 4 rows (biases first; last group zero-padded) */
     const int32_t *mult;     /**< [rows] */
@@ -120,7 +130,7 @@ typedef struct {
 typedef struct {
     const ge_model *model;
     int16_t *vec;        /**< [h_L .. h_1, x]: hidden states then inputs */
-    int16_t *cells;      /**< LSTM cell states, layers concatenated */
+    int16_t *aux;        /**< per-layer state besides h (LSTM cells, ...), layers concatenated */
     int16_t *h_new;      /**< scratch: next hidden state of a layer wider than GE_BLOCK */
     int32_t *acc;        /**< scratch: int32 accumulators of one block */
     int64_t *filt;       /**< filter state [n_inputs][n_sections][2] */

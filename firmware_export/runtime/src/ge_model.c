@@ -2,9 +2,10 @@
  * ge_model.c - the streaming step and the whole-window call over a model descriptor.
  *
  * Arena layout (each part rounded up to 8 bytes): filter state int64
- * [n_inputs][n_sections][2]; vec int16 [h_L .. h_1, x]; LSTM cells int16;
- * h_new int16 [widest layer above GE_BLOCK units, else none]; acc int32
- * [4 * min(widest layer, GE_BLOCK)]; logits int16 [n_classes].
+ * [n_inputs][n_sections][2]; vec int16 [h_L .. h_1, x]; aux int16 (every
+ * layer's state besides h, layers in order); h_new int16 [widest layer above
+ * GE_BLOCK units, else none]; acc int32 [largest ge_layer_scratch(), at least the
+ * head's classes rounded up to 4]; logits int16 [n_classes].
  */
 #include "gaitedge_rt.h"
 
@@ -12,10 +13,8 @@
 
 #include "ge_argmax.h"
 #include "ge_dense.h"
-#include "ge_elman.h"
 #include "ge_events.h"
-#include "ge_gru.h"
-#include "ge_lstm.h"
+#include "ge_layers.h"
 #include "ge_preproc.h"
 
 #define GE_ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
@@ -31,6 +30,7 @@ static size_t vec_len(const ge_model *m)
 ge_status ge_check_model(const ge_model *m)
 {
     uint16_t l;
+    size_t off = 0, vlen, all = 0;
     if (m == NULL || m->layers == NULL) return GE_ERR_NULL;
     if (m->magic != GE_MODEL_MAGIC || m->spec_version != GE_SPEC_VERSION) return GE_ERR_MODEL;
     if (m->n_layers < 1 || m->n_classes < 2 || m->n_classes > GE_MAX_CLASSES) return GE_ERR_MODEL;
@@ -38,47 +38,50 @@ ge_status ge_check_model(const ge_model *m)
     if (m->pre.norm_mult == NULL || m->pre.norm_bias == NULL) return GE_ERR_NULL;
     if (m->pre.n_sections > 8 || (m->pre.n_sections && (m->pre.sos == NULL || m->pre.zi == NULL)))
         return GE_ERR_MODEL;
-    for (l = 0; l < m->n_layers; l++) {
+    vlen = vec_len(m);
+    for (l = 0; l < m->n_layers; l++) all += m->layers[l].hidden;
+    /* layer l's h starts after h_L .. h_(l+1); its input is the in_size words after its h */
+    for (l = m->n_layers; l-- > 0;) {
         const ge_rnn_params *p = &m->layers[l];
-        const uint16_t want_in = l == 0 ? m->pre.in_pad : m->layers[l - 1].hidden;
-        if (p->kind != GE_LAYER_LSTM && p->kind != GE_LAYER_GRU && p->kind != GE_LAYER_ELMAN)
-            return GE_ERR_UNSUPPORTED;
-        if (p->weights == NULL || p->mult == NULL) return GE_ERR_NULL;
-        if (p->hidden < 4 || p->hidden % 4u || p->in_size != want_in || p->in_size % 2u) return GE_ERR_MODEL;
+        const ge_status s = ge_layer_check(p);
+        if (s != GE_OK) return s;
+        if (p->hidden < 4 || p->hidden % 4u || p->in_size < 2 || p->in_size % 2u) return GE_ERR_MODEL;
+        if (off + p->hidden + p->in_size > vlen) return GE_ERR_MODEL;
         if ((uint32_t)p->hidden + p->in_size > GE_MAX_ROW_INPUTS) return GE_ERR_MODEL;
-        if (p->kind == GE_LAYER_LSTM && (p->cell_frac < 8 || p->cell_frac > 12)) return GE_ERR_MODEL;
+        off += p->hidden;
     }
     if (m->head.weights == NULL || m->head.mult == NULL) return GE_ERR_NULL;
-    if (m->head.rows != m->n_classes || m->head.cols != m->layers[m->n_layers - 1].hidden) return GE_ERR_MODEL;
+    if (m->head.rows != m->n_classes) return GE_ERR_MODEL;
+    if (m->head.cols != m->layers[m->n_layers - 1].hidden && m->head.cols != all) return GE_ERR_MODEL;
     if (m->events.swing >= (int)m->n_classes) return GE_ERR_MODEL;
     return GE_OK;
 }
 
-/* Sizes of the arena parts: LSTM cells, h_new (layers wider than GE_BLOCK), scratch units. */
-static void arena_sizes(const ge_model *m, size_t *cells, size_t *hnew, size_t *units)
+/* Sizes of the arena parts: layer aux state, h_new (layers wider than GE_BLOCK), int32 scratch words. */
+static void arena_sizes(const ge_model *m, size_t *aux, size_t *hnew, size_t *acc)
 {
     uint16_t l;
-    *cells = 0;
+    *aux = 0;
     *hnew = 0;
-    *units = (m->n_classes + 3u) / 4u;
+    *acc = 4u * ((m->n_classes + 3u) / 4u);
     for (l = 0; l < m->n_layers; l++) {
-        const size_t h = m->layers[l].hidden;
-        if (m->layers[l].kind == GE_LAYER_LSTM) *cells += h;
+        const size_t h = m->layers[l].hidden, s = ge_layer_scratch(&m->layers[l]);
+        *aux += m->layers[l].aux;
         if (h > GE_BLOCK && h > *hnew) *hnew = h;
-        if ((h < GE_BLOCK ? h : GE_BLOCK) > *units) *units = h < GE_BLOCK ? h : GE_BLOCK;
+        if (s > *acc) *acc = s;
     }
 }
 
 size_t ge_arena_bytes(const ge_model *m)
 {
-    size_t cells, hnew, units, n;
+    size_t aux, hnew, acc, n;
     if (ge_check_model(m) != GE_OK) return 0;
-    arena_sizes(m, &cells, &hnew, &units);
+    arena_sizes(m, &aux, &hnew, &acc);
     n = GE_ALIGN8((size_t)m->pre.n_inputs * m->pre.n_sections * 2u * sizeof(int64_t));
     n += GE_ALIGN8(vec_len(m) * sizeof(int16_t));
-    n += GE_ALIGN8(cells * sizeof(int16_t));
+    n += GE_ALIGN8(aux * sizeof(int16_t));
     n += GE_ALIGN8(hnew * sizeof(int16_t));
-    n += GE_ALIGN8(4u * units * sizeof(int32_t));
+    n += GE_ALIGN8(acc * sizeof(int32_t));
     n += GE_ALIGN8((size_t)m->n_classes * sizeof(int16_t));
     return n;
 }
@@ -86,24 +89,24 @@ size_t ge_arena_bytes(const ge_model *m)
 ge_status ge_init(ge_state *st, const ge_model *m, void *arena, size_t arena_bytes)
 {
     unsigned char *p = (unsigned char *)arena;
-    size_t cells, hnew, units;
+    size_t aux, hnew, acc;
     ge_status s;
     if (st == NULL || arena == NULL) return GE_ERR_NULL;
     st->model = NULL;
     s = ge_check_model(m);
     if (s != GE_OK) return s;
     if (((uintptr_t)arena & 7u) != 0 || arena_bytes < ge_arena_bytes(m)) return GE_ERR_BUFFER;
-    arena_sizes(m, &cells, &hnew, &units);
+    arena_sizes(m, &aux, &hnew, &acc);
     st->filt = (int64_t *)(void *)p;
     p += GE_ALIGN8((size_t)m->pre.n_inputs * m->pre.n_sections * 2u * sizeof(int64_t));
     st->vec = (int16_t *)(void *)p;
     p += GE_ALIGN8(vec_len(m) * sizeof(int16_t));
-    st->cells = (int16_t *)(void *)p;
-    p += GE_ALIGN8(cells * sizeof(int16_t));
+    st->aux = (int16_t *)(void *)p;
+    p += GE_ALIGN8(aux * sizeof(int16_t));
     st->h_new = (int16_t *)(void *)p;
     p += GE_ALIGN8(hnew * sizeof(int16_t));
     st->acc = (int32_t *)(void *)p;
-    p += GE_ALIGN8(4u * units * sizeof(int32_t));
+    p += GE_ALIGN8(acc * sizeof(int32_t));
     st->logits = (int16_t *)(void *)p;
     st->model = m;
     return ge_reset(st);
@@ -112,15 +115,14 @@ ge_status ge_init(ge_state *st, const ge_model *m, void *arena, size_t arena_byt
 ge_status ge_reset(ge_state *st)
 {
     const ge_model *m;
-    size_t cells = 0;
+    size_t aux = 0;
     uint16_t l;
     if (st == NULL) return GE_ERR_NULL;
     m = st->model;
     if (m == NULL) return GE_ERR_STATE;
-    for (l = 0; l < m->n_layers; l++)
-        if (m->layers[l].kind == GE_LAYER_LSTM) cells += m->layers[l].hidden;
+    for (l = 0; l < m->n_layers; l++) aux += m->layers[l].aux;
     memset(st->vec, 0, vec_len(m) * sizeof(int16_t));
-    if (cells) memset(st->cells, 0, cells * sizeof(int16_t));
+    if (aux) memset(st->aux, 0, aux * sizeof(int16_t));
     memset(st->logits, 0, m->n_classes * sizeof(int16_t));
     st->primed = 0;
     st->step = 0;
@@ -132,7 +134,7 @@ ge_status ge_step(ge_state *st, const int16_t *counts, ge_output *out)
 {
     const ge_model *m;
     size_t off;
-    int16_t *cells;
+    int16_t *aux;
     uint16_t l;
     int raw;
     if (st == NULL || counts == NULL) return GE_ERR_NULL;
@@ -140,19 +142,13 @@ ge_status ge_step(ge_state *st, const int16_t *counts, ge_output *out)
     if (m == NULL) return GE_ERR_STATE;
     off = vec_len(m) - m->pre.in_pad;
     ge_preproc_step(&m->pre, counts, st->filt, &st->primed, st->vec + off);
-    cells = st->cells;
+    aux = st->aux;
     for (l = 0; l < m->n_layers; l++) {
         const ge_rnn_params *p = &m->layers[l];
         ge_status s;
         off -= p->hidden;
-        if (p->kind == GE_LAYER_LSTM) {
-            s = ge_lstm_step(p, st->vec + off, cells, st->h_new, st->acc);
-            cells += p->hidden;
-        } else if (p->kind == GE_LAYER_GRU) {
-            s = ge_gru_step(p, st->vec + off, st->h_new, st->acc);
-        } else {
-            s = ge_elman_step(p, st->vec + off, st->h_new, st->acc);
-        }
+        s = ge_layer_step(p, st->vec + off, aux, st->h_new, st->acc);
+        aux += p->aux;
         if (s != GE_OK) return s;
     }
     (void)ge_dense(&m->head, st->vec, st->logits, st->acc);

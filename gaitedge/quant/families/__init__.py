@@ -1,0 +1,7 @@
+"""Family quantizers beyond the classic LSTM / GRU / Elman stacks (one module per family).
+
+Each module converts a trained torch model of its family into integer layers
+(:class:`gaitedge.quant.model.QLayer`, executed by the kernels registered in
+:mod:`gaitedge.quant.kernels`) and registers itself with
+:func:`gaitedge.quant.quantizer.register_family`.
+"""
