@@ -13,10 +13,8 @@
 #include <stdlib.h>
 
 #include "bench_input.h"
-#include "ge_elman.h"
-#include "ge_gru.h"
-#include "ge_lstm.h"
 #include "gaitedge_rt.h"
+#include "ge_layers.h"
 #include "model_data.h"
 
 #ifndef BENCH_PRINT
@@ -66,12 +64,7 @@ int main(void)
         int16_t *v = st.vec;
         for (k = 1; k < ge_model_data.n_layers; k++) v += ge_model_data.layers[k].hidden;
         ge_bench_begin();
-        if (l0->kind == GE_LAYER_LSTM)
-            (void)ge_lstm_step(l0, v, st.aux, st.h_new, st.acc);
-        else if (l0->kind == GE_LAYER_GRU)
-            (void)ge_gru_step(l0, v, st.h_new, st.acc);
-        else
-            (void)ge_elman_step(l0, v, st.h_new, st.acc);
+        (void)ge_layer_step(l0, v, st.aux, st.h_new, st.acc);
         ge_bench_end();
     }
     printf("done\n");
