@@ -98,6 +98,44 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cv(args: argparse.Namespace) -> int:
+    import json
+
+    from gaitedge.config import apply_override, load_config
+    from gaitedge.crossval import cross_validate, mean_sd
+    from gaitedge.data.spec import load_spec
+
+    cfg = load_config(args.config)
+    if args.epochs is not None:
+        cfg.train.epochs = args.epochs
+    for item in args.set or []:
+        apply_override(cfg, item)
+    spec = args.data or cfg.data.train
+    if args.folds < 2:
+        raise GaitedgeError(f"--folds must be >= 2, got {args.folds}")
+    recs = load_spec(spec, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
+    n_subj = len({r.subject for r in recs})
+    if n_subj < args.folds:
+        raise GaitedgeError(f"{spec}: {n_subj} subject(s), fewer than --folds {args.folds}")
+    out = Path(args.out) if args.out else Path("runs") / f"cv-{cfg.model.name}"
+    if (out / "cv.json").exists() and not args.force:
+        raise GaitedgeError(f"{out}: already holds a cross-validation; choose another --out or pass --force")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for row in cross_validate(cfg, recs, k=args.folds, seed=args.seed, out_root=out, log=print):
+        rows.append(row)
+        tmp = out / "cv.json.tmp"
+        tmp.write_text(json.dumps({"config": cfg.to_dict(), "data": spec, "folds": rows}, indent=1))
+        tmp.replace(out / "cv.json")
+    print(f"\n{len(rows)} folds of {spec}:")
+    for key, label in (("macro_f1", "macro-F1"), ("hs_f1", "heel-strike F1"), ("to_f1", "toe-off F1"),
+                       ("median_err_ms", "median event error ms")):
+        m, sd = mean_sd(rows, key)
+        print(f"  {label:22s} {m:.4f} ± {sd:.4f}")
+    print(f"per-fold results: {out / 'cv.json'}")
+    return 0
+
+
 def _slug(text: str) -> str:
     keep = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
     return keep.strip("_")[:60] or "data"
@@ -327,6 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="sweep folder (default runs/sweep-<time>)")
     sw.add_argument("--force", action="store_true", help="reuse a folder that holds a sweep")
     sw.set_defaults(func=_cmd_sweep)
+
+    cv = sub.add_parser("cv", help="leave-subjects-out k-fold cross-validation of a config")
+    cv.add_argument("config", help="TOML experiment config")
+    cv.add_argument("--data", help="data spec whose subjects are split into folds (default: the config's train)")
+    cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    cv.add_argument("--seed", type=int, default=0, help="seed of the subject folds (default 0)")
+    cv.add_argument("--epochs", type=int, help="maximum epochs per fold")
+    cv.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE", help="override a config value")
+    cv.add_argument("--out", help="folder for the fold runs and cv.json (default runs/cv-<model>)")
+    cv.add_argument("--force", action="store_true", help="reuse a folder that holds a cross-validation")
+    cv.set_defaults(func=_cmd_cv)
 
     e = sub.add_parser("evaluate", help="metrics of a trained run on other data")
     e.add_argument("run", help="run directory (or its model.pt)")

@@ -28,3 +28,33 @@ def test_folds_hold_out_their_subjects(tmp_path):
     assert [r["fold"] for r in skipped] == [1]
     mean, sd = mean_sd(rows, "macro_f1")
     assert 0.0 <= mean <= 1.0 and sd >= 0.0
+
+
+def test_cv_command_runs_folds_and_refuses_bad_input(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        "[data]\ntrain = \"synthetic?n=4&trials=1&seed=2\"\nother_foot = false\n"
+        "[model]\nhidden = 8\n[train]\nepochs = 1\nsteps_per_epoch = 2\nbatch_size = 4\nwindow_s = 2.0\n"
+        "threads = 1\n"
+    )
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "gaitedge", "cv", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    out = tmp_path / "cv"
+    r = run(str(cfg), "--folds", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "cv.json").read_text())
+    assert len(res["folds"]) == 2
+    assert sorted(s for f in res["folds"] for s in f["test_subjects"]) == ["syn1", "syn2", "syn3", "syn4"]
+    assert "macro-F1" in r.stdout and "±" in r.stdout
+    again = run(str(cfg), "--folds", "2", "--out", str(out))
+    assert again.returncode == 2 and "already holds a cross-validation" in again.stderr
+    assert "Traceback" not in again.stderr
+    too_many = run(str(cfg), "--folds", "9", "--out", str(tmp_path / "x"))
+    assert too_many.returncode == 2 and "fewer than --folds 9" in too_many.stderr
