@@ -9,17 +9,9 @@ import pytest
 
 from gaitedge.checkpoint import load_checkpoint
 from gaitedge.data import load_spec, save_csv
+from tiny import TINY_TRAIN
 
-TINY = [
-    "--data", "synthetic?n=5&trials=2",
-    "--set", "model.hidden=16",
-    "--set", "train.steps_per_epoch=12",
-    "--set", "train.batch_size=16",
-    "--set", "train.window_s=2.5",
-    "--set", "train.patience=50",
-    "--set", "data.val_subjects=['syn5']",
-    "--set", "train.threads=1",
-]
+TINY = TINY_TRAIN
 
 
 def run(*args, cwd=None):

@@ -18,16 +18,10 @@ from gaitedge.data.preprocess import Normalizer
 from gaitedge.distributed import resolve_device, shard_recordings
 from gaitedge.errors import ConfigError
 from gaitedge.train import STATE_FILE, WindowSampler, imu_triads, train, warp_offsets
+from tiny import TINY_TRAIN
 
 TINY = [
-    "--data", "synthetic?n=5&trials=2",
-    "--set", "model.hidden=16",
-    "--set", "train.steps_per_epoch=12",
-    "--set", "train.batch_size=16",
-    "--set", "train.window_s=2.5",
-    "--set", "train.patience=50",
-    "--set", "data.val_subjects=['syn5']",
-    "--set", "train.threads=1",
+    *TINY_TRAIN,
     "--set", "train.augment_rotation_deg=10.0",
     "--set", "train.augment_time_warp=0.1",
     "--epochs", "4",
