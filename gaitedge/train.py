@@ -203,32 +203,11 @@ class WindowSampler:
         self.rng = np.random.default_rng(seed)
 
     def batch(
-        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0
+        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0, time_warp: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.xs[0].shape[1]
-        xb = np.zeros((size, self.window, c), np.float32)
-        yb = np.full((size, self.window), UNLABELED, np.int64)
-        valid = np.zeros((size, self.window), bool)
-        for b, i in enumerate(self.rng.choice(len(self.xs), size=size, p=self.p)):
-            x, y = self.xs[i], self.ys[i]
-            n = min(len(x), self.window)
-            s = int(self.rng.integers(0, len(x) - n + 1))
-            xb[b, :n] = x[s : s + n]
-            yb[b, :n] = y[s : s + n]
-            valid[b, :n] = True
-        if rotation_deg > 0:
-            for idx in self.triads:
-                rot = _random_rotations(self.rng, size, rotation_deg).astype(np.float32)
-                for k in range(0, len(idx), 3):
-                    tri = idx[k : k + 3]
-                    xb[:, :, tri] = np.einsum("bij,btj->bti", rot, xb[:, :, tri])
-        xb = self.norm(xb) * valid[:, :, None]
-        yb[:, : self.burn_in] = UNLABELED
-        if gain > 0:
-            xb *= 1.0 + self.rng.uniform(-gain, gain, size=(size, 1, c)).astype(np.float32)
-        if noise > 0:
-            xb += self.rng.normal(0.0, noise, size=xb.shape).astype(np.float32)
-        return torch.from_numpy(xb), torch.from_numpy(yb)
+        """Draw and cut one whole batch: :meth:`plan` then :meth:`materialize` of every window."""
+        plan = self.plan(size, gain, noise, rotation_deg, time_warp)
+        return self.materialize(plan, np.arange(size))
 
     def plan(
         self, size: int, gain: float, noise: float, rotation_deg: float = 0.0, time_warp: float = 0.0

@@ -207,7 +207,7 @@ def finetune(
         tot = 0.0
         for _ in range(steps):
             xb, yb = sampler.batch(bs, tc.augment_gain if tc else 0.1, tc.augment_noise if tc else 0.03,
-                                   tc.augment_rotation_deg if tc else 0.0)
+                                   tc.augment_rotation_deg if tc else 0.0, tc.augment_time_warp if tc else 0.0)
             logits = fq(xb)
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
             opt.zero_grad(set_to_none=True)
