@@ -1,6 +1,7 @@
 """Model families (one module each) behind a registry.  Knows nothing of export."""
 
 from gaitedge.models import elman, gru, lstm  # noqa: F401  (registration)
+from gaitedge.models import tcn  # noqa: F401  (registration)
 from gaitedge.models.base import GaitModel, State, available, build_model, register
 
 __all__ = ["GaitModel", "State", "available", "build_model", "register"]
