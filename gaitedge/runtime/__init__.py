@@ -13,5 +13,6 @@ from gaitedge.runtime.onnx_runtime import (
     PushResult,
     parse_metadata,
 )
+from gaitedge.runtime.postprocess import CausalFilter, Debouncer
 
-__all__ = ["FlushResult", "GaitEvent", "OnnxGaitClassifier", "OnnxModelInfo", "PushResult", "parse_metadata"]
+__all__ = ["CausalFilter", "Debouncer", "FlushResult", "GaitEvent", "OnnxGaitClassifier", "OnnxModelInfo", "PushResult", "parse_metadata"]

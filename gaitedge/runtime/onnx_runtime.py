@@ -41,6 +41,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from gaitedge.errors import DataError, ModelError
+from gaitedge.runtime.postprocess import CausalFilter, Debouncer, GaitEvent
 
 FORMAT = "gaitedge-onnx"
 FORMAT_VERSION = 1
@@ -50,17 +51,6 @@ REQUIRED_KEYS = (
     "rate_hz", "norm_mean", "norm_std", "filter_sos", "delay", "min_run", "weights_sha256",
     "inputs", "outputs", "state_inputs", "state_outputs", "state_shapes",
 )
-
-
-class GaitEvent(NamedTuple):
-    """A detected gait event."""
-
-    #: ``toe_off`` or ``heel_strike``.
-    kind: str
-    #: index of the input sample where it happened (0 = first sample of the stream).
-    sample: int
-    #: the same as a time since the first sample, in s.
-    time_s: float
 
 
 class PushResult(NamedTuple):
@@ -248,13 +238,8 @@ class OnnxGaitClassifier:
         self._mean = info.mean
         self._std = info.std
         self._min_run = max(1, info.min_run)
-        self._swing = info.swing
-        self._sos = info.sos
-        if info.sos is not None:
-            from scipy.signal import sosfilt_zi
-
-            self._zi_unit = sosfilt_zi(info.sos)
-            self._sec = [tuple(float(v) for v in row) for row in info.sos]
+        self._filt = CausalFilter(info.sos) if info.sos is not None else None
+        self._deb = Debouncer(self._min_run, info.swing, info.rate_hz)
         self._x = np.zeros((1, c), np.float32)
         self._logits = np.zeros((1, k), np.float32)
         self._states = [[np.zeros(s, np.float32) for s in info.state_shapes] for _ in range(2)]
@@ -348,11 +333,9 @@ class OnnxGaitClassifier:
         self._cur = 0
         self._n = 0
         self._steps = 0
-        self._z: np.ndarray | None = None
-        self._confirmed = -1
-        self._cand = -1
-        self._cand_start = 0
-        self._count = 0
+        if self._filt is not None:
+            self._filt.reset()
+        self._deb.reset()
 
     def _check_sample(self, sample: Sequence[float] | np.ndarray) -> np.ndarray:
         try:
@@ -370,46 +353,10 @@ class OnnxGaitClassifier:
             raise DataError(f"sample {self._n}: non-finite value in channel(s) {', '.join(bad)}")
         return x
 
-    def _filter(self, x: np.ndarray) -> np.ndarray:
-        if self._z is None:
-            self._z = self._zi_unit[:, :, None] * x[None, None, :]
-        z = self._z
-        cur = x
-        for s, (b0, b1, b2, _, a1, a2) in enumerate(self._sec):
-            new = b0 * cur + z[s, 0]
-            z[s, 0] = b1 * cur - a1 * new + z[s, 1]
-            z[s, 1] = b2 * cur - a2 * new
-            cur = new
-        return cur
-
     def _step(self) -> None:
         self._sess.run_with_iobinding(self._bindings[self._cur])
         self._cur ^= 1
         self._steps += 1
-
-    def _debounce(self, r: int, i: int) -> list[GaitEvent]:
-        if self._confirmed < 0:
-            self._confirmed = r
-            return []
-        if r == self._confirmed:
-            self._cand = -1
-            self._count = 0
-            return []
-        if r == self._cand:
-            self._count += 1
-        else:
-            self._cand, self._cand_start, self._count = r, i, 1
-        if self._count < self._min_run:
-            return []
-        old, s = self._confirmed, self._cand_start
-        self._confirmed, self._cand, self._count = r, -1, 0
-        if self._swing < 0:
-            return []
-        if r == self._swing:
-            return [GaitEvent("toe_off", s, s / self.info.rate_hz)]
-        if old == self._swing:
-            return [GaitEvent("heel_strike", s, s / self.info.rate_hz)]
-        return []
 
     def _classify(self) -> tuple[np.ndarray | None, int, list[GaitEvent]]:
         """After a model step: (probabilities of the classified sample, its final label, events)."""
@@ -417,8 +364,8 @@ class OnnxGaitClassifier:
         if i < 0:
             return None, -1, []
         p = _softmax(self._logits[0].tolist())
-        events = self._debounce(int(p.argmax()), i)
-        label = self._confirmed if i - self._min_run + 1 >= 0 else -1
+        events = self._deb.update(int(p.argmax()), i)
+        label = self._deb.confirmed if i - self._min_run + 1 >= 0 else -1
         return p, label, events
 
     def push(self, sample: Sequence[float] | np.ndarray) -> PushResult:
@@ -430,8 +377,8 @@ class OnnxGaitClassifier:
         wrong shape or with non-finite values (the stream state is unchanged).
         """
         x = self._check_sample(sample)
-        if self._sos is not None:
-            x = self._filter(x)
+        if self._filt is not None:
+            x = self._filt(x)
         xf = x.astype(np.float32)
         np.subtract(xf, self._mean, out=self._x[0])
         np.divide(self._x[0], self._std, out=self._x[0])
@@ -465,7 +412,7 @@ class OnnxGaitClassifier:
                     events += ev
                 if label >= 0:
                     labels.append(label)
-            labels += [self._confirmed] * (n - label_start - len(labels))
+            labels += [self._deb.confirmed] * (n - label_start - len(labels))
         self.reset()
         return FlushResult(
             labels=np.asarray(labels, dtype=np.int64),

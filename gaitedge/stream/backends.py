@@ -34,6 +34,7 @@ import numpy as np
 
 from gaitedge.errors import DeviceError, ModelError
 from gaitedge.runtime.onnx_runtime import STEP_FILE, GaitEvent, OnnxGaitClassifier
+from gaitedge.runtime.postprocess import CausalFilter, Debouncer
 
 if TYPE_CHECKING:
     from gaitedge.checkpoint import TrainedModel
@@ -136,8 +137,8 @@ def _softmax(z: Sequence[float]) -> np.ndarray:
 class TorchBackend(Backend):
     """``GaitModel.step`` in torch with the ONNX runtime's preprocessing and debounce.
 
-    The low-pass runs in float64 (direct form II transposed, state started in
-    steady state for the first sample), normalization in float32, and at
+    The low-pass and the debounce are the ONNX runtime's own
+    (:mod:`gaitedge.runtime.postprocess`), normalization runs in float32, and at
     :meth:`flush` the last normalized input is repeated ``delay`` times, exactly
     as :class:`~gaitedge.runtime.OnnxGaitClassifier` does.  ``threads`` sets
     torch's intra-op thread count (process-wide; None leaves it).
@@ -162,38 +163,19 @@ class TorchBackend(Backend):
         self.min_run = max(1, int(tm.min_run))
         self._mean = np.asarray(tm.normalizer.mean, np.float32)
         self._std = np.asarray(tm.normalizer.std, np.float32)
-        self._swing = self.classes.index("swing") if "swing" in self.classes else -1
-        sos = tm.sos
-        self._sec: list[tuple[float, ...]] | None = None
-        if sos is not None:
-            from scipy.signal import sosfilt_zi
-
-            self._zi_unit = sosfilt_zi(sos)
-            self._sec = [tuple(float(v) for v in row) for row in sos]
+        swing = self.classes.index("swing") if "swing" in self.classes else -1
+        self._filt = CausalFilter(tm.sos) if tm.sos is not None else None
+        self._deb = Debouncer(self.min_run, swing, self.rate_hz)
         self.reset()
 
     def reset(self) -> None:
         self._state = self.model.init_state(1)
-        self._z: np.ndarray | None = None
         self._xn: np.ndarray | None = None
         self._n = 0
         self._steps = 0
-        self._confirmed = -1
-        self._cand = -1
-        self._cand_start = 0
-        self._count = 0
-
-    def _filter(self, x: np.ndarray) -> np.ndarray:
-        if self._z is None:
-            self._z = self._zi_unit[:, :, None] * x[None, None, :]
-        z = self._z
-        cur = x
-        for s, (b0, b1, b2, _, a1, a2) in enumerate(self._sec or ()):
-            new = b0 * cur + z[s, 0]
-            z[s, 0] = b1 * cur - a1 * new + z[s, 1]
-            z[s, 1] = b2 * cur - a2 * new
-            cur = new
-        return cur
+        if self._filt is not None:
+            self._filt.reset()
+        self._deb.reset()
 
     def _step(self) -> list[float]:
         with self._torch.inference_mode():
@@ -201,44 +183,20 @@ class TorchBackend(Backend):
         self._steps += 1
         return logits[0].tolist()
 
-    def _debounce(self, r: int, i: int) -> list[GaitEvent]:
-        if self._confirmed < 0:
-            self._confirmed = r
-            return []
-        if r == self._confirmed:
-            self._cand = -1
-            self._count = 0
-            return []
-        if r == self._cand:
-            self._count += 1
-        else:
-            self._cand, self._cand_start, self._count = r, i, 1
-        if self._count < self.min_run:
-            return []
-        old, s = self._confirmed, self._cand_start
-        self._confirmed, self._cand, self._count = r, -1, 0
-        if self._swing < 0:
-            return []
-        if r == self._swing:
-            return [GaitEvent("toe_off", s, s / self.rate_hz)]
-        if old == self._swing:
-            return [GaitEvent("heel_strike", s, s / self.rate_hz)]
-        return []
-
     def _classify(self, logits: list[float]) -> tuple[int, int, list[GaitEvent]]:
         """(index of the decided label or -1, the label, events) after one model step."""
         i = self._steps - 1 - self.delay
         if i < 0:
             return -1, -1, []
         p = _softmax(logits)
-        events = self._debounce(int(p.argmax()), i)
+        events = self._deb.update(int(p.argmax()), i)
         j = i - self.min_run + 1
-        return (j, self._confirmed, events) if j >= 0 else (-1, -1, events)
+        return (j, self._deb.confirmed, events) if j >= 0 else (-1, -1, events)
 
     def push(self, x: np.ndarray) -> Decisions:
         x64 = np.asarray(x, dtype=np.float64)
-        if self._sec is not None:
-            x64 = self._filter(x64)
+        if self._filt is not None:
+            x64 = self._filt(x64)
         xf = x64.astype(np.float32)
         self._xn = np.divide(np.subtract(xf, self._mean), self._std).astype(np.float32)
         self._n += 1
@@ -256,7 +214,7 @@ class TorchBackend(Backend):
                 events += ev
                 if j >= 0:
                     labels.append(label)
-            labels += [self._confirmed] * (n - label_start - len(labels))
+            labels += [self._deb.confirmed] * (n - label_start - len(labels))
         self.reset()
         return Decisions(label_start, labels, events)
 
