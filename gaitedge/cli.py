@@ -239,7 +239,10 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     paths = export_onnx(tm, Path(args.out) if args.out else run, opset=args.opset)
     print(f"exported {tm.model.family} ({len(tm.channels)} channels -> {', '.join(tm.classes)}, {tm.rate_hz:g} Hz)")
     print(f"  {paths.sequence}  (sequence: x [batch, time, channels] -> logits [batch, time, classes])")
-    print(f"  {paths.step}  (step: x [batch, channels] + state -> logits [batch, classes] + state)")
+    if paths.step is not None:
+        print(f"  {paths.step}  (step: x [batch, channels] + state -> logits [batch, classes] + state)")
+    else:
+        print(f"  no step graph: {tm.model.family} is a whole-window (non-causal) model; run model.onnx over windows")
     return 0
 
 

@@ -46,9 +46,11 @@ def predict_arrays(
     order = np.argsort(lens)
     out: list[np.ndarray] = [np.zeros(0)] * len(xs)
     tm.model.eval()
+    # a whole-window model must not see another recording's padding (its backward pass would)
+    per = 64 if getattr(tm.model, "causal", True) else 1
     with torch.no_grad():
-        for start in range(0, len(xs), 64):
-            idx = order[start : start + 64]
+        for start in range(0, len(xs), per):
+            idx = order[start : start + per]
             tmax = max(len(xs[i]) for i in idx)
             batch = np.zeros((len(idx), tmax, xs[idx[0]].shape[1]), np.float32)
             for b, i in enumerate(idx):

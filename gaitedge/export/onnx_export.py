@@ -46,6 +46,13 @@ objects as JSON), enough to run the model without gaitedge or torch:
 ``state_shapes``   state shapes for one stream, batch axis 1 (JSON list)
 =================  ===========================================================
 
+Whole-window (non-causal) models (``model.causal`` is False: bidirectional
+recurrent networks, encoder-decoders) have no step graph: only ``model.onnx``
+is written, its ``graph`` is ``sequence`` and its metadata adds ``causal`` =
+``false``; the state inputs are the model's initial state for a fresh window
+(zeros; see the family's docstring) and the graph accepts any ``time``.  The
+streaming runtimes refuse such a file and point to the window API.
+
 Files are written atomically: both graphs are built, checked with
 ``onnx.checker`` and compared against torch with ONNX Runtime before either is
 renamed into place; on failure nothing is left behind.
@@ -87,10 +94,10 @@ VERIFY_TOL = 1e-4
 
 
 class OnnxPaths(NamedTuple):
-    """Where :func:`export_onnx` wrote the two graphs."""
+    """Where :func:`export_onnx` wrote the two graphs (``step`` None for a whole-window model)."""
 
     sequence: Path
-    step: Path
+    step: Path | None
 
 
 def state_names(n_state: int) -> tuple[list[str], list[str]]:
@@ -246,6 +253,26 @@ def _verify(model: GaitModel, seq: bytes, step: bytes, n_state: int, state_in: l
         )
 
 
+def _verify_window(model: GaitModel, seq: bytes, state_in: list[str]) -> None:
+    """ORT vs torch for the sequence graph of a whole-window model, at two window lengths."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(seq, so, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for b, t in ((2, 24), (1, 61)):
+        x = rng.standard_normal((b, t, model.input_size)).astype(np.float32)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x))[0].numpy()
+        zeros = [s.numpy() for s in model.init_state(b)]
+        got = sess.run(None, {"x": x, **dict(zip(state_in, zeros))})[0]
+        err = float(np.abs(got - ref).max())
+        if not err <= VERIFY_TOL:
+            raise ModelError(f"exported window graph disagrees with torch at T={t} (max |Δlogit| {err:.2e})")
+
+
 def _write_atomic(files: dict[Path, bytes], where: Path) -> None:
     """Write every file to a temporary name first, then rename all into place."""
     tmps: dict[Path, Path] = {}
@@ -289,6 +316,7 @@ def export_onnx(tm: TrainedModel, out_dir: str | Path, opset: int = DEFAULT_OPSE
     if any(len(s) < 2 for s in shapes):
         raise ModelError(f"{model.family}: state tensors need a batch axis at position 1, got shapes {shapes}")
 
+    causal = getattr(model, "causal", True)
     step_mod = _RecurrentStep(model) if isinstance(model, RecurrentClassifier) else _GenericStep(model)
     step_mod.eval()
     seq_mod = _Sequence(model).eval()
@@ -303,7 +331,7 @@ def export_onnx(tm: TrainedModel, out_dir: str | Path, opset: int = DEFAULT_OPSE
         opset,
         "sequence",
     )
-    step_mp = _export_graph(
+    step_mp = None if not causal else _export_graph(
         step_mod,
         (torch.zeros(1, c), *state0),
         inputs,
@@ -314,20 +342,27 @@ def export_onnx(tm: TrainedModel, out_dir: str | Path, opset: int = DEFAULT_OPSE
     )
     blobs: dict[Path, bytes] = {}
     for mp, graph, name in ((seq_mp, "sequence", SEQUENCE_FILE), (step_mp, "step", STEP_FILE)):
+        if mp is None:
+            continue
         mp.producer_name = "gaitedge"
         mp.producer_version = gaitedge.__version__
         mp.doc_string = (
             f"gaitedge {model.family} gait-phase classifier ({graph} graph); "
             f"classes {', '.join(tm.classes)} at {tm.rate_hz:g} Hz"
         )
-        onnx.helper.set_model_props(mp, onnx_metadata(tm, graph, inputs, outputs, shapes))
+        meta = onnx_metadata(tm, graph, inputs, outputs, shapes)
+        if not causal:
+            meta["causal"] = "false"
+        onnx.helper.set_model_props(mp, meta)
         check_graph(mp, f"{name} ({model.family})")
         blobs[out / name] = mp.SerializeToString()
-    if verify:
+    if verify and not causal:
+        _verify_window(model, blobs[out / SEQUENCE_FILE], state_in)
+    elif verify:
         _verify(model, blobs[out / SEQUENCE_FILE], blobs[out / STEP_FILE], n_state, state_in)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelError(f"{out}: cannot create the output folder ({exc.strerror})") from None
     _write_atomic(blobs, out)
-    return OnnxPaths(sequence=out / SEQUENCE_FILE, step=out / STEP_FILE)
+    return OnnxPaths(sequence=out / SEQUENCE_FILE, step=out / STEP_FILE if causal else None)

@@ -2,6 +2,8 @@
 
 from gaitedge.models import elman, gru, lstm  # noqa: F401  (registration)
 from gaitedge.models import tcn  # noqa: F401  (registration)
+from gaitedge.models import bidirectional, encdec  # noqa: F401  (registration)
+from gaitedge.models import jordan  # noqa: F401  (registration)
 from gaitedge.models.base import GaitModel, State, available, build_model, register
 
 __all__ = ["GaitModel", "State", "available", "build_model", "register"]

@@ -184,6 +184,25 @@ def parse_metadata(meta: dict[str, str], source: str) -> OnnxModelInfo:
     return info
 
 
+def non_causal_message(family: str, source: str) -> str:
+    """Why a whole-window model cannot stream, and what to use instead."""
+    return (f"{source}: {family} is a whole-window (non-causal) model whose output depends on later samples; "
+            f"it cannot stream sample by sample: use the window API (the ONNX sequence graph model.onnx over "
+            f"whole windows, or 'gaitedge export c' for the C ge_window_run)")
+
+
+def refuse_window_model(path: Path) -> None:
+    """Raise ModelError if ``path`` is a gaitedge graph of a whole-window model (else return)."""
+    try:
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception:
+        return
+    if meta.get("causal") == "false":
+        raise ModelError(non_causal_message(meta.get("family", "the model"), str(path)))
+
+
 def resolve_step_path(path: str | Path) -> Path:
     """``path`` itself, or ``path/model_step.onnx`` when ``path`` is a folder."""
     p = Path(path)
@@ -211,6 +230,9 @@ class OnnxGaitClassifier:
         import onnxruntime as ort
 
         self.path = resolve_step_path(path)
+        window = self.path.with_name("model.onnx")
+        if not self.path.is_file() and window.is_file():
+            refuse_window_model(window)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such ONNX model file (expected {STEP_FILE} from 'gaitedge export onnx')")
         so = ort.SessionOptions()
@@ -227,6 +249,8 @@ class OnnxGaitClassifier:
             raise ModelError(f"{self.path}: not a loadable ONNX model ({reason})") from None
         meta = dict(self._sess.get_modelmeta().custom_metadata_map)
         info = parse_metadata(meta, str(self.path))
+        if meta.get("causal") == "false":
+            raise ModelError(non_causal_message(info.family, str(self.path)))
         if info.graph != "step":
             raise ModelError(f"{self.path}: is the gaitedge {info.graph} graph; load the step graph {STEP_FILE}")
         self.info = info

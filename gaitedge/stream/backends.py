@@ -150,6 +150,10 @@ class TorchBackend(Backend):
         import torch
 
         self._torch = torch
+        if not getattr(tm.model, "causal", True):
+            from gaitedge.runtime.onnx_runtime import non_causal_message
+
+            raise ModelError(non_causal_message(tm.model.family, path or "model.pt"))
         if threads:
             torch.set_num_threads(int(threads))
         self.tm = tm
@@ -661,6 +665,10 @@ def load_backend(model: str | Path, kind: str = "onnx", threads: int = 1) -> Bac
         step = folder / STEP_FILE
         if step.is_file():
             return OnnxBackend(step, threads=threads)
+        if (folder / "model.onnx").is_file():
+            from gaitedge.runtime.onnx_runtime import refuse_window_model
+
+            refuse_window_model(folder / "model.onnx")
         if (folder / "model.pt").is_file() or p.suffix == ".pt":
             raise ModelError(
                 f"{folder}: no {STEP_FILE}; export it with 'gaitedge export onnx {folder}' (or use --backend torch)"
