@@ -294,6 +294,9 @@ def export_c(
     All files are written into a temporary folder first and then renamed into
     place, so that a failure leaves no half-written output.
     """
+    if qm.report.get("window"):
+        raise ModelError(f"{qm.family} is a whole-window (non-causal) model: the streaming runtime (ge_step) cannot "
+                         f"run it; use the window API (gaitedge.export.c_window.export_c_window, ge_window_run)")
     for lay in qm.layers:
         if lay.family not in KERNELS:
             raise ModelError(f"layer '{lay.family}' has no C kernel")

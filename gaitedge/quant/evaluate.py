@@ -47,6 +47,10 @@ def predict_counts(qm: QuantModel, counts: list[np.ndarray], batch: int = 64) ->
 
 def evaluate_quant(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 50.0) -> dict:
     """Pooled metrics (as ``gaitedge.evaluate.evaluate_model``) of the integer pipeline."""
+    if qm.report.get("window"):  # whole-window model: each recording is one window
+        from gaitedge.quant.window import evaluate_window
+
+        return evaluate_window(qm, recs, tolerance_ms)
     labelled = [r for r in recs if has_labels(r)]
     if not labelled:
         raise DataError("no labelled recordings to evaluate on")

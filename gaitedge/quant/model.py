@@ -273,6 +273,9 @@ class Runner:
     """Streaming execution of a :class:`QuantModel` for ``B`` streams (the integer reference)."""
 
     def __init__(self, qm: QuantModel, batch: int = 1) -> None:
+        if qm.report.get("window"):
+            raise ModelError(f"{qm.family} is a whole-window (non-causal) model: it cannot stream step by step; "
+                             f"use the window API (gaitedge.quant.window.window_run, C ge_window_run)")
         self.qm = qm
         self.batch = batch
         self.reset()

@@ -5,3 +5,6 @@ Each module converts a trained torch model of its family into integer layers
 :mod:`gaitedge.quant.kernels`) and registers itself with
 :func:`gaitedge.quant.quantizer.register_family`.
 """
+from gaitedge.quant.families import jordan  # noqa: F401,E402
+from gaitedge.quant.families import tcn  # noqa: F401,E402
+from gaitedge.quant.families import bidirectional, encdec  # noqa: F401,E402
