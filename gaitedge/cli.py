@@ -491,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)  # firmware build, device emulate / info, flash
 
+    from gaitedge.memory.cli import add_commands as add_memory_commands
+
+    add_memory_commands(sub)  # memory recall / capacity
+
     m = sub.add_parser("models", help="list model families")
     m.set_defaults(func=_cmd_models)
     return p
