@@ -4,6 +4,9 @@ from gaitedge.models import elman, gru, lstm  # noqa: F401  (registration)
 from gaitedge.models import tcn  # noqa: F401  (registration)
 from gaitedge.models import bidirectional, encdec  # noqa: F401  (registration)
 from gaitedge.models import jordan  # noqa: F401  (registration)
+from gaitedge.models import ctrnn, gactrnn, sctrnn  # noqa: F401  (registration)
+from gaitedge.models import pcrnn  # noqa: F401  (registration)
+from gaitedge.models import esn  # noqa: F401  (registration)
 from gaitedge.models.base import GaitModel, State, available, build_model, register
 
 __all__ = ["GaitModel", "State", "available", "build_model", "register"]

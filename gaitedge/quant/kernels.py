@@ -106,3 +106,7 @@ def _register_classic() -> None:
 
 _register_classic()
 # further kinds register themselves here (one import per kernel module):
+from gaitedge.quant import jordan as _jordan  # noqa: E402,F401
+from gaitedge.quant import tcn as _tcn  # noqa: E402,F401
+from gaitedge.quant import ctrnn as _ctrnn, gactrnn as _gactrnn  # noqa: E402,F401
+from gaitedge.quant import pcrnn as _pcrnn  # noqa: E402,F401

@@ -55,6 +55,16 @@ typedef enum {
  * twin (gaitedge.quant.<kind>); ge_layers.c dispatches on the kind.
  */
 enum { GE_LAYER_LSTM = 1, GE_LAYER_GRU = 2, GE_LAYER_ELMAN = 3 };
+/** Reservoir (echo state networks: ESN, leaky ESN, deep ESN), sparse recurrent matrix: ge_reservoir.c. */
+enum { GE_LAYER_RESERVOIR = 40 };
+/** Continuous-time networks: ge_ctrnn.c (CTRNN; also the S-CTRNN class path), ge_gactrnn.c (gated adaptive). */
+enum { GE_LAYER_CTRNN = 10, GE_LAYER_GACTRNN = 11 };
+/** Jordan network (output feedback), LSTM with peephole connections: ge_jordan.c, ge_peephole.c. */
+enum { GE_LAYER_JORDAN = 20, GE_LAYER_PEEPHOLE = 21 };
+/** Residual block of a temporal convolutional network, streamed with ring buffers: ge_tcn.c. */
+enum { GE_LAYER_TCN = 30 };
+/** Predictive-coding RNN (two levels relaxed K steps per sample): ge_pcrnn.c. */
+enum { GE_LAYER_PCRNN = 15 };
 
 /** Event codes reported by ge_step(). */
 enum { GE_EVENT_NONE = 0, GE_EVENT_TOE_OFF = 1, GE_EVENT_HEEL_STRIKE = 2 };

@@ -7,9 +7,15 @@
  */
 #include "ge_layers.h"
 
+#include "ge_ctrnn.h"
 #include "ge_elman.h"
+#include "ge_gactrnn.h"
 #include "ge_gru.h"
+#include "ge_jordan.h"
 #include "ge_lstm.h"
+#include "ge_reservoir.h"
+#include "ge_pcrnn.h"
+#include "ge_tcn.h"
 
 ge_status ge_layer_check(const ge_rnn_params *p)
 {
@@ -22,6 +28,18 @@ ge_status ge_layer_check(const ge_rnn_params *p)
     case GE_LAYER_GRU:
     case GE_LAYER_ELMAN:
         return p->aux == 0 ? GE_OK : GE_ERR_MODEL;
+    case GE_LAYER_RESERVOIR:
+        return ge_reservoir_check(p);
+    case GE_LAYER_JORDAN:
+        return ge_jordan_check(p);
+    case GE_LAYER_TCN:
+        return ge_tcn_check(p);
+    case GE_LAYER_PCRNN:
+        return ge_pcrnn_check(p);
+    case GE_LAYER_CTRNN:
+        return ge_ctrnn_check(p);
+    case GE_LAYER_GACTRNN:
+        return ge_gactrnn_check(p);
     default:
         return GE_ERR_UNSUPPORTED;
     }
@@ -30,6 +48,16 @@ ge_status ge_layer_check(const ge_rnn_params *p)
 size_t ge_layer_scratch(const ge_rnn_params *p)
 {
     switch (p->kind) {
+    case GE_LAYER_RESERVOIR:
+        return ge_reservoir_scratch(p);
+    case GE_LAYER_JORDAN:
+        return ge_jordan_scratch(p);
+    case GE_LAYER_TCN:
+        return ge_tcn_scratch(p);
+    case GE_LAYER_PCRNN:
+        return ge_pcrnn_scratch(p);
+    case GE_LAYER_CTRNN:   /* one accumulator per unit of a block */
+    case GE_LAYER_GACTRNN: /* three per unit (i, f, drive) */
     default:
         return 4u * (size_t)(p->hidden < GE_BLOCK ? p->hidden : GE_BLOCK);
     }
@@ -44,6 +72,18 @@ ge_status ge_layer_step(const ge_rnn_params *p, int16_t *v, int16_t *aux, int16_
         return ge_gru_step(p, v, h_new, acc);
     case GE_LAYER_ELMAN:
         return ge_elman_step(p, v, h_new, acc);
+    case GE_LAYER_RESERVOIR:
+        return ge_reservoir_step(p, v, acc);
+    case GE_LAYER_JORDAN:
+        return ge_jordan_step(p, v, aux, acc);
+    case GE_LAYER_TCN:
+        return ge_tcn_step(p, v, aux, acc);
+    case GE_LAYER_PCRNN:
+        return ge_pcrnn_step(p, v, aux, acc);
+    case GE_LAYER_CTRNN:
+        return ge_ctrnn_step(p, v, aux, h_new, acc);
+    case GE_LAYER_GACTRNN:
+        return ge_gactrnn_step(p, v, aux, h_new, acc);
     default:
         return GE_ERR_UNSUPPORTED;
     }
