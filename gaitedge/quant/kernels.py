@@ -106,7 +106,9 @@ def _register_classic() -> None:
 
 _register_classic()
 # further kinds register themselves here (one import per kernel module):
+from gaitedge.quant import reservoir as _reservoir  # noqa: E402,F401
 from gaitedge.quant import jordan as _jordan  # noqa: E402,F401
+from gaitedge.quant import peephole as _peephole  # noqa: E402,F401
 from gaitedge.quant import tcn as _tcn  # noqa: E402,F401
 from gaitedge.quant import ctrnn as _ctrnn, gactrnn as _gactrnn  # noqa: E402,F401
 from gaitedge.quant import pcrnn as _pcrnn  # noqa: E402,F401

@@ -12,6 +12,7 @@
 #include "ge_gactrnn.h"
 #include "ge_gru.h"
 #include "ge_jordan.h"
+#include "ge_peephole.h"
 #include "ge_lstm.h"
 #include "ge_reservoir.h"
 #include "ge_pcrnn.h"
@@ -32,6 +33,8 @@ ge_status ge_layer_check(const ge_rnn_params *p)
         return ge_reservoir_check(p);
     case GE_LAYER_JORDAN:
         return ge_jordan_check(p);
+    case GE_LAYER_PEEPHOLE:
+        return ge_peephole_check(p);
     case GE_LAYER_TCN:
         return ge_tcn_check(p);
     case GE_LAYER_PCRNN:
@@ -76,6 +79,8 @@ ge_status ge_layer_step(const ge_rnn_params *p, int16_t *v, int16_t *aux, int16_
         return ge_reservoir_step(p, v, acc);
     case GE_LAYER_JORDAN:
         return ge_jordan_step(p, v, aux, acc);
+    case GE_LAYER_PEEPHOLE:
+        return ge_peephole_step(p, v, aux, h_new, acc);
     case GE_LAYER_TCN:
         return ge_tcn_step(p, v, aux, acc);
     case GE_LAYER_PCRNN:
