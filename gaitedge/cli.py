@@ -302,6 +302,17 @@ def _cmd_export_c(args: argparse.Namespace) -> int:
         print(f"{qpath} not found: calibrating on the run's training data (see 'gaitedge quantize')")
         train, _ = load_training_data(tm)
         qm = quantize_model(tm, train, lsb=_parse_lsb(args.lsb))
+    if not getattr(tm.model, "causal", True):
+        from gaitedge.export.c_window import export_c_window, window_summary
+
+        print(f"note: {tm.model.family} is a whole-window (non-causal) model, so it cannot stream through ge_step(); "
+              f"exporting it for the window API (ge_window_run() in ge_window.h, arena for windows of up to "
+              f"{args.window} samples)")
+        res = export_c_window(qm, args.out, window=args.window, symbol=args.symbol, copy_runtime=not args.no_runtime)
+        print(window_summary(res))
+        print(f"wrote {len(res.files)} files to {res.out_dir}: model_data.h, model_data.c"
+              + (" and the runtime sources" if res.report["runtime_copied"] else ""))
+        return 0
     res = export_c(qm, args.out, symbol=args.symbol, copy_runtime=not args.no_runtime)
     print(res.summary())
     print(f"wrote {len(res.files)} files to {res.out_dir}: model_data.h, model_data.c"
@@ -416,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     xc.add_argument("--lsb", action="append", metavar="CHANNEL=VALUE",
                     help="sensor resolution in channel units per count when quantizing here (repeatable)")
     xc.add_argument("--no-runtime", action="store_true", help="write only model_data.h/.c")
+    xc.add_argument("--window", type=int, default=256,
+                    help="whole-window models: longest window in samples the window API's arena is sized for "
+                         "(default 256)")
     xc.set_defaults(func=_cmd_export_c)
 
     q = sub.add_parser("quantize", help="int8/int16 fixed-point model for the C runtime (optionally fine-tuned)")
