@@ -6,7 +6,9 @@ Each module converts a trained torch model of its family into integer layers
 :func:`gaitedge.quant.quantizer.register_family`.
 """
 from gaitedge.quant.families import jordan  # noqa: F401,E402
+from gaitedge.quant.families import peephole  # noqa: F401,E402
 from gaitedge.quant.families import esn  # noqa: F401,E402
 from gaitedge.quant.families import tcn  # noqa: F401,E402
 from gaitedge.quant.families import bidirectional, encdec  # noqa: F401,E402
 from gaitedge.quant.families import ctrnn  # noqa: F401,E402
+from gaitedge.quant.families import pcrnn  # noqa: F401,E402
