@@ -48,7 +48,7 @@ def bipolar(x, n: int | None = None, name: str = "state") -> np.ndarray:
     bad = (a != 1) & (a != -1)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{name}: values must be +1 or -1 (bipolar); found {a[idx]!r} at index {idx}")
+        raise DataError(f"{name}: values must be +1 or -1 (bipolar); found {a[idx].item()!r} at index {idx}")
     return a.astype(np.int64)
 
 
