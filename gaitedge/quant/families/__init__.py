@@ -7,6 +7,7 @@ Each module converts a trained torch model of its family into integer layers
 """
 from gaitedge.quant.families import jordan  # noqa: F401,E402
 from gaitedge.quant.families import peephole  # noqa: F401,E402
+from gaitedge.quant.families import deep_gru  # noqa: F401,E402
 from gaitedge.quant.families import esn  # noqa: F401,E402
 from gaitedge.quant.families import tcn  # noqa: F401,E402
 from gaitedge.quant.families import bidirectional, encdec  # noqa: F401,E402
