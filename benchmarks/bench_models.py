@@ -93,7 +93,57 @@ def train_row(name: str, family: str, opts: dict, runs_dir: Path, epochs: int, r
     return run
 
 
-def measure_c(run: Path, steps: int, log) -> dict:
+def measure_window(tm, qm, rep: dict, window: int, log) -> dict:
+    """A whole-window model: flash/RAM for windows of ``window`` samples and Cortex-M4 instructions of one
+    ``ge_window_run()`` over the first ``window`` samples of a test recording (firmware == Python twin)."""
+    from gaitedge.data.spec import load_spec
+    from gaitedge.export.c_window import LUT_BYTES, export_c_window, window_arena_bytes, window_weight_bytes
+    from gaitedge.quant.evaluate import recording_counts
+    from gaitedge.quant.window import window_run
+
+    out: dict = {"c": True, "ptq": rep["ptq"]["test"]["quantized"], "weights_bytes": window_weight_bytes(qm)["total"],
+                 "lut_bytes": LUT_BYTES, "arena_bytes": window_arena_bytes(qm, window), "window": window}
+    mcu = _load_mcu()
+    missing = mcu.toolchain_missing()
+    if missing:
+        out["mcu_missing"] = missing
+        return out
+    spec = importlib.util.spec_from_file_location("ge_window_mcu", ROOT / "firmware_export" / "bench" / "window_mcu.py")
+    wmcu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wmcu)
+    rec = load_spec(TEST_SPEC, other_foot=tm.config["data"]["other_foot"])[0]
+    counts = recording_counts(qm, rec)[:window]
+    ref = window_run(qm, counts)
+    want = np.column_stack([ref["label"][0], ref["logits"][0]])
+    with tempfile.TemporaryDirectory(prefix="bench_models_") as td:
+        work = Path(td)
+        export_c_window(qm, work / "model", window=len(counts), copy_runtime=False, measure_code=False)
+        plugin = mcu.build_plugin(work)
+        (work / "fw").mkdir()
+        mcu.write_bench_input(work / "fw" / "bench_input.h", counts)
+        fw = wmcu.build_window_firmware(work / "model", work / "fw", dsp=True)
+        res = mcu.run_qemu(fw.elf, plugin, timeout=600)
+        if res.rc != 0:
+            raise SystemExit(f"{tm.model.family}: window firmware failed (rc {res.rc})\n{res.stdout[-2000:]}")
+        rows = np.array([list(map(int, ln.split())) for ln in res.stdout.splitlines()
+                         if ln and ln[0] in "-0123456789"])
+        ic = np.array(res.icounts)
+        over = int(ic[:3].min())
+        sizes = mcu.object_sizes([p for k, p in fw.objects.items()
+                                  if k not in ("bench_window", "startup", "model_data", "ge_lut")])
+    per_window = int(ic[3] - over)
+    out.update({
+        "instr_median": per_window,
+        "instr_max": per_window,
+        "instr_per_sample": per_window / len(counts),
+        "steps": len(counts),
+        "c_equals_python": bool(rows.shape == want.shape and np.array_equal(rows, want)),
+        "runtime_code_bytes": int(sum(v["text"] + v["data"] for v in sizes.values())),
+    })
+    return out
+
+
+def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
     """PTQ metrics on the test subjects, flash/RAM, and Cortex-M4 instructions per step."""
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data.spec import load_spec
@@ -111,6 +161,8 @@ def measure_c(run: Path, steps: int, log) -> dict:
         return {"c": False, "why": str(exc)}
     rep = quantize_run(run, test=TEST_SPEC, log=log)
     qm = load_quant(run)
+    if qm.report.get("window"):  # whole-window model: the window API, instructions per window
+        return measure_window(tm, qm, rep, window, log)
     out: dict = {"c": True, "ptq": rep["ptq"]["test"]["quantized"], "weights_bytes": weight_bytes(qm)["total"],
                  "lut_bytes": LUT_BYTES, "arena_bytes": arena_bytes(qm)}
     mcu = _load_mcu()
@@ -167,7 +219,7 @@ def measure_row(spec: str, args, log) -> dict:
         "epochs_budget": args.epochs,
     }
     if not args.no_c:
-        row.update(measure_c(run, args.steps, log))
+        row.update(measure_c(run, args.steps, log, args.window))
     row["bench_time_s"] = time.time() - t0
     return row
 
@@ -216,8 +268,9 @@ def render(rows: dict) -> str:
             eq = {True: "yes", False: "NO", None: "—"}[r.get("c_equals_python")]
         else:
             instr = flash = ram = eq = "no C kernel"
+        label = name + (" (whole window: sees the future)" if r.get("window") else "")
         lines.append(
-            f"| {name} | {r['n_params']:,} | {_f(fl['macro_f1'])} | {_f(fl['hs_f1'])} | {_f(fl['to_f1'])} "
+            f"| {label} | {r['n_params']:,} | {_f(fl['macro_f1'])} | {_f(fl['hs_f1'])} | {_f(fl['to_f1'])} "
             f"| {_f(fl['median_err_ms'], '{:.0f}')} | {_f(q.get('macro_f1'))} | {_f(q.get('event_f1'))} "
             f"| {instr} | {flash} | {ram} | {eq} | {r['train_time_s']:.0f} ({r['epochs_run']}) |"
         )
@@ -231,7 +284,10 @@ def render(rows: dict) -> str:
         "subjects. *M4 instr/step*: median exact instruction count of one `ge_step()` (preprocessing, every "
         "layer, head, debounce) on the emulated Cortex-M4 (QEMU mps2-an386, TCG plugin, `-O2 -DGE_USE_DSP`) "
         "over the first steps of a test recording; *C == Python*: the firmware's outputs at every one of those "
-        "steps equal the Python twin's. Weights flash excludes the 4 KiB sigmoid/tanh table and the runtime code; "
+        "steps equal the Python twin's. Rows marked *whole window* are non-causal models (bidirectional, "
+        "encoder-decoder): each output sees the samples after it, so their accuracy is not comparable to the "
+        "streaming rows; they are evaluated on whole recordings and run on the device through `ge_window_run()`, "
+        "counted per window of N samples (RAM: the arena for that window). Weights flash excludes the 4 KiB sigmoid/tanh table and the runtime code; "
         "RAM is the arena `ge_init()` needs. This is one split and a short budget per family, meant to compare "
         "families; the cross-validated figures of the default configs are in the sections above.\n\n"
         f"Command: `python benchmarks/bench_models.py --rows ROWS [--epochs N]` (per row), then "
@@ -246,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default="", help="comma-separated row specs family[:key=value...]")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--steps", type=int, default=50, help="ge_step() calls counted on the emulated board")
+    ap.add_argument("--window", type=int, default=256,
+                    help="whole-window models: samples per ge_window_run() window counted on the emulated board")
     ap.add_argument("--runs-dir", default="runs/bench_models")
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--no-c", action="store_true", help="float metrics only")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +55,26 @@ def _compile(args: list[str]) -> None:
         raise AssertionError(f"compile failed: {' '.join(args)}\n{res.stderr}")
 
 
-def build_harness(qm, work: Path, window: int, variant_flags: list[str] | None = None) -> Path:
+@functools.lru_cache(maxsize=None)
+def runtime_objects() -> tuple[Path, ...]:
+    """The runtime compiled once per test session (host gcc, sanitizers)."""
+    d = Path(tempfile.mkdtemp(prefix="gaitedge-window-rt-"))
+    atexit.register(shutil.rmtree, d, True)
+    jobs = [[GCC, *CFLAGS, f"-I{RUNTIME / 'include'}", "-c", str(src), "-o", str(d / (src.stem + ".o"))]
+            for src in sorted((RUNTIME / "src").glob("*.c"))]
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(_compile, jobs))
+    return tuple(sorted(d.glob("*.o")))
+
+
+def build_harness(qm, work: Path, window: int) -> Path:
     """Export ``qm`` for the window API and link the host harness (ASan/UBSan) against the runtime."""
     from gaitedge.export.c_window import export_c_window
 
     export_c_window(qm, work / "model", window=window, copy_runtime=False, measure_code=False)
     exe = work / "harness"
-    srcs = sorted((RUNTIME / "src").glob("*.c")) + [work / "model" / "model_data.c", HARNESS]
-    _compile([GCC, *CFLAGS, *(variant_flags or []), f"-I{RUNTIME / 'include'}", f"-I{work / 'model'}",
-              *map(str, srcs), "-o", str(exe)])
+    _compile([GCC, *CFLAGS, f"-I{RUNTIME / 'include'}", f"-I{work / 'model'}", str(work / "model" / "model_data.c"),
+              str(HARNESS), *map(str, runtime_objects()), "-o", str(exe)])
     return exe
 
 
