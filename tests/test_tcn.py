@@ -283,14 +283,14 @@ def quantized(family: str, recs, **kw):
     return tm, quantize_model(tm, recs[:2])
 
 
-@pytest.mark.parametrize("family,kw", [("tcn", {}), ("tcn_gru", {"kernel_size": 4, "levels": 3}),
-                                       ("tcn_lstm", {"layers": 2}), ("tcn", {"hidden": 12, "kernel_size": 2})])
+@pytest.mark.parametrize("family,kw", [("tcn", {"kernel_size": 2}), ("tcn_gru", {"kernel_size": 4, "levels": 3}),
+                                       ("tcn_lstm", {"layers": 2, "levels": 2})])
 def test_c_equals_twin_every_step(family, kw, syn, runtime_libs, tmp_path):
     tm, qm = quantized(family, syn, **kw)
     kinds = [lay.family for lay in qm.layers]
     assert kinds[: tm.model.levels] == ["tcn"] * tm.model.levels
     exes = build_harness(qm, runtime_libs, tmp_path)
-    counts = recording_counts(qm, syn[-1])[:900]
+    counts = recording_counts(qm, syn[-1])[:600]
     ref = py_steps(qm, counts)
     assert len(set(ref[:, 0].tolist())) > 1, "the model should not be constant"
     for variant, exe in exes.items():
@@ -300,7 +300,7 @@ def test_c_equals_twin_every_step(family, kw, syn, runtime_libs, tmp_path):
     # ge_reset() empties the ring buffers: the same as a fresh stream
     assert np.array_equal(c_steps(exes["portable"], counts[:300], "reset", "150"), py_steps(qm, counts[:300], 150))
     # the integer model follows the float one
-    x = tm.normalizer(tm.preprocess(syn[-1]).signals)[:900]
+    x = tm.normalizer(tm.preprocess(syn[-1]).signals)[:600]
     with torch.no_grad():
         fl = tm.model(torch.from_numpy(x.astype(np.float32))[None])[0][0].numpy()
     assert (fl.argmax(1) == ref[:, 0]).mean() > 0.95
@@ -323,12 +323,12 @@ def ipol(ipol_root):
 
 
 def test_ipol_recording_bit_exact(ipol, runtime_libs, tmp_path):
-    """Every step of a held-out IPOL recording (both TCN block variants and the LSTM kernel)."""
+    """The first 3000 steps of a held-out IPOL recording (both TCN block variants, the LSTM kernel)."""
     train, test = ipol
     tm, qm = quantized("tcn_lstm", train, kernel_size=3, levels=4)
     exes = build_harness(qm, runtime_libs, tmp_path)
     for rec in test:
-        counts = recording_counts(qm, rec)
+        counts = recording_counts(qm, rec)[:3000]
         ref = py_steps(qm, counts)
         for variant, exe in exes.items():
             assert np.array_equal(c_steps(exe, counts), ref), f"{variant} differs on {rec.name}"
