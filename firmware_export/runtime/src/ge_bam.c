@@ -10,6 +10,18 @@ static int8_t sign_keep(int32_t h, int8_t old)
     return h > 0 ? (int8_t)1 : (h < 0 ? (int8_t)-1 : old);
 }
 
+/* sum_k x[k * stride] * v[k]; |sum| <= 127 * 4096 fits int32 (4 terms per pass) */
+static int32_t dot(const int8_t *x, uint32_t stride, const int8_t *v, uint32_t n)
+{
+    int32_t acc = 0;
+    uint32_t k = 0, off = 0;
+    for (; k + 4u <= n; k += 4u, off += 4u * stride)
+        acc += (int32_t)x[off] * v[k] + (int32_t)x[off + stride] * v[k + 1u] +
+               (int32_t)x[off + 2u * stride] * v[k + 2u] + (int32_t)x[off + 3u * stride] * v[k + 3u];
+    for (; k < n; k++, off += stride) acc += (int32_t)x[off] * v[k];
+    return acc;
+}
+
 static int bipolar(const int8_t *x, uint32_t n)
 {
     uint32_t i;
@@ -66,7 +78,7 @@ ge_status ge_bam_set(ge_bam_state *st, const int8_t *a, const int8_t *b)
 
 ge_status ge_bam_forward(ge_bam_state *st, uint16_t *changed)
 {
-    uint32_t i, j, na, nb, flips = 0;
+    uint32_t j, na, nb, flips = 0;
     const int8_t *w;
     ge_status s = ready(st);
     if (s != GE_OK) return s;
@@ -74,10 +86,8 @@ ge_status ge_bam_forward(ge_bam_state *st, uint16_t *changed)
     nb = st->p->n_b;
     w = st->p->w;
     for (j = 0; j < nb; j++) {
-        int32_t h = 0;
-        int8_t v;
-        for (i = 0; i < na; i++) h += (int32_t)w[i * nb + j] * (int32_t)st->a[i];
-        v = sign_keep(h, st->b[j]);
+        const int32_t h = dot(w + j, nb, st->a, na); /* column j of W */
+        const int8_t v = sign_keep(h, st->b[j]);
         flips += (uint32_t)(v != st->b[j]);
         st->b[j] = v;
     }
@@ -87,7 +97,7 @@ ge_status ge_bam_forward(ge_bam_state *st, uint16_t *changed)
 
 ge_status ge_bam_backward(ge_bam_state *st, uint16_t *changed)
 {
-    uint32_t i, j, na, nb, flips = 0;
+    uint32_t i, na, nb, flips = 0;
     const int8_t *w;
     ge_status s = ready(st);
     if (s != GE_OK) return s;
@@ -95,11 +105,8 @@ ge_status ge_bam_backward(ge_bam_state *st, uint16_t *changed)
     nb = st->p->n_b;
     w = st->p->w;
     for (i = 0; i < na; i++) {
-        const int8_t *row = w + i * nb;
-        int32_t h = 0;
-        int8_t v;
-        for (j = 0; j < nb; j++) h += (int32_t)row[j] * (int32_t)st->b[j];
-        v = sign_keep(h, st->a[i]);
+        const int32_t h = dot(w + i * nb, 1u, st->b, nb); /* row i of W */
+        const int8_t v = sign_keep(h, st->a[i]);
         flips += (uint32_t)(v != st->a[i]);
         st->a[i] = v;
     }
@@ -109,19 +116,14 @@ ge_status ge_bam_backward(ge_bam_state *st, uint16_t *changed)
 
 ge_status ge_bam_energy(const ge_bam_params *p, const int8_t *a, const int8_t *b, int32_t *energy)
 {
-    uint32_t i, j, na, nb;
+    uint32_t i, na, nb;
     int32_t sum = 0;
     if (p == NULL || p->w == NULL || a == NULL || b == NULL || energy == NULL) return GE_ERR_NULL;
     na = p->n_a;
     nb = p->n_b;
     if (na == 0u || na > GE_BAM_MAX_N || nb == 0u || nb > GE_BAM_MAX_N) return GE_ERR_MODEL;
     /* |sum| <= 127 * 4096 * 4096 < 2^31 */
-    for (i = 0; i < na; i++) {
-        const int8_t *row = p->w + i * nb;
-        int32_t h = 0;
-        for (j = 0; j < nb; j++) h += (int32_t)row[j] * (int32_t)b[j];
-        sum += (int32_t)a[i] * h;
-    }
+    for (i = 0; i < na; i++) sum += (int32_t)a[i] * dot(p->w + i * nb, 1u, b, nb);
     *energy = -sum;
     return GE_OK;
 }

@@ -5,12 +5,15 @@
  */
 #include "ge_hopfield.h"
 
-/* net input of unit i: sum_j w_ij o_j; |net| <= 127 * 4095 fits int32 */
+/* net input of unit i: sum_j w_ij o_j; |net| <= 127 * 4095 fits int32 (4 terms per pass) */
 static int32_t net_input(const int8_t *wrow, const int8_t *o, uint32_t n)
 {
     int32_t acc = 0;
-    uint32_t j;
-    for (j = 0; j < n; j++) acc += (int32_t)wrow[j] * (int32_t)o[j];
+    uint32_t j = 0;
+    for (; j + 4u <= n; j += 4u)
+        acc += (int32_t)wrow[j] * o[j] + (int32_t)wrow[j + 1u] * o[j + 1u] + (int32_t)wrow[j + 2u] * o[j + 2u] +
+               (int32_t)wrow[j + 3u] * o[j + 3u];
+    for (; j < n; j++) acc += (int32_t)wrow[j] * o[j];
     return acc;
 }
 
