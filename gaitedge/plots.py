@@ -12,9 +12,12 @@ import numpy as np  # noqa: E402
 
 
 def plot_curves(history: list[dict], path: str | Path, best_epoch: int | None = None) -> None:
-    """Loss (train / validation) and validation macro-F1 / event F1 per epoch."""
+    """Loss (train / validation), validation macro-F1 / event F1 and, where the history
+    has it, the training gradient norm before clipping (mean and max per epoch)."""
     ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    grows = [h for h in history if "grad_norm" in h]
+    fig, axes = plt.subplots(1, 3 if grows else 2, figsize=(15 if grows else 10, 3.8))
+    a, b = axes[0], axes[1]
     a.plot(ep, [h["train_loss"] for h in history], label="train")
     a.plot(ep, [h["val_loss"] for h in history], label="validation")
     a.set_xlabel("epoch")
@@ -27,7 +30,14 @@ def plot_curves(history: list[dict], path: str | Path, best_epoch: int | None = 
     b.set_title("validation")
     b.set_ylim(max(0.0, min([h["val_macro_f1"] for h in history] + [1.0]) - 0.05), 1.0)
     b.legend(loc="lower right")
-    for ax in (a, b):
+    if grows:
+        c = axes[2]
+        c.semilogy([h["epoch"] for h in grows], [h["grad_norm"] for h in grows], label="mean")
+        c.semilogy([h["epoch"] for h in grows], [h["grad_norm_max"] for h in grows], label="max")
+        c.set_xlabel("epoch")
+        c.set_title("gradient norm before clipping")
+        c.legend()
+    for ax in axes:
         ax.grid(alpha=0.3)
         if best_epoch:
             ax.axvline(best_epoch, color="grey", ls="--", lw=0.8)

@@ -544,6 +544,8 @@ def _train(
             log(f"warning: {len(mine)} training recordings for {ctx.world_size} processes; "
                 "the processes without one only wait for the others")
 
+    grad_norms: list[float] = []  # global gradient norm before clipping, each step of the epoch
+
     def train_step() -> tuple[float, float]:
         plan = sampler.plan(cfg.train.batch_size, cfg.train.augment_gain, cfg.train.augment_noise,
                             cfg.train.augment_rotation_deg, cfg.train.augment_time_warp)
@@ -566,7 +568,10 @@ def _train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.train.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            gnorm = nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        else:
+            gnorm = nn.utils.get_total_norm([q.grad for q in model.parameters() if q.grad is not None])
+        grad_norms.append(float(gnorm))
         opt.step()
         sched.step()
         return total, count
@@ -586,6 +591,7 @@ def _train(
             torch.manual_seed(gd.epoch_seed(cfg.train.seed, epoch, ctx.rank))
             net.train()
             tr_loss = 0.0
+            grad_norms.clear()
             ts = time.time()
             if model.closed_form:
                 fit_report = model.fit_closed_form(
@@ -615,6 +621,9 @@ def _train(
                     "val_median_abs_error_ms": val["event_median_abs_error_ms"],
                     "elapsed_s": elapsed0 + time.time() - t0,
                 }
+                if grad_norms:  # pre-clip gradient norm: vanishing / exploding gradients show here
+                    row["grad_norm"] = float(np.mean(grad_norms))
+                    row["grad_norm_max"] = float(np.max(grad_norms))
                 history.append(row)
                 improved = val["score"] > best_score
                 if improved:
