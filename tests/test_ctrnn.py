@@ -25,7 +25,11 @@ from gaitedge.quant import Runner, quantize_model
 from gaitedge.quant.evaluate import recording_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_c_runtime import GCC, build, c_steps, py_steps_batch, runtime_objs  # noqa: E402,F401
+import test_c_runtime as _crt  # noqa: E402
+from test_c_runtime import GCC, build, c_steps, py_steps_batch  # noqa: E402
+
+#: the runtime compiled once per variant (portable, DSP-emulated), shared fixture
+runtime_objs = _crt.runtime_objs
 
 FAMILIES = ("ctrnn", "sctrnn", "gactrnn")
 
@@ -415,3 +419,19 @@ def test_train_cli_path_with_auxiliary_loss(tmp_path):
     tm, _, _ = train(cfg, out_dir=tmp_path / "run", progress=False, force=True, log=lambda *a, **k: None)
     assert tm.model.family == "sctrnn" and tm.model.hparams()["nll_weight"] == 0.5
     assert tm.model.hparams()["learn_tau"] is False and tm.model.hparams()["tau_ms"] == 30.0
+
+
+@pytest.mark.skipif(_crt.ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
+@pytest.mark.parametrize("dsp", [False, True])
+def test_kernels_build_warning_free_for_cortex_m4(tmp_path, dsp):
+    import subprocess
+
+    for src in ("ge_ctrnn.c", "ge_gactrnn.c", "ge_layers.c"):
+        r = subprocess.run([_crt.ARM_GCC, "-std=c99", "-O2", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft",
+                            "-Wall", "-Wextra", "-Werror", "-pedantic", *(["-DGE_USE_DSP"] if dsp else []),
+                            f"-I{_crt.RUNTIME / 'include'}", "-c", str(_crt.RUNTIME / "src" / src),
+                            "-o", str(tmp_path / (src + ".o"))], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        syms = subprocess.run(["arm-none-eabi-nm", "-u", str(tmp_path / (src + ".o"))], capture_output=True,
+                              text=True).stdout
+        assert not any(s in syms for s in ("__aeabi_f", "__aeabi_d", "malloc")), syms
