@@ -147,7 +147,7 @@ def plot_capacity(result: CapacityResult, path: str | Path) -> Path:
     ax.plot(result.loads, result.stable, "s--", ms=4, label="stored pattern is a fixed point")
     ax.plot(result.loads, result.bit_error, "^:", ms=4, label="bit error of the final state")
     ax.axvline(HEBBIAN_CAPACITY, color="grey", lw=0.8, ls="--")
-    ax.text(HEBBIAN_CAPACITY, 0.5, " 0.138", color="grey", va="center")
+    ax.text(HEBBIAN_CAPACITY, 0.12, " 0.138", color="grey", va="center")
     ax.set_xlabel("load m / n")
     ax.set_ylabel("fraction")
     ax.set_ylim(-0.02, 1.02)
