@@ -23,11 +23,11 @@ from gaitedge.export.c_export import LUT_BYTES, CExport, _arr, _cstr, _version, 
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
-from gaitedge.quant.window import ARCH_BIDIR, MERGE_CONCAT, WINDOW_MAGIC, check_window, require_window, window_hash
+from gaitedge.quant.window import ARCH_BIDIR, MERGE_CONCAT, check_window, require_window, window_hash
 
 #: default window length the arena is sized for (samples).
 DEFAULT_WINDOW = 256
-#: sizeof(ge_window_model) is const data; the window API keeps no state struct between calls.
+#: C names of the architecture codes (ge_window.h).
 ARCH_NAMES = {1: "GE_WINDOW_BIDIR", 2: "GE_WINDOW_ENCDEC"}
 
 
