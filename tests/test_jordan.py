@@ -69,6 +69,8 @@ def test_step_equals_sequence_and_state_carries():
         a, st = m(x[:, :9])
         b, _ = m(x[:, 9:], st)
     assert torch.allclose(torch.cat([a, b], 1), full, atol=1e-6)
+    # the streaming state is the fed-back output y = sigmoid(last logits), not h
+    assert st[0].shape == (1, 2, 3) and torch.allclose(st[0][0], torch.sigmoid(a[:, -1]), atol=1e-7)
 
 
 def test_bad_options():
