@@ -101,6 +101,9 @@ def quantize_run(
         report["ptq"]["test"] = compare_on(tm, qm, test_recs)
         report["test"] = test
     if finetune_epochs > 0:
+        if qm.report.get("window"):
+            raise ConfigError(f"--finetune: quantization-aware fine-tuning covers the streaming stacks; {tm.model.family} "
+                              f"is a whole-window model (post-training quantization only)")
         if not val:
             raise DataError("fine-tuning needs the run's validation subjects (none recorded)")
         from gaitedge.quant.qat import finetune
