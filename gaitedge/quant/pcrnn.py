@@ -7,15 +7,18 @@ of the same units; ``a = tanh(p1)`` is Q0.15.  ``extra = [K, A1, A2]`` with
 ``A = round(32768 dt / tau)`` (at most 32767).  Rows (one matrix each, packed in
 this order, one int32 multiplier per row):
 
-========  ======================  =======  ============  ====================
-block     rows x columns          input    output        multiplier
-========  ======================  =======  ============  ====================
-``R``     prior W_r: H2 x H2      p2 (Qf)  u (Q3.12+off) ``s 2^(17+12) 2^(15-f)``-style gate row
-``T``     top-down W21: H1 x H2   p2 (Qf)  Qf            ``s 2^32``
-``G``     generative: Cr x H1     a (Q15)  Q13           ``s 2^30``
-``B``     W_s^T diag(K): H1 x C   e_s(Q13) Qf            ``s 2^(32+f-13)``
-``U``     W21^T: H2 x H1          e_1 (Qf) Qf            ``s 2^32``
-========  ======================  =======  ============  ====================
+========  ======================  =========  =================  =============================
+block     rows x columns          input      output             float weights
+========  ======================  =========  =================  =============================
+``R``     prior: H2 x H2          p2 (Qf)    u (gate row)       ``W_r 2^(15-f)``, ``b_r``
+``T``     top-down: H1 x H2       p2 (Qf)    Qf                 ``W21``, ``b_1``
+``G``     generative: Cr x H1     a (Q0.15)  Q2.13              ``diag(1/K) W_s``, ``b_s / K``
+``B``     sensory grad: H1 x C    e_s (Q13)  Qf                 ``W_s^T diag(K)``
+``U``     bottom-up: H2 x H1      e_1 (Qf)   Qf                 ``W21^T``
+========  ======================  =========  =================  =============================
+
+``Cr = ceil4(C)``.  The R rows are gate rows (section 4 of QUANTIZATION.md); the
+others map inputs in Q(fi) to Q(fo) with ``M = round(s 2^(32 + fo - fi))``.
 
 Per sample (all shifts arithmetic, ``r15(v) = (v + 2^14) >> 15``)::
 
@@ -77,7 +80,7 @@ def pcrnn_step(lay, seg: np.ndarray, aux: np.ndarray) -> tuple[np.ndarray, np.nd
     """``seg [B, H2 + in]`` (p2 then x'), ``aux [B, H1]`` (p1) -> (new p2, new p1)."""
     f = int(lay.cell_frac)
     k, a1, a2 = (int(v) for v in np.asarray(lay.extra)[:3])
-    h2, h1, c = lay.hidden, lay.aux, lay.in_size
+    h2, c = lay.hidden, lay.in_size
     sl = _slices(lay)
     p2 = np.asarray(seg[:, :h2], np.int64)
     x = np.asarray(seg[:, h2 : h2 + c], np.int64)
