@@ -37,13 +37,16 @@ Options (``[model]`` table): ``hidden`` = H2 (top level, read by the head),
 
 Stability of the relaxation: one Euler step of a gradient flow is stable when
 ``(dt / tau) * lambda_max < 2``, ``lambda_max`` the largest curvature of ``F``.
-For the two coupled levels ``lambda_max <= 2 + |W_s|^2 + |W21|^2`` (spectral norms;
-``(1 - a^2) <= 1``), so (i) the step ``alpha = dt / min(tau1, tau2)`` must be at most
-2/3 (``tau >= 1.5``; smaller time constants are refused), and (ii) the effective
-``W_s`` and ``W21`` are the trained matrices scaled down, when needed, to the
-Frobenius norm ``c = sqrt((1.8 / alpha - 2) / 2)`` (``W <- W min(1, c / |W|_F)``),
-which keeps ``alpha lambda_max <= 1.8`` for any trained weights.  ``layers`` must be 1 (the two-level hierarchy is one layer of the
-streaming stack).  State: ``(p2 [1, B, H2], p1 [1, B, H1])``.
+Leaving out the tanh curvature term (``(1 - a^2) <= 1``), the Hessian of ``F`` is
+``diag(W_s^T W_s, I) + [I; -W21^T][I, -W21]``, so ``lambda_max <= 2 + |W_s|^2 +
+|W21|^2`` (spectral norms, bounded by the Frobenius norms).  Hence (i) the step
+``alpha = dt / min(tau1, tau2)`` must be at most 2/3 (``tau >= 1.5``; smaller time
+constants are refused), and (ii) the effective ``W_s`` and ``W21`` are the trained
+matrices scaled down, when needed, to the Frobenius norm
+``c = sqrt((1.8 / alpha - 2) / 2)`` (``W <- W min(1, c / |W|_F)``), which keeps
+``alpha lambda_max <= 1.8`` whatever the trained weights (1.61 at the default
+``tau = 4``).  ``layers`` must be 1 (the two-level hierarchy is one layer of the
+streaming stack).  State: ``(p2 [1, B, H2], p1 [1, B, H1])``, dimensionless.
 
 Training back-propagates through the unrolled relaxation (the per-sample loop is
 TorchScript, so the ONNX sequence graph is a Loop that accepts any length).
