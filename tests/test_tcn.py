@@ -162,7 +162,7 @@ def test_onnx_sequence_any_length_and_step_chain(family, syn, tmp_path):
     x = np.random.default_rng(1).standard_normal((3, 53, nch)).astype(np.float32)
     with torch.no_grad():
         ref, fin = m(torch.from_numpy(x))
-        ref1, mid = m(torch.from_numpy(x[:, :31]))
+        _, mid = m(torch.from_numpy(x[:, :31]))
     st = [s.numpy() for s in m.init_state(3)]
     out = seq.run(None, {"x": x, **dict(zip(names, st))})
     assert np.abs(out[0] - ref.numpy()).max() <= 1e-4  # T = 53, traced at 8
@@ -170,7 +170,6 @@ def test_onnx_sequence_any_length_and_step_chain(family, syn, tmp_path):
     # continuing from a non-zero state (the ring buffers' contents)
     out2 = seq.run(None, {"x": x[:, 31:], **{n: s.numpy() for n, s in zip(names, mid)}})
     assert np.abs(out2[0] - ref.numpy()[:, 31:]).max() <= 1e-4
-    assert np.abs(out2[0][:, :0]).size == 0 and ref1.shape[1] == 31
     # the step graph chained T times
     logits = []
     for t in range(53):
@@ -311,8 +310,8 @@ def test_descriptor_checks_refuse_bad_tcn_layers(syn, runtime_libs, tmp_path):
     _, qm = quantized("tcn", syn, levels=2)
     qm.layers[1].aux += 2
     exes = build_harness(qm, runtime_libs, tmp_path)
-    r = subprocess.run([str(exes["portable"]), "step"], input=b"", capture_output=True)
-    assert r.returncode != 0
+    r = subprocess.run([str(exes["portable"]), "step"], input="", capture_output=True, text=True)
+    assert r.returncode == 3 and "arena size mismatch: 0 vs" in r.stderr  # ge_arena_bytes() = 0: refused
 
 
 @pytest.fixture(scope="module")
