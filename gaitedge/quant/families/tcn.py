@@ -90,7 +90,8 @@ def _check_tcn(model: nn.Module) -> None:
         raise ModelError(f"model '{family}': {where} has no C kernel")
     k = getattr(model, "kernel_size", 0)
     if not KERNEL_RANGE[0] <= k <= KERNEL_RANGE[1]:
-        raise ModelError(f"model '{family}': kernel size {k} outside the C kernel's {KERNEL_RANGE[0]}..{KERNEL_RANGE[1]}")
+        raise ModelError(f"model '{family}': kernel size {k} outside the C kernel's "
+                         f"{KERNEL_RANGE[0]}..{KERNEL_RANGE[1]}")
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
