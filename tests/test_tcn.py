@@ -314,6 +314,11 @@ def test_descriptor_checks_refuse_bad_tcn_layers(syn, runtime_libs, tmp_path):
     assert r.returncode == 3 and "arena size mismatch: 0 vs" in r.stderr  # ge_arena_bytes() = 0: refused
 
 
+def test_quantizer_refuses_rows_wider_than_the_runtime(syn):
+    with pytest.raises(ModelError, match="512 columns"):
+        quantized("tcn", syn, hidden=180, levels=1, kernel_size=3)
+
+
 @pytest.fixture(scope="module")
 def ipol(ipol_root):
     train = load_spec(f"ipol:{ipol_root}?subjects=1", other_foot=True)[:3]
