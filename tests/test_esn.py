@@ -398,12 +398,17 @@ def test_c_runtime_equals_twin(syn, runtime_objs, tmp_path, family, hidden, laye
     _c_vs_python(qm, counts, runtime_objs, tmp_path)
 
 
-def test_c_check_refuses_a_corrupt_reservoir(syn, runtime_objs, tmp_path):
-    """ge_init refuses a descriptor whose CSR does not add up (GE_ERR_MODEL = -2)."""
+@pytest.mark.parametrize("corrupt", ["groups", "column"])
+def test_c_check_refuses_a_corrupt_reservoir(syn, runtime_objs, tmp_path, corrupt):
+    """ge_check_model refuses a CSR that does not add up or points outside the reservoir."""
     tm = make_esn_tm(syn, "esn", hidden=8)
     qm = quantize_model(tm, syn[:2])
-    qm.layers[0].extra = qm.layers[0].extra.copy()
-    qm.layers[0].extra[1] += 1  # one group more than the rows hold
+    extra = qm.layers[0].extra.copy()
+    if corrupt == "groups":
+        extra[1] += 1  # one group more than the rows hold
+    else:
+        extra[2 + 2] = 8 | (8 << 16)  # column indices 8 in a reservoir of 8 units
+    qm.layers[0].extra = extra
     export_c(qm, tmp_path / "model", copy_runtime=False, measure_code=False)
     exe = tmp_path / "harness"
     _compile([GCC, *CFLAGS, f"-I{RUNTIME / 'include'}", f"-I{tmp_path / 'model'}",
@@ -411,7 +416,8 @@ def test_c_check_refuses_a_corrupt_reservoir(syn, runtime_objs, tmp_path):
               "-o", str(exe)])
     counts = recording_counts(qm, syn[-1])[:3]
     r = subprocess.run([str(exe), "step"], input=np.asarray(counts, "<i2").tobytes(), capture_output=True)
-    assert r.returncode != 0
+    # ge_arena_bytes() is 0 for a model ge_check_model() refuses
+    assert r.returncode == 3 and b"arena size mismatch: 0 vs" in r.stderr, r.stderr
 
 
 @pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
