@@ -55,6 +55,7 @@ TorchScript, so the ONNX sequence graph is a Loop that accepts any length).
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -80,7 +81,6 @@ def _capped(w: torch.Tensor, cap: float) -> torch.Tensor:
     return w * torch.clamp(cap / (torch.sqrt((w * w).sum()) + 1e-12), max=1.0)
 
 
-@torch.jit.script
 def pc_relax(s: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, phat: torch.Tensor, w_s: torch.Tensor,
              b_s: torch.Tensor, w_21: torch.Tensor, b_1: torch.Tensor, k: int, a1: float,
              a2: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +101,6 @@ def pc_relax(s: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, phat: torch.Te
     return p1, p2
 
 
-@torch.jit.script
 def pc_sample(s: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, w_s: torch.Tensor, b_s: torch.Tensor,
               w_21: torch.Tensor, b_1: torch.Tensor, w_r: torch.Tensor, b_r: torch.Tensor, k: int, a1: float,
               a2: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +109,6 @@ def pc_sample(s: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, w_s: torch.Te
     return pc_relax(s, p1, phat, phat, w_s, b_s, w_21, b_1, k, a1, a2)
 
 
-@torch.jit.script
 def pc_sequence(x: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, w_s: torch.Tensor, b_s: torch.Tensor,
                 w_21: torch.Tensor, b_1: torch.Tensor, w_r: torch.Tensor, b_r: torch.Tensor, k: int, a1: float,
                 a2: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -121,6 +119,14 @@ def pc_sequence(x: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, w_s: torch.
         p1, p2 = pc_sample(s, p1, p2, w_s, b_s, w_21, b_1, w_r, b_r, k, a1, a2)
         outs.append(p2)
     return torch.cat(outs, 0), p1, p2
+
+
+# compiled once at import (TorchScript: the time loop exports to ONNX as a Loop over any T)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    pc_relax = torch.jit.script(pc_relax)
+    pc_sample = torch.jit.script(pc_sample)
+    pc_sequence = torch.jit.script(pc_sequence)
 
 
 def _number(name: str, value: object) -> float:
