@@ -36,7 +36,7 @@ def make_tm(recs, family="gru", hidden=16, layers=1, lowpass=0.0, order=2, delay
     r0 = recs[0]
     model = build_model(family, len(r0.channels), len(r0.classes), hidden=hidden, layers=layers)
     with torch.no_grad():
-        for name, p in model.rnn.named_parameters():
+        for name, p in getattr(model, "rnn", nn.Identity()).named_parameters():
             if name.startswith("weight"):
                 p.mul_(gain)
         model.head.weight.mul_(4.0)
@@ -344,3 +344,16 @@ def test_finetune_runs_and_keeps_best(syn):
     assert (tm2.weights_hash() != h0) == (best["epoch"] == 1)
     assert qm2.float_weights_sha256 == tm2.weights_hash()
     assert np.allclose(qm2.pre.input_range, qm.pre.input_range)
+
+
+def test_finetune_is_refused_for_families_without_fake_quantization(syn, tmp_path):
+    from gaitedge.errors import ConfigError
+    from gaitedge.quant.workflow import quantize_run
+
+    tm = make_tm(syn, "ctrnn", hidden=8)
+    tm.config = {"data": {"train": "synthetic?n=3&trials=1", "other_foot": True}}
+    tm.info = {"train_subjects": ["syn1", "syn2"], "val_subjects": ["syn3"]}
+    tm.save(tmp_path / "model.pt")
+    with pytest.raises(ConfigError, match="ctrnn is quantized post-training only"):
+        quantize_run(tmp_path, finetune_epochs=1, log=lambda *_: None)
+    assert not (tmp_path.with_name(tmp_path.name + "-qat")).exists()

@@ -101,9 +101,14 @@ def quantize_run(
         report["ptq"]["test"] = compare_on(tm, qm, test_recs)
         report["test"] = test
     if finetune_epochs > 0:
+        from gaitedge.quant.quantizer import SUPPORTED_FAMILIES
+
         if qm.report.get("window"):
             raise ConfigError(f"--finetune: quantization-aware fine-tuning covers the streaming stacks; {tm.model.family} "
                               f"is a whole-window model (post-training quantization only)")
+        if tm.model.family not in SUPPORTED_FAMILIES:
+            raise ConfigError(f"--finetune: quantization-aware fine-tuning covers {', '.join(SUPPORTED_FAMILIES)}; "
+                              f"{tm.model.family} is quantized post-training only (drop --finetune)")
         if not val:
             raise DataError("fine-tuning needs the run's validation subjects (none recorded)")
         from gaitedge.quant.qat import finetune
