@@ -32,6 +32,7 @@ from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.evaluate import evaluate_model, predict_arrays
 from gaitedge.metrics import MetricAccumulator
 from gaitedge.models import build_model
+from gaitedge.models.base import model_accepts
 
 
 @dataclass
@@ -440,6 +441,9 @@ def _train(
     if not data.train or not data.val:
         raise DataError("the subject split left no training or no validation recordings")
     torch.manual_seed(cfg.train.seed)
+    options = dict(cfg.model.options)
+    if "rate_hz" not in options and model_accepts(cfg.model.name, "rate_hz"):
+        options["rate_hz"] = cfg.data.rate_hz  # continuous-time families integrate with dt = 1 / rate
     model = build_model(
         cfg.model.name,
         input_size=len(data.channels),
@@ -447,7 +451,7 @@ def _train(
         hidden=cfg.model.hidden,
         layers=cfg.model.layers,
         dropout=cfg.model.dropout,
-        **cfg.model.options,
+        **options,
     )
 
     test_recs = None

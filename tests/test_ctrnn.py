@@ -456,3 +456,22 @@ def test_qemu_cortex_m4_dsp_equals_twin(syn, tmp_path):
     assert run.rc == 0, run.stdout
     lines = [ln for ln in run.stdout.splitlines() if ln and ln != "done" and not ln.startswith("sizeof")]
     assert np.array_equal(np.array([list(map(int, ln.split())) for ln in lines]), ref)
+
+
+def test_train_passes_the_data_rate_to_continuous_time_families(tmp_path):
+    from gaitedge.config import Config
+    from gaitedge.train import train
+
+    cfg = Config()
+    cfg.data.train = "synthetic?n=3&trials=1"
+    cfg.data.other_foot = False
+    cfg.data.rate_hz = 50.0
+    cfg.model.name = "ctrnn"
+    cfg.model.hidden = 8
+    cfg.train.epochs = 1
+    cfg.train.steps_per_epoch = 1
+    cfg.train.batch_size = 2
+    cfg.train.window_s = 1.0
+    cfg.train.threads = 1
+    tm, _, _ = train(cfg, out_dir=tmp_path / "run", progress=False, log=lambda *_: None)
+    assert tm.model.hparams()["rate_hz"] == 50.0

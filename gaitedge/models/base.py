@@ -99,6 +99,14 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_accepts(name: str, option: str) -> bool:
+    """Whether family ``name``'s constructor takes keyword ``option`` (False for unknown families)."""
+    import inspect
+
+    cls = _REGISTRY.get(name)
+    return cls is not None and option in inspect.signature(cls.__init__).parameters
+
+
 def build_model(name: str, input_size: int, num_classes: int, **hparams: object) -> GaitModel:
     """Instantiate family ``name`` (clear error for unknown names or options)."""
     if name not in _REGISTRY:
