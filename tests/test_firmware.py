@@ -366,7 +366,7 @@ def test_cli_device_emulate_prints_the_url_and_stops_on_ctrl_c(models, host):
         with DeviceClient(url) as dev:
             assert dev.info().model_hash == models["A"][1].weights_hash()
         p.send_signal(signal.SIGINT)
-        assert p.wait(timeout=30) == 0
+        assert p.wait(timeout=90) == 0  # generous: a loaded CI machine shuts down slowly
     finally:
         if p.poll() is None:
             p.kill()
