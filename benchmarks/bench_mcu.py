@@ -96,7 +96,7 @@ def make_model(family: str, recs, seed: int = 0):
 
 def measure_mcu(family: str, recs, rec, steps: int, work: Path, mcu) -> dict:
     """Instruction counts (portable, DSP), sizes, and the on-target exactness check."""
-    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, export_c, weight_bytes
+    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, export_c, kind_cflags, linked_objects, weight_bytes
     from gaitedge.quant import Runner, quantize_model
     from gaitedge.quant.evaluate import recording_counts
 
@@ -114,7 +114,7 @@ def measure_mcu(family: str, recs, rec, steps: int, work: Path, mcu) -> dict:
         d = work / variant
         d.mkdir()
         mcu.write_bench_input(d / "bench_input.h", counts)
-        fw = mcu.build_firmware(work / "model", d, dsp=dsp)
+        fw = mcu.build_firmware(work / "model", d, dsp=dsp, extra=kind_cflags(qm))
         run = mcu.run_qemu(fw.elf, plugin, timeout=300)
         if run.rc != 0:
             raise SystemExit(f"{family} {variant}: firmware failed (rc {run.rc})\n{run.stdout[-2000:]}")
@@ -126,7 +126,9 @@ def measure_mcu(family: str, recs, rec, steps: int, work: Path, mcu) -> dict:
         over = int(ic[:3].min())
         per_step = ic[3 : 3 + len(counts)] - over
         kernel = ic[3 + len(counts) :] - over
-        sizes = mcu.object_sizes([p for k, p in fw.objects.items() if k not in ("bench_main", "startup",
+        linked = {Path(o).stem for o in linked_objects("arm-none-eabi-nm", [str(p) for p in fw.objects.values()],
+                                                       ("ge_model",))}
+        sizes = mcu.object_sizes([p for k, p in fw.objects.items() if k in linked and k not in ("bench_main", "startup",
                                                                                   "model_data", "ge_lut")])
         code = sum(v["text"] + v["data"] for v in sizes.values())
         used = {k: v["text"] for k, v in sizes.items()}

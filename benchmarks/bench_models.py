@@ -148,7 +148,7 @@ def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data.spec import load_spec
     from gaitedge.errors import GaitedgeError
-    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, export_c, weight_bytes
+    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, export_c, kind_cflags, linked_objects, weight_bytes
     from gaitedge.quant import Runner
     from gaitedge.quant.evaluate import recording_counts
     from gaitedge.quant.quantizer import check_supported
@@ -181,7 +181,7 @@ def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
         plugin = mcu.build_plugin(work)
         (work / "fw").mkdir()
         mcu.write_bench_input(work / "fw" / "bench_input.h", counts)
-        fw = mcu.build_firmware(work / "model", work / "fw", dsp=True)
+        fw = mcu.build_firmware(work / "model", work / "fw", dsp=True, extra=kind_cflags(qm))
         res = mcu.run_qemu(fw.elf, plugin, timeout=600)
         if res.rc != 0:
             raise SystemExit(f"{run}: firmware failed (rc {res.rc})\n{res.stdout[-2000:]}")
@@ -190,8 +190,10 @@ def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
         ic = np.array(res.icounts)
         over = int(ic[:3].min())
         per_step = ic[3 : 3 + len(counts)] - over
+        linked = {Path(o).stem for o in linked_objects("arm-none-eabi-nm", [str(p) for p in fw.objects.values()],
+                                                       ("ge_model",))}
         sizes = mcu.object_sizes([p for k, p in fw.objects.items()
-                                  if k not in ("bench_main", "startup", "model_data", "ge_lut")])
+                                  if k in linked and k not in ("bench_main", "startup", "model_data", "ge_lut")])
     out.update({
         "instr_median": int(np.median(per_step)),
         "instr_max": int(per_step.max()),

@@ -184,3 +184,30 @@ def test_cli_refuses_unsupported_layer(syn, tmp_path, capsys):
         assert not (tmp_path / "o" / "model_data.c").exists()
     finally:
         _REGISTRY.pop("convtest", None)
+
+
+def test_only_the_model_kinds_kernels_are_linked(tmp_path):
+    import shutil
+    import subprocess
+
+    from gaitedge.export.c_export import RUNTIME_DIR, kind_cflags, measure_code_bytes
+
+    assert kind_cflags(["gru", "gru"]) == ["-DGE_WITH_ALL_KINDS=0", "-DGE_WITH_GRU=1"]
+    assert kind_cflags(["lstm", "elman"]) == ["-DGE_WITH_ALL_KINDS=0", "-DGE_WITH_ELMAN=1", "-DGE_WITH_LSTM=1"]
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+
+    def undefined(flags):
+        o = tmp_path / "layers.o"
+        subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", *flags,
+                        f"-I{RUNTIME_DIR / 'include'}", "-c", str(RUNTIME_DIR / "src" / "ge_layers.c"), "-o", str(o)],
+                       check=True)
+        out = subprocess.run(["nm", str(o)], capture_output=True, text=True, check=True).stdout
+        return {ln.split()[-1] for ln in out.splitlines() if ln.split()[0] == "U"}
+
+    assert undefined(kind_cflags(["gru"])) == {"ge_gru_step"}
+    every = undefined([])
+    assert {"ge_gru_step", "ge_lstm_step", "ge_elman_step"} < every and len(every) > 3
+    small, full = measure_code_bytes(cflags=kind_cflags(["gru"])), measure_code_bytes()
+    if small is not None:
+        assert small < full

@@ -235,7 +235,9 @@ def model_h_source(qm: QuantModel, symbol: str = "ge_model_data") -> str:
         f"#define {pre}_RATE_MHZ {int(round(qm.rate_hz * 1000))}u\n"
         f"/** Bytes of the arena ge_init() needs (state + scratch); allocate 8-byte aligned. */\n"
         f"#define {pre}_ARENA_BYTES {arena_bytes(qm)}u\n"
-        f'#define {pre}_WEIGHTS_SHA256 "{qm.weights_hash()}"\n\n'
+        f'#define {pre}_WEIGHTS_SHA256 "{qm.weights_hash()}"\n'
+        f"/** Compile the runtime with these flags to link only the kernels this model uses. */\n"
+        f'#define {pre}_KIND_CFLAGS "{" ".join(kind_cflags(qm))}"\n\n'
         f"extern const ge_model {symbol};\n\n"
         f"#endif\n"
     )
@@ -254,32 +256,74 @@ def runtime_files(runtime_dir: Path = RUNTIME_DIR) -> list[Path]:
     return sorted((runtime_dir / "include").glob("*.h")) + sorted((runtime_dir / "src").glob("*.c"))
 
 
-def measure_code_bytes(runtime_dir: Path = RUNTIME_DIR, dsp: bool = True) -> int | None:
+def kind_cflags(kinds: "list[str] | QuantModel") -> list[str]:
+    """Compiler flags that link only these layer kinds' kernels (see ``ge_layers.c``).
+
+    ``kinds`` is a list of layer kinds or a quantized model (its layers' kinds).
+    """
+    if isinstance(kinds, QuantModel):
+        kinds = [lay.family for lay in kinds.layers]
+    names = sorted({kernel_for(k).c_name[len("GE_LAYER_"):] for k in kinds})
+    return ["-DGE_WITH_ALL_KINDS=0", *[f"-DGE_WITH_{n}=1" for n in names]]
+
+
+def measure_code_bytes(runtime_dir: Path = RUNTIME_DIR, dsp: bool = True, cflags: list[str] | None = None,
+                       roots: tuple[str, ...] = ("ge_model",)) -> int | None:
     """.text + .rodata of the runtime compiled with arm-none-eabi-gcc -O2 for Cortex-M4 (None if absent).
 
     The sigmoid/tanh tables are counted separately (``LUT_BYTES``) and excluded here.
+    ``cflags`` (e.g. :func:`kind_cflags`) select the kernels.  Only the objects a
+    firmware links are counted: ``roots`` (the entry points' files) and, transitively,
+    every object defining a symbol they use (other kinds' kernels and the
+    associative memories are left out, as the linker leaves them out).
     """
     gcc = shutil.which("arm-none-eabi-gcc")
     size = shutil.which("arm-none-eabi-size")
+    nm = shutil.which("arm-none-eabi-nm")
     files = [f for f in runtime_files(runtime_dir) if f.suffix == ".c" and f.name != "ge_lut.c"]
-    if not gcc or not size or not files:
+    if not gcc or not size or not nm or not files:
         return None
     with tempfile.TemporaryDirectory() as td:
         objs = []
         for f in files:
             o = Path(td) / (f.stem + ".o")
             cmd = [gcc, "-std=c99", "-O2", "-mcpu=cortex-m4", "-mthumb", "-ffunction-sections",
-                   f"-I{runtime_dir / 'include'}", "-c", str(f), "-o", str(o)]
+                   f"-I{runtime_dir / 'include'}", *(cflags or []), "-c", str(f), "-o", str(o)]
             if dsp:
                 cmd.insert(1, "-DGE_USE_DSP")
             if subprocess.run(cmd, capture_output=True).returncode != 0:
                 return None
             objs.append(str(o))
+        objs = linked_objects(nm, objs, roots)
         res = subprocess.run([size, "-t", *objs], capture_output=True, text=True)
         if res.returncode != 0:
             return None
         total = res.stdout.strip().splitlines()[-1].split()
         return int(total[0]) + int(total[1])  # text + data (rodata is in text)
+
+
+def linked_objects(nm: str, objs: list[str], roots: tuple[str, ...]) -> list[str]:
+    """The objects reachable from ``roots`` through undefined -> defined symbols."""
+    defined: dict[str, str] = {}
+    undefined: dict[str, set[str]] = {}
+    for o in objs:
+        out = subprocess.run([nm, o], capture_output=True, text=True).stdout
+        undefined[o] = set()
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "U":
+                undefined[o].add(parts[1])
+            elif len(parts) == 3 and parts[1] in "TDRBC":
+                defined[parts[2]] = o
+    todo = [o for o in objs if Path(o).stem in roots]
+    keep: set[str] = set()
+    while todo:
+        o = todo.pop()
+        if o in keep:
+            continue
+        keep.add(o)
+        todo += [defined[sym] for sym in undefined[o] if sym in defined]
+    return [o for o in objs if o in keep]
 
 
 def export_c(
@@ -335,7 +379,7 @@ def export_c(
         "saturation": saturation_summary(qm),
     }
     if measure_code:
-        code = measure_code_bytes()
+        code = measure_code_bytes(cflags=kind_cflags(qm))
         if code is not None:
             report["code_bytes"] = code
             report["code_note"] = "arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -DGE_USE_DSP, tables excluded"

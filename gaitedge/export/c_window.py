@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge.errors import ModelError
-from gaitedge.export.c_export import LUT_BYTES, CExport, _arr, _cstr, _version, measure_code_bytes, pack_group, \
-    pack_layer, runtime_files
+from gaitedge.export.c_export import (LUT_BYTES, CExport, _arr, _cstr, _version, kind_cflags, measure_code_bytes,
+                                      pack_group, pack_layer, runtime_files)
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
@@ -215,7 +215,7 @@ def export_c_window(qm: QuantModel, out_dir: str | Path, window: int = DEFAULT_W
         "state_struct_bytes": 0, "runtime_copied": bool(rt), "saturation": saturation_summary(qm),
     }
     if measure_code:
-        code = measure_code_bytes()
+        code = measure_code_bytes(cflags=kind_cflags(qm), roots=("ge_window",))
         if code is not None:
             report["code_bytes"] = code
             report["code_note"] = "arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -DGE_USE_DSP, tables excluded"

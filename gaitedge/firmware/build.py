@@ -117,7 +117,7 @@ def build_firmware(
 ) -> BuildResult:
     """Build the firmware for ``board`` with the model ``source`` (run dir, quant.npz or QuantModel)."""
     from gaitedge.device.blob import arch_hash, build_payload, write_blob
-    from gaitedge.export.c_export import export_c
+    from gaitedge.export.c_export import export_c, kind_cflags
     from gaitedge.firmware.codegen import fw_model_c, fw_model_h
     from gaitedge.firmware.model import load_quant_model
 
@@ -151,9 +151,11 @@ def build_firmware(
     else:
         cc, std, arch = "arm-none-eabi-gcc", "-std=c99", ARM_FLAGS
     objs = []
+    kinds = kind_cflags(qm)  # link only the kernels of this model's layer kinds
     for src in srcs:
         o = objdir / (src.parent.name + "_" + src.stem + ".o")
-        _run([cc, std, *arch, *COMMON_FLAGS, *incs, *(extra_cflags or []), "-c", str(src), "-o", str(o)], cmds)
+        _run([cc, std, *arch, *COMMON_FLAGS, *incs, *kinds, *(extra_cflags or []), "-c", str(src), "-o", str(o)],
+             cmds)
         objs.append(o)
     sizes: dict = {}
     binf = None
