@@ -290,7 +290,7 @@ def render(rows: dict) -> str:
         "encoder-decoder): each output sees the samples after it, so their accuracy is not comparable to the "
         "streaming rows; they are evaluated on whole recordings and run on the device through `ge_window_run()`, "
         "counted per window of N samples (RAM: the arena for that window). Weights flash excludes the 4 KiB sigmoid/tanh table and the runtime code; "
-        "RAM is the arena `ge_init()` needs. This is one split and a short budget per family, meant to compare "
+        "RAM is the arena `ge_init()` needs. Training times were taken while other jobs shared the two cores: compare them only roughly. This is one split and a short budget per family, meant to compare "
         "families; the cross-validated figures of the default configs are in the sections above.\n\n"
         f"Command: `python benchmarks/bench_models.py --rows ROWS [--epochs N]` (per row), then "
         f"`python benchmarks/bench_models.py --render`. Machine: {cpu_model()}; "
