@@ -462,3 +462,35 @@ def test_cli_export(runs, tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("gaitedge: error: ")
     assert "no-run" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("family", ["jordan", "peephole", "ctrnn"])
+def test_loop_graphs_declare_their_true_output_shapes(family, tmp_path, capfd):
+    """Scripted time loops: ONNX Runtime (default logging) runs them without shape warnings."""
+    import onnx
+    import onnxruntime as ort
+
+    from gaitedge.checkpoint import TrainedModel
+    from gaitedge.data.preprocess import Normalizer
+    from gaitedge.export import export_onnx
+    from gaitedge.models import build_model
+
+    m = build_model(family, 6, 3, hidden=8).eval()
+    tm = TrainedModel(model=m, classes=("rest", "stance", "swing"), channels=[f"c{i}" for i in range(6)],
+                      units=["m/s^2"] * 6, rate_hz=100.0, normalizer=Normalizer(np.zeros(6), np.ones(6)),
+                      lowpass_hz=0.0, filter_order=2, min_run=3, tolerance_ms=50.0, delay=0)
+    paths = export_onnx(tm, tmp_path)
+    out = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
+           for o in onnx.load(paths.sequence).graph.output}
+    assert out["logits"] == ["batch", "time", 3]
+    capfd.readouterr()
+    s = ort.InferenceSession(str(paths.sequence), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.zeros([1 if not isinstance(d, int) else d for d in i.shape], np.float32)
+             for i in s.get_inputs()}
+    feeds["x"] = np.zeros((2, 17, 6), np.float32)
+    for name, st in zip([i.name for i in s.get_inputs()][1:], m.init_state(2)):
+        feeds[name] = st.numpy()
+    logits = s.run(None, feeds)[0]
+    assert logits.shape == (2, 17, 3)
+    err = capfd.readouterr().err
+    assert "VerifyOutputSizes" not in err and "does not match" not in err

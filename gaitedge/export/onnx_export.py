@@ -206,6 +206,45 @@ def _export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: lis
     return onnx.load_from_string(buf.getvalue())
 
 
+def _declare_shapes(mp: onnx.ModelProto, graph: str, n_classes: int, outputs: list[str],
+                    state_shapes: list[list[int]]) -> None:
+    """Declare the outputs' true shapes and drop the tracer's guesses inside loop bodies.
+
+    Tracing a scripted time loop records loop-body and output shapes of the wrong
+    rank (values are right); ONNX Runtime would warn about them on every run.
+    """
+    def set_dims(vi, dims) -> None:
+        shape = vi.type.tensor_type.shape
+        shape.ClearField("dim")
+        for d in dims:
+            dim = shape.dim.add()
+            if isinstance(d, str):
+                dim.dim_param = d
+            else:
+                dim.dim_value = int(d)
+
+    known = {"logits": ["batch", "time", n_classes] if graph == "sequence" else ["batch", n_classes]}
+    for name, shp in zip(outputs[1:], state_shapes):
+        known[name] = [d if i != 1 else "batch" for i, d in enumerate(shp)]
+    for vi in mp.graph.output:
+        if vi.name in known:
+            set_dims(vi, known[vi.name])
+
+    def clear_subgraphs(g: onnx.GraphProto) -> None:
+        for node in g.node:
+            for attr in node.attribute:
+                subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+                for sg in subs:
+                    for vi in list(sg.output) + list(sg.value_info):
+                        if vi.type.HasField("tensor_type"):
+                            vi.type.tensor_type.ClearField("shape")
+                    clear_subgraphs(sg)
+
+    clear_subgraphs(mp.graph)
+    if any(n.op_type in ("Loop", "Scan") for n in mp.graph.node):
+        del mp.graph.value_info[:]
+
+
 def check_graph(mp: onnx.ModelProto, what: str = "model") -> None:
     """Raise ModelError unless ``mp`` passes ``onnx.checker``, has opset >= 17 and
     builds no state from input shapes (no Shape/Expand/ConstantOfShape nodes)."""
@@ -350,6 +389,7 @@ def export_onnx(tm: TrainedModel, out_dir: str | Path, opset: int = DEFAULT_OPSE
             f"gaitedge {model.family} gait-phase classifier ({graph} graph); "
             f"classes {', '.join(tm.classes)} at {tm.rate_hz:g} Hz"
         )
+        _declare_shapes(mp, graph, len(tm.classes), outputs, shapes)
         meta = onnx_metadata(tm, graph, inputs, outputs, shapes)
         if not causal:
             meta["causal"] = "false"
