@@ -151,6 +151,62 @@ def _sig(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
 
 
+def float_rnn_pass(kind: str, w: tuple, x: np.ndarray, lengths: np.ndarray, reverse: bool = False,
+                   h0: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """The float reference of one LSTM / GRU / Elman layer (torch's equations) for calibration.
+
+    ``w = (w_ih, w_hh, b_ih, b_hh)`` in torch's layout; ``x [B, T, in]`` with
+    sequence ``b`` valid up to ``lengths[b]``.  ``reverse``: each sequence is read
+    from its own last sample back to its first (outputs stay in time order).
+    ``h0 [B, H]``: initial hidden state (default 0).  Returns (hidden sequence
+    ``[B, T, H]``, zero beyond each length; stats ``pre_absmax``, ``pre_sat_frac``
+    (fraction of the gate pre-activations beyond the tables' +-8), ``c_absmax``).
+    """
+    w_ih, w_hh, b_ih, b_hh = w
+    b, tmax, _ = x.shape
+    hid = w_hh.shape[1]
+    if reverse:  # flip each sequence within its own length
+        idx = np.clip(lengths[:, None] - 1 - np.arange(tmax)[None, :], 0, None)
+        x = np.take_along_axis(x, idx[:, :, None], axis=1)
+    mask = np.arange(tmax)[None, :] < lengths[:, None]
+    xproj = x @ w_ih.T + b_ih
+    h = np.zeros((b, hid)) if h0 is None else np.array(h0, np.float64)
+    c = np.zeros((b, hid))
+    hs = np.zeros((b, tmax, hid))
+    pmax = cmax = 0.0
+    nsat = ntot = 0
+    for t in range(tmax):
+        hproj = h @ w_hh.T + b_hh
+        if kind == "lstm":
+            pres = xproj[:, t] + hproj
+            i, f, g, o = np.split(pres, 4, axis=1)
+            c = _sig(f) * c + _sig(i) * np.tanh(g)
+            h = _sig(o) * np.tanh(c)
+            if mask[:, t].any():
+                cmax = max(cmax, float(np.abs(c[mask[:, t]]).max()))
+        elif kind == "gru":
+            xr, xz, xn = np.split(xproj[:, t], 3, axis=1)
+            hr, hz, hn = np.split(hproj, 3, axis=1)
+            r, z = _sig(xr + hr), _sig(xz + hz)
+            npre = xn + r * hn
+            h = (1 - z) * np.tanh(npre) + z * h
+            pres = np.concatenate([xr + hr, xz + hz, hn, npre], 1)
+        elif kind == "elman":
+            pres = xproj[:, t] + hproj
+            h = np.tanh(pres)
+        else:
+            raise ModelError(f"no float reference for layer kind {kind!r}")
+        sel = np.abs(pres[mask[:, t]])
+        if sel.size:
+            pmax = max(pmax, float(sel.max()))
+            nsat += int((sel >= 8.0).sum())
+            ntot += sel.size
+        hs[:, t] = np.where(mask[:, t, None], h, 0.0)
+    if reverse:
+        hs = np.take_along_axis(hs, idx[:, :, None], axis=1) * mask[:, :, None]
+    return hs, {"pre_absmax": pmax, "pre_sat_frac": nsat / max(ntot, 1), "c_absmax": cmax}
+
+
 def calibrate(tm: TrainedModel, xs: list[np.ndarray]) -> dict:
     """Run the float model over normalized inputs ``xs`` (list of ``(T, C)``) step by step.
 
@@ -159,16 +215,11 @@ def calibrate(tm: TrainedModel, xs: list[np.ndarray]) -> dict:
     the 99.99th percentile of |x| per channel.  (numpy, all recordings side by side.)
     """
     model = tm.model
-    family = model.family
-    hidden = model.hidden
-    lens = [len(x) for x in xs]
-    tmax = max(lens)
-    b = len(xs)
-    inp = np.zeros((b, tmax, xs[0].shape[1]), np.float64)
-    mask = np.zeros((b, tmax), bool)
+    lengths = np.array([len(x) for x in xs])
+    inp = np.zeros((len(xs), int(lengths.max()), xs[0].shape[1]), np.float64)
     for i, x in enumerate(xs):
         inp[i, : len(x)] = x
-        mask[i, : len(x)] = True
+    mask = np.arange(inp.shape[1])[None, :] < lengths[:, None]
     allx = np.concatenate(xs, 0)
     out = {
         "x_absmax": np.max(np.abs(allx), axis=0),
@@ -178,45 +229,10 @@ def calibrate(tm: TrainedModel, xs: list[np.ndarray]) -> dict:
         "pre_sat_frac": [],
     }
     for k in range(model.layers):
-        w_ih, w_hh, b_ih, b_hh = _layer_params(model.rnn, k)
-        xproj = inp @ w_ih.T + b_ih  # [B, T, G*H]
-        h = np.zeros((b, hidden))
-        c = np.zeros((b, hidden))
-        hs = np.zeros((b, tmax, hidden))
-        cmax = pmax = 0.0
-        nsat = ntot = 0
-        for t in range(tmax):
-            hproj = h @ w_hh.T + b_hh
-            if family == "lstm":
-                pres = xproj[:, t] + hproj
-                i, f, g, o = np.split(pres, 4, axis=1)
-                c = _sig(f) * c + _sig(i) * np.tanh(g)
-                h = _sig(o) * np.tanh(c)
-                if mask[:, t].any():
-                    cmax = max(cmax, float(np.abs(c[mask[:, t]]).max()))
-            elif family == "gru":
-                xr, xz, xn = np.split(xproj[:, t], 3, axis=1)
-                hr, hz, hn = np.split(hproj, 3, axis=1)
-                r = _sig(xr + hr)
-                z = _sig(xz + hz)
-                npre = xn + r * hn
-                n = np.tanh(npre)
-                h = (1 - z) * n + z * h
-                pres = np.concatenate([xr + hr, xz + hz, hn, npre], 1)
-            else:
-                pres = xproj[:, t] + hproj
-                h = np.tanh(pres)
-            sel = pres[mask[:, t]]
-            if len(sel):
-                a = np.abs(sel)
-                pmax = max(pmax, float(a.max()))
-                nsat += int((a >= 8.0).sum())
-                ntot += a.size
-            hs[:, t] = h
-        out["c_absmax"].append(cmax)
-        out["pre_absmax"].append(pmax)
-        out["pre_sat_frac"].append(nsat / max(ntot, 1))
-        inp = hs
+        inp, st = float_rnn_pass(model.family, _layer_params(model.rnn, k), inp, lengths)
+        out["c_absmax"].append(st["c_absmax"])
+        out["pre_absmax"].append(st["pre_absmax"])
+        out["pre_sat_frac"].append(st["pre_sat_frac"])
     w = model.head.weight.detach().double().numpy()
     bb = model.head.bias.detach().double().numpy()
     logits = inp @ w.T + bb

@@ -28,7 +28,7 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import QuantBody, QuantContext, gate_rows, pad_cols, pad_rows, padded_hidden, \
+from gaitedge.quant.quantizer import QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden, \
     register_family
 
 
@@ -46,20 +46,15 @@ def _np(t) -> np.ndarray:
     return t.detach().double().numpy()
 
 
-def _sig(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
-
-
 def deep_gru_calibrate(model, xs: list[np.ndarray]) -> dict:
     """Float64 run: per layer max |pre-activation| (r, z, W_hn h + b_hn, n) and the
     fraction beyond +-8; max |logit|."""
-    lens = [len(x) for x in xs]
-    b, tmax, hd = len(xs), max(lens), model.hidden
+    lengths = np.array([len(x) for x in xs])
+    b, tmax = len(xs), int(lengths.max())
     x = np.zeros((b, tmax, xs[0].shape[1]))
-    mask = np.zeros((b, tmax), bool)
     for i, xi in enumerate(xs):
         x[i, : len(xi)] = xi
-        mask[i, : len(xi)] = True
+    mask = np.arange(tmax)[None, :] < lengths[:, None]
     out: dict = {"pre_absmax": [], "pre_sat_frac": []}
     hs: list[np.ndarray] = []
     o = x
@@ -70,26 +65,11 @@ def deep_gru_calibrate(model, xs: list[np.ndarray]) -> dict:
             inp = np.concatenate([*reversed(hs), x], -1)
         else:
             inp = o
-        xproj = inp @ _np(g.weight_ih_l0).T + _np(g.bias_ih_l0)
-        w_hh, b_hh = _np(g.weight_hh_l0), _np(g.bias_hh_l0)
-        h = np.zeros((b, hd))
-        seq = np.zeros((b, tmax, hd))
-        pmax, nsat, ntot = 0.0, 0, 0
-        for t in range(tmax):
-            xr, xz, xn = np.split(xproj[:, t], 3, axis=1)
-            hr, hz, hn = np.split(h @ w_hh.T + b_hh, 3, axis=1)
-            r, z = _sig(xr + hr), _sig(xz + hz)
-            npre = xn + r * hn
-            h = (1 - z) * np.tanh(npre) + z * h
-            seq[:, t] = h
-            sel = mask[:, t]
-            if sel.any():
-                a = np.abs(np.concatenate([xr + hr, xz + hz, hn, npre], 1)[sel])
-                pmax = max(pmax, float(a.max()))
-                nsat += int((a >= 8.0).sum())
-                ntot += a.size
+        w = tuple(_np(getattr(g, f"{n}_l0")) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        seq, st = float_rnn_pass("gru", w, inp, lengths)
+        pmax, sat = st["pre_absmax"], st["pre_sat_frac"]
         out["pre_absmax"].append(pmax)
-        out["pre_sat_frac"].append(nsat / max(ntot, 1))
+        out["pre_sat_frac"].append(sat)
         hs.append(seq)
         o = seq + o if (model.connection == "residual" and k > 0) else seq
     feat = np.concatenate(list(reversed(hs)), -1) if model.connection == "dense" else o

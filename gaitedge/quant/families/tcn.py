@@ -31,7 +31,7 @@ from gaitedge.errors import ModelError
 from gaitedge.models.tcn import TemporalBlock
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import (QuantBody, QuantContext, gate_rows, pad_cols, pad_rows, padded_hidden,
+from gaitedge.quant.quantizer import (QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden,
                                       quantize_rows, register_family)
 from gaitedge.quant.tcn import KERNEL_RANGE, aux_words
 
@@ -135,57 +135,20 @@ def _saturation(model, xs: list[np.ndarray], lim_a: list[float], lim_o: list[flo
     return [c / max(t, 1) for c, t in zip(cnt_a, tot)], [c / max(t, 1) for c, t in zip(cnt_o, tot)]
 
 
-def _sig(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
-
-
 def _calibrate_rnn(rnn: nn.Module, lstm: bool, feats: list[np.ndarray]) -> tuple[list[float], list[float], list[float]]:
     """Float LSTM / GRU over the block features (all recordings side by side): per layer
     max |c| (LSTM), max |pre-activation| and the fraction beyond the tables' +-8."""
-    tmax = max(len(f) for f in feats)
-    b = len(feats)
-    inp = np.zeros((b, tmax, feats[0].shape[1]))
-    mask = np.zeros((b, tmax), bool)
+    lengths = np.array([len(f) for f in feats])
+    inp = np.zeros((len(feats), int(lengths.max()), feats[0].shape[1]))
     for i, f in enumerate(feats):
         inp[i, : len(f)] = f
-        mask[i, : len(f)] = True
     cmaxs, pmaxs, sats = [], [], []
     for k in range(rnn.num_layers):
-        w_ih, w_hh = _np(getattr(rnn, f"weight_ih_l{k}")), _np(getattr(rnn, f"weight_hh_l{k}"))
-        b_ih, b_hh = _np(getattr(rnn, f"bias_ih_l{k}")), _np(getattr(rnn, f"bias_hh_l{k}"))
-        hsz = w_hh.shape[1]
-        xproj = inp @ w_ih.T + b_ih
-        h = np.zeros((b, hsz))
-        c = np.zeros((b, hsz))
-        hs = np.zeros((b, tmax, hsz))
-        cmax = pmax = 0.0
-        nsat = ntot = 0
-        for t in range(tmax):
-            hproj = h @ w_hh.T + b_hh
-            if lstm:
-                pres = xproj[:, t] + hproj
-                i, f, g, o = np.split(pres, 4, axis=1)
-                c = _sig(f) * c + _sig(i) * np.tanh(g)
-                h = _sig(o) * np.tanh(c)
-                if mask[:, t].any():
-                    cmax = max(cmax, float(np.abs(c[mask[:, t]]).max()))
-            else:
-                xr, xz, xn = np.split(xproj[:, t], 3, axis=1)
-                hr, hz, hn = np.split(hproj, 3, axis=1)
-                r, z = _sig(xr + hr), _sig(xz + hz)
-                npre = xn + r * hn
-                h = (1 - z) * np.tanh(npre) + z * h
-                pres = np.concatenate([xr + hr, xz + hz, hn, npre], 1)
-            sel = np.abs(pres[mask[:, t]])
-            if sel.size:
-                pmax = max(pmax, float(sel.max()))
-                nsat += int((sel >= 8.0).sum())
-                ntot += sel.size
-            hs[:, t] = h
-        cmaxs.append(cmax)
-        pmaxs.append(pmax)
-        sats.append(nsat / max(ntot, 1))
-        inp = hs
+        w = tuple(_np(getattr(rnn, f"{n}_l{k}")) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        inp, st = float_rnn_pass("lstm" if lstm else "gru", w, inp, lengths)
+        cmaxs.append(st["c_absmax"])
+        pmaxs.append(st["pre_absmax"])
+        sats.append(st["pre_sat_frac"])
     return cmaxs, pmaxs, sats
 
 

@@ -17,11 +17,7 @@ import numpy as np
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import gate_rows, pad_cols, pad_rows
-
-
-def _sig(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+from gaitedge.quant.quantizer import float_rnn_pass, gate_rows, pad_cols, pad_rows
 
 
 def torch_layer(rnn, k: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -37,55 +33,7 @@ def torch_layer(rnn, k: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray, 
     return w_ih, w_hh, np.zeros(rows) if b_ih is None else b_ih, np.zeros(rows) if b_hh is None else b_hh
 
 
-def float_pass(kind: str, w: tuple, x: np.ndarray, lengths: np.ndarray, reverse: bool = False,
-               h0: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-    """Run one layer over ``x [B, T, in]`` (sequence ``b`` valid up to ``lengths[b]``).
-
-    ``reverse``: each sequence is read from its own last sample back to its first
-    (outputs stay in time order).  ``h0 [B, H]``: initial hidden state (default 0).
-    Returns (hidden sequence ``[B, T, H]``, stats ``pre_absmax``, ``pre_sat_frac``,
-    ``c_absmax``); positions beyond a sequence's length are zero.
-    """
-    w_ih, w_hh, b_ih, b_hh = w
-    b, tmax, _ = x.shape
-    hid = w_hh.shape[1]
-    if reverse:  # flip each sequence within its own length
-        idx = np.clip(lengths[:, None] - 1 - np.arange(tmax)[None, :], 0, None)
-        x = np.take_along_axis(x, idx[:, :, None], axis=1)
-    mask = np.arange(tmax)[None, :] < lengths[:, None]
-    xproj = x @ w_ih.T + b_ih
-    h = np.zeros((b, hid)) if h0 is None else np.array(h0, np.float64)
-    c = np.zeros((b, hid))
-    hs = np.zeros((b, tmax, hid))
-    pmax = cmax = 0.0
-    nsat = ntot = 0
-    for t in range(tmax):
-        hproj = h @ w_hh.T + b_hh
-        if kind == "lstm":
-            pres = xproj[:, t] + hproj
-            i, f, g, o = np.split(pres, 4, axis=1)
-            c = _sig(f) * c + _sig(i) * np.tanh(g)
-            h = _sig(o) * np.tanh(c)
-            if mask[:, t].any():
-                cmax = max(cmax, float(np.abs(c[mask[:, t]]).max()))
-        elif kind == "gru":
-            xr, xz, xn = np.split(xproj[:, t], 3, axis=1)
-            hr, hz, hn = np.split(hproj, 3, axis=1)
-            r, z = _sig(xr + hr), _sig(xz + hz)
-            npre = xn + r * hn
-            h = (1 - z) * np.tanh(npre) + z * h
-            pres = np.concatenate([xr + hr, xz + hz, hn, npre], 1)
-        else:
-            raise ModelError(f"no float reference for layer kind {kind!r}")
-        sel = np.abs(pres[mask[:, t]])
-        if sel.size:
-            pmax = max(pmax, float(sel.max()))
-            nsat += int((sel >= 8.0).sum())
-            ntot += sel.size
-        hs[:, t] = np.where(mask[:, t, None], h, 0.0)
-    if reverse:
-        hs = np.take_along_axis(hs, idx[:, :, None], axis=1) * mask[:, :, None]
-    return hs, {"pre_absmax": pmax, "pre_sat_frac": nsat / max(ntot, 1), "c_absmax": cmax}
+float_pass = float_rnn_pass  # one float reference for every LSTM / GRU calibration
 
 
 def batch_inputs(xs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
