@@ -326,6 +326,27 @@ def linked_objects(nm: str, objs: list[str], roots: tuple[str, ...]) -> list[str
     return [o for o in objs if o in keep]
 
 
+def write_export(out: Path, texts: dict[str, str], copies: list[Path]) -> list[Path]:
+    """Write generated ``texts`` (name -> text) and copies of ``copies`` into ``out``.
+
+    Everything goes into a temporary folder inside ``out`` first and is then renamed
+    into place, so that a failure leaves no half-written output.  Returns the paths.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=".gaitedge-export-", dir=out))
+    written: list[Path] = []
+    try:
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
+        for f in copies:
+            shutil.copyfile(f, tmp / f.name)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+            written.append(out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
 def export_c(
     qm: QuantModel,
     out_dir: str | Path,
@@ -350,18 +371,7 @@ def export_c(
     out.mkdir(parents=True, exist_ok=True)
     texts = {"model_data.h": model_h_source(qm, symbol), "model_data.c": model_c_source(qm, symbol)}
     rt = runtime_files() if copy_runtime else []
-    tmp = Path(tempfile.mkdtemp(prefix=".gaitedge-export-", dir=out))
-    written: list[Path] = []
-    try:
-        for name, text in texts.items():
-            (tmp / name).write_text(text)
-        for f in rt:
-            shutil.copyfile(f, tmp / f.name)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
-            written.append(out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    written = write_export(out, texts, rt)
     from gaitedge.quant.quantizer import saturation_summary
 
     report = {

@@ -10,16 +10,13 @@ only the columns it reads.  The Python twin is :mod:`gaitedge.quant.window`.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from gaitedge.errors import ModelError
 from gaitedge.export.c_export import (LUT_BYTES, CExport, _arr, _cstr, _version, kind_cflags, measure_code_bytes,
-                                      pack_group, pack_layer, runtime_files)
+                                      pack_group, pack_layer, runtime_files, write_export)
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
@@ -194,18 +191,7 @@ def export_c_window(qm: QuantModel, out_dir: str | Path, window: int = DEFAULT_W
     out.mkdir(parents=True, exist_ok=True)
     texts = {"model_data.h": window_h_source(qm, window, symbol), "model_data.c": window_c_source(qm, symbol)}
     rt = runtime_files() if copy_runtime else []
-    tmp = Path(tempfile.mkdtemp(prefix=".gaitedge-export-", dir=out))
-    written: list[Path] = []
-    try:
-        for name, text in texts.items():
-            (tmp / name).write_text(text)
-        for f in rt:
-            shutil.copyfile(f, tmp / f.name)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
-            written.append(out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    written = write_export(out, texts, rt)
     from gaitedge.quant.quantizer import saturation_summary
 
     report = {
