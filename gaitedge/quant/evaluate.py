@@ -46,16 +46,20 @@ def predict_counts(qm: QuantModel, counts: list[np.ndarray], batch: int = 64) ->
 
 
 def evaluate_quant(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 50.0) -> dict:
-    """Pooled metrics (as ``gaitedge.evaluate.evaluate_model``) of the integer pipeline."""
-    if qm.report.get("window"):  # whole-window model: each recording is one window
-        from gaitedge.quant.window import evaluate_window
+    """Pooled metrics (as ``gaitedge.evaluate.evaluate_model``) of the integer pipeline.
 
-        return evaluate_window(qm, recs, tolerance_ms)
+    A whole-window model runs each recording as one window (``gaitedge.quant.window``).
+    """
     labelled = [r for r in recs if has_labels(r)]
     if not labelled:
         raise DataError("no labelled recordings to evaluate on")
     counts = [recording_counts(qm, r) for r in labelled]
-    preds = predict_counts(qm, counts)
+    if qm.report.get("window"):
+        from gaitedge.quant.window import predict_windows
+
+        preds = predict_windows(qm, counts)
+    else:
+        preds = predict_counts(qm, counts)
     acc = MetricAccumulator(qm.classes, tolerance_ms=tolerance_ms)
     for rec, p in zip(labelled, preds):
         lab = debounce_labels(p, qm.min_run)

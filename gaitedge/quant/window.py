@@ -37,11 +37,7 @@ import json
 
 import numpy as np
 
-from gaitedge.data.preprocess import has_labels, resample
-from gaitedge.data.recording import Recording
-from gaitedge.errors import DataError, ModelError
-from gaitedge.events import debounce_labels, labels_to_events
-from gaitedge.metrics import MetricAccumulator
+from gaitedge.errors import ModelError
 from gaitedge.quant.argmax import argmax
 from gaitedge.quant.dense import dense_step
 from gaitedge.quant.events import EventState, events_step
@@ -242,22 +238,3 @@ def predict_windows(qm: QuantModel, counts: list[np.ndarray], batch: int = 32) -
             out[i] = raw[j, qm.delay : qm.delay + len(counts[i])]
     return out
 
-
-def evaluate_window(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 50.0) -> dict:
-    """Pooled metrics of the integer window pipeline, each recording one window (as the float evaluation)."""
-    from gaitedge.quant.evaluate import recording_counts
-
-    labelled = [r for r in recs if has_labels(r)]
-    if not labelled:
-        raise DataError("no labelled recordings to evaluate on")
-    preds = predict_windows(qm, [recording_counts(qm, r) for r in labelled])
-    acc = MetricAccumulator(qm.classes, tolerance_ms=tolerance_ms)
-    for rec, p in zip(labelled, preds):
-        lab = debounce_labels(p, qm.min_run)
-        ev = labels_to_events(lab, swing=qm.swing) if qm.swing >= 0 else {}
-        ref = resample(rec, qm.rate_hz) if rec.rate_hz != qm.rate_hz else rec
-        acc.add(ref.labels, lab, ref.events, ev, qm.rate_hz)
-    m = acc.summary()
-    m["n_recordings"] = len(labelled)
-    m["subjects"] = sorted({r.subject for r in labelled})
-    return m
