@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def _cmd_device_emulate(args: argparse.Namespace) -> int:
     print(f"serial port (pyserial URL): {url}")
     print(f"  e.g.  gaitedge device info {url}")
     print("Ctrl-C stops the board.", flush=True)
+    # Ctrl-C stops the board even when this process was started with SIGINT ignored
+    # (a background job of a non-interactive shell), as `gaitedge stream` does
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while emu.alive():
             time.sleep(0.5)
@@ -51,6 +55,7 @@ def _cmd_device_emulate(args: argparse.Namespace) -> int:
         print("stopping", file=sys.stderr)
         return 0
     finally:
+        signal.signal(signal.SIGINT, old_handler)
         emu.stop()
 
 
