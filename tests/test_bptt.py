@@ -32,7 +32,7 @@ def _torch_grads(model, x: np.ndarray, y: np.ndarray, h0: np.ndarray | None = No
          "W_hy": model.head.weight.grad, "b_y": model.head.bias.grad}
     assert torch.allclose(r.bias_ih_l0.grad, r.bias_hh_l0.grad, rtol=0, atol=1e-12)  # b_h = b_ih + b_hh
     gh0 = None if st is None else st[0].grad[0].numpy()
-    return float(loss), {k: v.numpy() for k, v in g.items()}, gh0
+    return float(loss.detach()), {k: v.numpy() for k, v in g.items()}, gh0
 
 
 @pytest.mark.parametrize("seed,b,t", [(0, 1, 1), (1, 3, 17), (2, 2, 60)])
