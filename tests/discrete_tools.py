@@ -10,11 +10,7 @@
 
 from __future__ import annotations
 
-import functools
-import shutil
 import subprocess
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +19,7 @@ import torch
 from gaitedge.checkpoint import TrainedModel
 from gaitedge.data.preprocess import Normalizer
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
-HARNESS = ROOT / "firmware_export" / "host" / "ge_harness.c"
-GCC = shutil.which("gcc")
-ARM_GCC = shutil.which("arm-none-eabi-gcc")
-CFLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic",
-          "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-VARIANTS = {"portable": [], "dsp-emulated": ["-DGE_USE_DSP_EMULATE"]}
+from ctools import ARM_GCC, CFLAGS, GCC, HARNESS, RUNTIME, VARIANTS, compile_cmd, runtime_objects
 ONNX_TOL = 1e-4
 
 
@@ -91,27 +80,8 @@ def onnx_any_t(tm: TrainedModel, out: Path, t: int = 37, batch: int = 2) -> tupl
     return float(np.abs(got - ref).max()), float(np.abs(np.stack(outs, 1) - ref).max())
 
 
-def _run(args: list[str]) -> None:
-    r = subprocess.run(args, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise AssertionError(f"compile failed: {' '.join(args)}\n{r.stderr}")
-
-
-@functools.lru_cache(maxsize=None)
-def _runtime_objs() -> dict[str, list[Path]]:
-    d = Path(tempfile.mkdtemp(prefix="gaitedge-discrete-"))
-    out: dict[str, list[Path]] = {}
-    jobs = []
-    for name, flags in VARIANTS.items():
-        (d / name).mkdir()
-        out[name] = []
-        for src in sorted((RUNTIME / "src").glob("*.c")):
-            obj = d / name / (src.stem + ".o")
-            out[name].append(obj)
-            jobs.append([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", "-c", str(src), "-o", str(obj)])
-    with ThreadPoolExecutor(2) as ex:
-        list(ex.map(_run, jobs))
-    return out
+_run = compile_cmd
+_runtime_objs = runtime_objects
 
 
 def c_steps(exe: Path, counts: np.ndarray) -> np.ndarray:

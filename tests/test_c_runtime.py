@@ -27,13 +27,8 @@ from gaitedge.quant.evaluate import recording_counts
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_quant import make_tm  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
-HARNESS = ROOT / "firmware_export" / "host" / "ge_harness.c"
-GCC = shutil.which("gcc")
-CFLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic",
-          "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-VARIANTS = {"portable": [], "dsp-emulated": ["-DGE_USE_DSP_EMULATE"]}
+from ctools import CFLAGS, GCC, HARNESS, ROOT, RUNTIME, VARIANTS, runtime_objects  # noqa: E402
+from ctools import compile_cmd as _compile  # noqa: E402
 
 pytestmark = pytest.mark.skipif(GCC is None, reason="no host C compiler (gcc)")
 
@@ -51,27 +46,10 @@ SYN_MODELS = {
 }
 
 
-def _compile(args: list[str], cwd: Path | None = None) -> None:
-    res = subprocess.run(args, capture_output=True, text=True, cwd=cwd)
-    if res.returncode != 0:
-        raise AssertionError(f"compile failed: {' '.join(args)}\n{res.stderr}")
-
-
 @pytest.fixture(scope="module")
-def runtime_objs(tmp_path_factory) -> dict[str, list[Path]]:
-    """The runtime compiled once per variant (in parallel)."""
-    out: dict[str, list[Path]] = {}
-    jobs = []
-    for name, flags in VARIANTS.items():
-        d = tmp_path_factory.mktemp(f"rt-{name}")
-        out[name] = []
-        for src in sorted((RUNTIME / "src").glob("*.c")):
-            obj = d / (src.stem + ".o")
-            out[name].append(obj)
-            jobs.append([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", "-c", str(src), "-o", str(obj)])
-    with ThreadPoolExecutor(2) as ex:
-        list(ex.map(_compile, jobs))
-    return out
+def runtime_objs() -> dict[str, list[Path]]:
+    """The runtime compiled once per variant (shared with the other kernel tests)."""
+    return runtime_objects()
 
 
 def build(qm, objs: dict[str, list[Path]], work: Path) -> dict[str, Path]:

@@ -6,9 +6,7 @@ its Python twin (gcc with sanitizers, portable and DSP-emulated builds).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +25,8 @@ from gaitedge.quant.evaluate import recording_counts
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.reservoir import decode_csr, encode_csr, reservoir_step
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
-HARNESS = ROOT / "firmware_export" / "host" / "ge_harness.c"
-GCC = shutil.which("gcc")
-ARM_GCC = shutil.which("arm-none-eabi-gcc")
-CFLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic",
-          "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-VARIANTS = {"portable": [], "dsp-emulated": ["-DGE_USE_DSP_EMULATE"]}
+from ctools import ARM_GCC, CFLAGS, GCC, HARNESS, RUNTIME, VARIANTS, runtime_objects  # noqa: E402
+from ctools import compile_cmd as _compile  # noqa: E402
 FAMILIES = ("esn", "leaky_esn", "deep_esn")
 
 
@@ -342,28 +334,11 @@ def test_padded_units_stay_zero_and_quantized_model_follows_float(syn):
 # ---------------------------------------------------------------------- C runtime == Python twin
 
 
-def _compile(args: list[str]) -> None:
-    res = subprocess.run(args, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise AssertionError(f"compile failed: {' '.join(args)}\n{res.stderr}")
-
-
 @pytest.fixture(scope="module")
-def runtime_objs(tmp_path_factory) -> dict[str, list[Path]]:
+def runtime_objs() -> dict[str, list[Path]]:
     if GCC is None:
         pytest.skip("no host C compiler (gcc)")
-    out: dict[str, list[Path]] = {}
-    jobs = []
-    for name, flags in VARIANTS.items():
-        d = tmp_path_factory.mktemp(f"rt-{name}")
-        out[name] = []
-        for src in sorted((RUNTIME / "src").glob("*.c")):
-            obj = d / (src.stem + ".o")
-            out[name].append(obj)
-            jobs.append([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", "-c", str(src), "-o", str(obj)])
-    with ThreadPoolExecutor(2) as ex:
-        list(ex.map(_compile, jobs))
-    return out
+    return runtime_objects()
 
 
 def _c_vs_python(qm, counts, objs, work: Path) -> None:

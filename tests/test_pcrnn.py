@@ -27,6 +27,7 @@ from gaitedge.quant.kernels import kernel_for
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_c_runtime as crt  # noqa: E402
 from test_c_runtime import build, c_steps, py_steps_batch  # noqa: E402
+from ctools import runtime_objects  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "firmware_export" / "runtime"
@@ -122,19 +123,11 @@ def _tm(recs, hidden=16, hidden1=12, seed=0, **kw) -> TrainedModel:
 
 
 @pytest.fixture(scope="module")
-def runtime_objs(tmp_path_factory) -> dict[str, list[Path]]:
-    """The runtime compiled once per host variant (portable, DSP emulated)."""
+def runtime_objs() -> dict[str, list[Path]]:
+    """The runtime compiled once per host variant (portable, DSP emulated), shared by the kernel tests."""
     if crt.GCC is None:
         pytest.skip("no host C compiler (gcc)")
-    out: dict[str, list[Path]] = {}
-    for name, flags in crt.VARIANTS.items():
-        d = tmp_path_factory.mktemp(f"rt-{name}")
-        out[name] = []
-        for src in sorted((RUNTIME / "src").glob("*.c")):
-            out[name].append(d / (src.stem + ".o"))
-            crt._compile([crt.GCC, *crt.CFLAGS, *flags, f"-I{RUNTIME / 'include'}", "-c", str(src), "-o",
-                          str(out[name][-1])])
-    return out
+    return runtime_objects()
 
 
 @pytest.fixture(scope="module")

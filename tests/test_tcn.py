@@ -30,15 +30,9 @@ from gaitedge.quant.evaluate import recording_counts
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.tcn import aux_words, tcn_step
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
-HARNESS = ROOT / "firmware_export" / "host" / "ge_harness.c"
-GCC = shutil.which("gcc")
-ARM_GCC = shutil.which("arm-none-eabi-gcc")
+from ctools import ARM_GCC, CFLAGS, GCC, HARNESS, ROOT, RUNTIME, VARIANTS, runtime_objects  # noqa: E402
+from ctools import compile_cmd as _compile  # noqa: E402
 QEMU = shutil.which("qemu-system-arm")
-CFLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic",
-          "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-VARIANTS = {"portable": [], "dsp-emulated": ["-DGE_USE_DSP_EMULATE"]}
 FAMILIES = ["tcn", "tcn_gru", "tcn_lstm"]
 #: tiny sizes per family (hidden, and channels for the hybrids)
 TINY = {"tcn": dict(hidden=12), "tcn_gru": dict(hidden=12, channels=10), "tcn_lstm": dict(hidden=8, channels=8)}
@@ -215,40 +209,22 @@ def test_twin_block_hand_computed():
 # ------------------------------------------------------------------------------ C runtime
 
 
-def _compile(args: list[str]) -> None:
-    res = subprocess.run(args, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise AssertionError(f"compile failed: {' '.join(args)}\n{res.stderr}")
-
-
 @pytest.fixture(scope="module")
-def runtime_libs(tmp_path_factory) -> dict[str, Path]:
-    """The runtime compiled once per variant: {variant: folder of objects}."""
+def runtime_libs() -> dict[str, list[Path]]:
+    """The runtime compiled once per variant: {variant: object files} (shared by the kernel tests)."""
     if GCC is None:
         pytest.skip("no host C compiler (gcc)")
-
-    def one(item: tuple[str, list[str]]) -> tuple[str, Path]:
-        name, flags = item
-        d = tmp_path_factory.mktemp(f"rt-{name}")
-        srcs = sorted((RUNTIME / "src").glob("*.c"))
-        res = subprocess.run([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", "-c", *map(str, srcs)],
-                             capture_output=True, text=True, cwd=d)
-        if res.returncode != 0:
-            raise AssertionError(f"runtime compile failed ({name}):\n{res.stderr}")
-        return name, d
-
-    with ThreadPoolExecutor(2) as ex:
-        return dict(ex.map(one, VARIANTS.items()))
+    return runtime_objects()
 
 
-def build_harness(qm, libs: dict[str, Path], work: Path) -> dict[str, Path]:
+def build_harness(qm, libs: dict[str, list[Path]], work: Path) -> dict[str, Path]:
     res = export_c(qm, work / "model", copy_runtime=False, measure_code=False)
     assert res.report["arena_bytes"] == arena_bytes(qm)
     jobs, exes = [], {}
     for name, flags in VARIANTS.items():
         exe = work / f"harness-{name}"
         jobs.append([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", f"-I{work / 'model'}",
-                     str(work / "model" / "model_data.c"), str(HARNESS), *map(str, sorted(libs[name].glob("*.o"))),
+                     str(work / "model" / "model_data.c"), str(HARNESS), *map(str, libs[name]),
                      "-o", str(exe)])
         exes[name] = exe
     with ThreadPoolExecutor(2) as ex:
