@@ -55,7 +55,7 @@ def test_hand_computed_step():
     o = sig(0.2 * x + 0.0 + 0.3 * h + 1.5 * c1)
     h1 = o * math.tanh(c1)
     _, (hn, cn) = m.eval().step(torch.tensor([[x]]), (torch.tensor([[[h]]]), torch.tensor([[[c]]])))
-    assert float(hn) == pytest.approx(h1, abs=1e-6) and float(cn) == pytest.approx(c1, abs=1e-6)
+    assert float(hn.detach()) == pytest.approx(h1, abs=1e-6) and float(cn.detach()) == pytest.approx(c1, abs=1e-6)
 
 
 def test_step_equals_sequence_two_layers():
