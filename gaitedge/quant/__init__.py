@@ -2,11 +2,15 @@
 
 One module per C kernel, each the exact twin of its C file in
 ``firmware_export/runtime/src`` (``ge_<name>.c`` <-> ``gaitedge.quant.<name>``):
-``matvec``, ``lstm``, ``gru``, ``elman``, ``dense``, ``argmax``, ``events``,
-``preproc``, ``model`` (the streaming step); ``spec`` holds the constants and the
-primitive operations (``ge_math.c``, ``ge_lut.c``).  ``quantizer`` turns a float
-checkpoint into a :class:`QuantModel`; ``qat`` fine-tunes with fake quantization.
-The arithmetic is specified in ``firmware_export/QUANTIZATION.md``.
+the shared ``matvec``, ``dense``, ``argmax``, ``events``, ``preproc``; the layer
+kinds ``lstm``, ``gru``, ``elman``, ``ctrnn``, ``gactrnn``, ``pcrnn``, ``jordan``,
+``peephole``, ``tcn``, ``reservoir`` (registered in ``kernels``); ``model`` (the
+streaming step, ``ge_model.c``), ``window`` (``ge_window.c``), and the associative
+memories ``hopfield`` and ``bam``.  ``spec`` holds the constants and the primitive
+operations (``ge_math.c``, ``ge_lut.c``).  ``quantizer`` turns a float checkpoint
+into a :class:`QuantModel` through the family quantizers in ``families``; ``qat``
+fine-tunes LSTM / GRU / Elman with fake quantization.  The arithmetic is specified
+in ``firmware_export/QUANTIZATION.md``.
 """
 
 from gaitedge.quant.model import QLayer, QPreproc, QuantModel, Runner, StepOutput
