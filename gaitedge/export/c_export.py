@@ -150,6 +150,41 @@ class CExport:
         return "\n".join(lines)
 
 
+def stack_arrays(qm: QuantModel, p: str) -> tuple[list[str], str, str]:
+    """C text shared by every descriptor: the preprocessing and layer arrays named ``<p>_*``.
+
+    Returns (the array definitions, the ``ge_preproc_params`` initializer, the
+    ``<p>_layers`` table of ``ge_rnn_params``).
+    """
+    out = [_arr("int32_t", f"{p}_norm_mult", qm.pre.norm_mult), _arr("int32_t", f"{p}_norm_bias", qm.pre.norm_bias)]
+    n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
+    if n_sec:
+        out.append(_arr("int32_t", f"{p}_sos", qm.pre.sos, per_line=5))
+        out.append(_arr("int32_t", f"{p}_zi", qm.pre.zi, per_line=2))
+    layer_inits = []
+    for k, lay in enumerate(qm.layers):
+        w, m = pack_layer(lay)
+        out.append(_arr("uint32_t", f"{p}_l{k}_weights", w, per_line=6, hexa=True))
+        out.append(_arr("int32_t", f"{p}_l{k}_mult", m))
+        n_extra = 0 if lay.extra is None else int(np.asarray(lay.extra).size)
+        if n_extra:
+            out.append(_arr("int32_t", f"{p}_l{k}_extra", lay.extra))
+        layer_inits.append(
+            f"    {{{kernel_for(lay.family).c_name}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, {lay.aux}, "
+            f"{n_extra}, {p}_l{k}_weights, {p}_l{k}_mult, {f'{p}_l{k}_extra' if n_extra else 'NULL'}}},"
+        )
+    sos, zi = (f"{p}_sos", f"{p}_zi") if n_sec else ("NULL", "NULL")
+    pre_init = f"{{{qm.pre.n_inputs}, {qm.pre.in_pad}, {n_sec}, {p}_norm_mult, {p}_norm_bias, {sos}, {zi}}}"
+    table = f"static const ge_rnn_params {p}_layers[{len(qm.layers)}] = {{\n" + "\n".join(layer_inits) + "\n};\n"
+    return out, pre_init, table
+
+
+def class_names_array(qm: QuantModel, p: str) -> str:
+    """``<p>_class_names``: the class names in logit order."""
+    names = ", ".join(_cstr(c) for c in qm.classes)
+    return f"static const char *const {p}_class_names[{len(qm.classes)}] = {{{names}}};\n\n"
+
+
 def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = "model_data.h") -> str:
     """The text of ``model_data.c``."""
     out = [
@@ -173,37 +208,18 @@ def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = 
     notes.append(f" * head: int8 row scales {float(np.min(hs)):.4g} .. {float(np.max(hs)):.4g}, logits "
                  f"Q{15 - qm.logit_frac}.{qm.logit_frac}, mult = round(scale * 2^{17 + qm.logit_frac}) */\n")
     out.append("\n".join(notes))
-    out.append(_arr("int32_t", f"{p}_norm_mult", qm.pre.norm_mult))
-    out.append(_arr("int32_t", f"{p}_norm_bias", qm.pre.norm_bias))
-    n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
-    if n_sec:
-        out.append(_arr("int32_t", f"{p}_sos", qm.pre.sos, per_line=5))
-        out.append(_arr("int32_t", f"{p}_zi", qm.pre.zi, per_line=2))
-    layer_inits = []
-    for k, lay in enumerate(qm.layers):
-        w, m = pack_layer(lay)
-        out.append(_arr("uint32_t", f"{p}_l{k}_weights", w, per_line=6, hexa=True))
-        out.append(_arr("int32_t", f"{p}_l{k}_mult", m))
-        n_extra = 0 if lay.extra is None else int(np.asarray(lay.extra).size)
-        if n_extra:
-            out.append(_arr("int32_t", f"{p}_l{k}_extra", lay.extra))
-        layer_inits.append(
-            f"    {{{kernel_for(lay.family).c_name}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, {lay.aux}, "
-            f"{n_extra}, {p}_l{k}_weights, {p}_l{k}_mult, {f'{p}_l{k}_extra' if n_extra else 'NULL'}}},"
-        )
+    arrays, pre_init, layer_table = stack_arrays(qm, p)
+    out += arrays
     hw, hm = pack_head(qm)
     out.append(_arr("uint32_t", f"{p}_head_weights", hw, per_line=6, hexa=True))
     out.append(_arr("int32_t", f"{p}_head_mult", hm))
-    out.append(f"static const ge_rnn_params {p}_layers[{len(qm.layers)}] = {{\n" + "\n".join(layer_inits) + "\n};\n")
-    names = ", ".join(_cstr(c) for c in qm.classes)
-    out.append(f"static const char *const {p}_class_names[{len(qm.classes)}] = {{{names}}};\n\n")
-    sos = f"{p}_sos" if n_sec else "NULL"
-    zi = f"{p}_zi" if n_sec else "NULL"
+    out.append(layer_table)
+    out.append(class_names_array(qm, p))
     out.append(
         f"const ge_model {symbol} = {{\n"
         f"    GE_MODEL_MAGIC, {spec.SPEC_VERSION}, {len(qm.layers)}, {qm.n_classes}, {qm.delay}, "
         f"{int(round(qm.rate_hz * 1000))}u,\n"
-        f"    {{{qm.pre.n_inputs}, {qm.pre.in_pad}, {n_sec}, {p}_norm_mult, {p}_norm_bias, {sos}, {zi}}},\n"
+        f"    {pre_init},\n"
         f"    {p}_layers,\n"
         f"    {{{qm.n_classes}, {qm.head_cols}, {qm.logit_frac}, {p}_head_weights, {p}_head_mult}},\n"
         f"    {{{qm.min_run}, {qm.swing}}},\n"

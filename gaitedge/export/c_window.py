@@ -16,7 +16,8 @@ import numpy as np
 
 from gaitedge.errors import ModelError
 from gaitedge.export.c_export import (LUT_BYTES, CExport, _arr, _cstr, _version, kind_cflags, measure_code_bytes,
-                                      pack_group, pack_layer, runtime_files, write_export)
+                                      pack_group, pack_layer, runtime_files, stack_arrays,
+                                      class_names_array, write_export)
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
@@ -104,36 +105,18 @@ def window_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str =
         f"/* inputs: Q0.15 of x_norm / K, K = [{', '.join(f'{k:.4g}' for k in qm.pre.input_range)}]; logits "
         f"Q{15 - qm.logit_frac}.{qm.logit_frac} */\n",
     ]
-    out.append(_arr("int32_t", f"{p}_norm_mult", qm.pre.norm_mult))
-    out.append(_arr("int32_t", f"{p}_norm_bias", qm.pre.norm_bias))
-    n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
-    if n_sec:
-        out.append(_arr("int32_t", f"{p}_sos", qm.pre.sos, per_line=5))
-        out.append(_arr("int32_t", f"{p}_zi", qm.pre.zi, per_line=2))
-    inits = []
-    for k, lay in enumerate(qm.layers):
-        w, m = pack_layer(lay)
-        out.append(_arr("uint32_t", f"{p}_l{k}_weights", w, per_line=6, hexa=True))
-        out.append(_arr("int32_t", f"{p}_l{k}_mult", m))
-        n_extra = 0 if lay.extra is None else int(np.asarray(lay.extra).size)
-        if n_extra:
-            out.append(_arr("int32_t", f"{p}_l{k}_extra", lay.extra))
-        inits.append(f"    {{{kernel_for(lay.family).c_name}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, "
-                     f"{lay.aux}, {n_extra}, {p}_l{k}_weights, {p}_l{k}_mult, "
-                     f"{f'{p}_l{k}_extra' if n_extra else 'NULL'}}},")
+    arrays, pre_init, layer_table = stack_arrays(qm, p)
+    out += arrays
     hw, hm = pack_window_head(qm)
     out.append(_arr("uint32_t", f"{p}_head_weights", hw, per_line=6, hexa=True))
     out.append(_arr("int32_t", f"{p}_head_mult", hm))
-    out.append(f"static const ge_rnn_params {p}_layers[{len(qm.layers)}] = {{\n" + "\n".join(inits) + "\n};\n")
-    names = ", ".join(_cstr(c) for c in qm.classes)
-    out.append(f"static const char *const {p}_class_names[{len(qm.classes)}] = {{{names}}};\n\n")
-    sos = f"{p}_sos" if n_sec else "NULL"
-    zi = f"{p}_zi" if n_sec else "NULL"
+    out.append(layer_table)
+    out.append(class_names_array(qm, p))
     out.append(
         f"const ge_window_model {symbol} = {{\n"
         f"    GE_WINDOW_MAGIC, {spec.SPEC_VERSION}, {arch}, {int(sp['mode'])}, {len(qm.layers)}, {qm.n_classes}, "
         f"{qm.delay}, {int(round(qm.rate_hz * 1000))}u,\n"
-        f"    {{{qm.pre.n_inputs}, {qm.pre.in_pad}, {n_sec}, {p}_norm_mult, {p}_norm_bias, {sos}, {zi}}},\n"
+        f"    {pre_init},\n"
         f"    {p}_layers,\n"
         f"    {{{qm.n_classes}, {int(sp['head_cols'])}, {qm.logit_frac}, {p}_head_weights, {p}_head_mult}},\n"
         f"    {{{qm.min_run}, {qm.swing}}},\n"
