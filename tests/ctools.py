@@ -16,6 +16,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "firmware_export" / "runtime"
 HARNESS = ROOT / "firmware_export" / "host" / "ge_harness.c"
@@ -50,3 +52,41 @@ def runtime_objects() -> dict[str, list[Path]]:
     with ThreadPoolExecutor(2) as ex:
         list(ex.map(compile_cmd, jobs))
     return out
+
+
+def build(qm, objs: dict[str, list[Path]], work: Path) -> dict[str, Path]:
+    """Export ``qm`` into ``work/model`` and link the host harness for every variant: {variant: executable}."""
+    from gaitedge.export.c_export import arena_bytes, export_c
+
+    res = export_c(qm, work / "model", copy_runtime=False, measure_code=False)
+    assert res.report["arena_bytes"] == arena_bytes(qm)
+    exes, jobs = {}, []
+    for name, flags in VARIANTS.items():
+        exe = work / f"harness-{name}"
+        jobs.append([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", f"-I{work / 'model'}",
+                     str(work / "model" / "model_data.c"), str(HARNESS), *map(str, objs[name]), "-o", str(exe)])
+        exes[name] = exe
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(compile_cmd, jobs))
+    return exes
+
+
+def c_steps(exe: Path, counts: np.ndarray, *mode: str) -> np.ndarray:
+    """Rows the harness prints per step (raw label, label, event, event sample, logits)."""
+    r = subprocess.run([str(exe), *(mode or ("step",))], input=np.asarray(counts, "<i2").tobytes(),
+                       capture_output=True, check=True)
+    return np.array([list(map(int, line.split())) for line in r.stdout.decode().splitlines()])
+
+
+def py_steps(qm, counts: np.ndarray, reset_at: int = -1) -> np.ndarray:
+    """The Python twin's rows for the same steps (``reset_at``: step before which the stream is reset)."""
+    from gaitedge.quant import Runner
+
+    runner = Runner(qm)
+    rows = []
+    for t in range(len(counts)):
+        if t == reset_at:
+            runner.reset()
+        o = runner.step(counts[t][None])
+        rows.append([o.raw_label[0], o.label[0], o.event[0], o.event_sample[0], *o.logits[0]])
+    return np.array(rows)

@@ -13,21 +13,21 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gaitedge.data.spec import load_spec
-from gaitedge.export.c_export import arena_bytes, export_c
+from gaitedge.export.c_export import export_c
 from gaitedge.quant import Runner, quantize_model, spec
 from gaitedge.quant.evaluate import recording_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_quant import make_tm  # noqa: E402
 
-from ctools import CFLAGS, GCC, HARNESS, ROOT, RUNTIME, VARIANTS, runtime_objects  # noqa: E402
+from ctools import GCC, ROOT, RUNTIME, build, c_steps, py_steps  # noqa: E402
+from ctools import runtime_objects  # noqa: E402
 from ctools import compile_cmd as _compile  # noqa: E402
 
 pytestmark = pytest.mark.skipif(GCC is None, reason="no host C compiler (gcc)")
@@ -50,39 +50,6 @@ SYN_MODELS = {
 def runtime_objs() -> dict[str, list[Path]]:
     """The runtime compiled once per variant (shared with the other kernel tests)."""
     return runtime_objects()
-
-
-def build(qm, objs: dict[str, list[Path]], work: Path) -> dict[str, Path]:
-    """Export ``qm`` and link the harness for every variant; returns {variant: executable}."""
-    res = export_c(qm, work / "model", copy_runtime=False, measure_code=False)
-    assert res.report["arena_bytes"] == arena_bytes(qm)
-    exes = {}
-    jobs = []
-    for name, flags in VARIANTS.items():
-        exe = work / f"harness-{name}"
-        jobs.append([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", f"-I{work / 'model'}",
-                     str(work / "model" / "model_data.c"), str(HARNESS), *map(str, objs[name]), "-o", str(exe)])
-        exes[name] = exe
-    with ThreadPoolExecutor(2) as ex:
-        list(ex.map(_compile, jobs))
-    return exes
-
-
-def c_steps(exe: Path, counts: np.ndarray, *mode: str) -> np.ndarray:
-    r = subprocess.run([str(exe), *(mode or ("step",))], input=np.asarray(counts, "<i2").tobytes(),
-                       capture_output=True, check=True)
-    return np.array([list(map(int, line.split())) for line in r.stdout.decode().splitlines()])
-
-
-def py_steps(qm, counts: np.ndarray, reset_at: int = -1) -> np.ndarray:
-    runner = Runner(qm)
-    rows = []
-    for t in range(len(counts)):
-        if t == reset_at:
-            runner.reset()
-        o = runner.step(counts[t][None])
-        rows.append([o.raw_label[0], o.label[0], o.event[0], o.event_sample[0], *o.logits[0]])
-    return np.array(rows)
 
 
 def py_steps_batch(qm, counts_list: list[np.ndarray]) -> list[np.ndarray]:

@@ -12,7 +12,6 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,15 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.data.preprocess import Normalizer
 from gaitedge.data.spec import load_spec
 from gaitedge.errors import ModelError
-from gaitedge.export.c_export import arena_bytes, export_c
+from gaitedge.export.c_export import export_c
 from gaitedge.models import build_model
-from gaitedge.quant import Runner, quantize_model
+from gaitedge.quant import quantize_model
 from gaitedge.quant.evaluate import recording_counts
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.tcn import aux_words, tcn_step
 
-from ctools import ARM_GCC, CFLAGS, GCC, HARNESS, ROOT, RUNTIME, VARIANTS, runtime_objects  # noqa: E402
-from ctools import compile_cmd as _compile  # noqa: E402
+from ctools import ARM_GCC, GCC, ROOT, RUNTIME, runtime_objects  # noqa: E402
+from ctools import build as build_harness, c_steps, compile_cmd as _compile, py_steps  # noqa: E402
 QEMU = shutil.which("qemu-system-arm")
 FAMILIES = ["tcn", "tcn_gru", "tcn_lstm"]
 #: tiny sizes per family (hidden, and channels for the hybrids)
@@ -215,38 +214,6 @@ def runtime_libs() -> dict[str, list[Path]]:
     if GCC is None:
         pytest.skip("no host C compiler (gcc)")
     return runtime_objects()
-
-
-def build_harness(qm, libs: dict[str, list[Path]], work: Path) -> dict[str, Path]:
-    res = export_c(qm, work / "model", copy_runtime=False, measure_code=False)
-    assert res.report["arena_bytes"] == arena_bytes(qm)
-    jobs, exes = [], {}
-    for name, flags in VARIANTS.items():
-        exe = work / f"harness-{name}"
-        jobs.append([GCC, *CFLAGS, *flags, f"-I{RUNTIME / 'include'}", f"-I{work / 'model'}",
-                     str(work / "model" / "model_data.c"), str(HARNESS), *map(str, libs[name]),
-                     "-o", str(exe)])
-        exes[name] = exe
-    with ThreadPoolExecutor(2) as ex:
-        list(ex.map(_compile, jobs))
-    return exes
-
-
-def c_steps(exe: Path, counts: np.ndarray, *mode: str) -> np.ndarray:
-    r = subprocess.run([str(exe), *(mode or ("step",))], input=np.asarray(counts, "<i2").tobytes(),
-                       capture_output=True, check=True)
-    return np.array([list(map(int, line.split())) for line in r.stdout.decode().splitlines()])
-
-
-def py_steps(qm, counts: np.ndarray, reset_at: int = -1) -> np.ndarray:
-    runner = Runner(qm)
-    out = []
-    for t in range(len(counts)):
-        if t == reset_at:
-            runner.reset()
-        o = runner.step(counts[t][None])
-        out.append([o.raw_label[0], o.label[0], o.event[0], o.event_sample[0], *o.logits[0]])
-    return np.array(out)
 
 
 def quantized(family: str, recs, **kw):
