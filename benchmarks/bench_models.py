@@ -143,13 +143,49 @@ def measure_window(tm, qm, rep: dict, window: int, log) -> dict:
     return out
 
 
+def m4_streaming(qm, counts: np.ndarray, mcu) -> dict:
+    """Exact Cortex-M4 instructions per ``ge_step()`` over ``counts`` (QEMU, ``-O2 -DGE_USE_DSP``, only the
+    model's kernels linked), whether every step's output equals the Python twin, and the runtime's code bytes."""
+    from gaitedge.export.c_export import export_c, kind_cflags, linked_objects
+    from gaitedge.quant import Runner
+
+    ref = Runner(qm).run(counts)
+    want = np.column_stack([ref["raw_label"][0], ref["label"][0], ref["event"][0], ref["event_sample"][0],
+                            ref["logits"][0]])
+    with tempfile.TemporaryDirectory(prefix="bench_models_") as td:
+        work = Path(td)
+        export_c(qm, work / "model", copy_runtime=False, measure_code=False)
+        plugin = mcu.build_plugin(work)
+        (work / "fw").mkdir()
+        mcu.write_bench_input(work / "fw" / "bench_input.h", counts)
+        fw = mcu.build_firmware(work / "model", work / "fw", dsp=True, extra=kind_cflags(qm))
+        res = mcu.run_qemu(fw.elf, plugin, timeout=600)
+        if res.rc != 0:
+            raise SystemExit(f"{qm.family}: firmware failed (rc {res.rc})\n{res.stdout[-2000:]}")
+        rows = np.array([list(map(int, ln.split())) for ln in res.stdout.splitlines()
+                         if ln and ln[0] in "-0123456789"])
+        ic = np.array(res.icounts)
+        over = int(ic[:3].min())
+        per_step = ic[3 : 3 + len(counts)] - over
+        linked = {Path(o).stem for o in linked_objects("arm-none-eabi-nm", [str(p) for p in fw.objects.values()],
+                                                       ("ge_model",))}
+        sizes = mcu.object_sizes([p for k, p in fw.objects.items()
+                                  if k in linked and k not in ("bench_main", "startup", "model_data", "ge_lut")])
+    return {
+        "instr_median": int(np.median(per_step)),
+        "instr_max": int(per_step.max()),
+        "steps": len(counts),
+        "c_equals_python": bool(rows.shape == want.shape and np.array_equal(rows, want)),
+        "runtime_code_bytes": int(sum(v["text"] + v["data"] for v in sizes.values())),
+    }
+
+
 def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
     """PTQ metrics on the test subjects, flash/RAM, and Cortex-M4 instructions per step."""
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data.spec import load_spec
     from gaitedge.errors import GaitedgeError
-    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, export_c, kind_cflags, linked_objects, weight_bytes
-    from gaitedge.quant import Runner
+    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, weight_bytes
     from gaitedge.quant.evaluate import recording_counts
     from gaitedge.quant.quantizer import check_supported
     from gaitedge.quant.workflow import load_quant, quantize_run
@@ -172,35 +208,7 @@ def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
         return out
     rec = load_spec(TEST_SPEC, other_foot=tm.config["data"]["other_foot"])[0]
     counts = recording_counts(qm, rec)[:steps]
-    ref = Runner(qm).run(counts)
-    want = np.column_stack([ref["raw_label"][0], ref["label"][0], ref["event"][0], ref["event_sample"][0],
-                            ref["logits"][0]])
-    with tempfile.TemporaryDirectory(prefix="bench_models_") as td:
-        work = Path(td)
-        export_c(qm, work / "model", copy_runtime=False, measure_code=False)
-        plugin = mcu.build_plugin(work)
-        (work / "fw").mkdir()
-        mcu.write_bench_input(work / "fw" / "bench_input.h", counts)
-        fw = mcu.build_firmware(work / "model", work / "fw", dsp=True, extra=kind_cflags(qm))
-        res = mcu.run_qemu(fw.elf, plugin, timeout=600)
-        if res.rc != 0:
-            raise SystemExit(f"{run}: firmware failed (rc {res.rc})\n{res.stdout[-2000:]}")
-        rows = np.array([list(map(int, ln.split())) for ln in res.stdout.splitlines()
-                         if ln and ln[0] in "-0123456789"])
-        ic = np.array(res.icounts)
-        over = int(ic[:3].min())
-        per_step = ic[3 : 3 + len(counts)] - over
-        linked = {Path(o).stem for o in linked_objects("arm-none-eabi-nm", [str(p) for p in fw.objects.values()],
-                                                       ("ge_model",))}
-        sizes = mcu.object_sizes([p for k, p in fw.objects.items()
-                                  if k in linked and k not in ("bench_main", "startup", "model_data", "ge_lut")])
-    out.update({
-        "instr_median": int(np.median(per_step)),
-        "instr_max": int(per_step.max()),
-        "steps": len(counts),
-        "c_equals_python": bool(rows.shape == want.shape and np.array_equal(rows, want)),
-        "runtime_code_bytes": int(sum(v["text"] + v["data"] for v in sizes.values())),
-    })
+    out.update(m4_streaming(qm, counts, mcu))
     return out
 
 
@@ -290,7 +298,7 @@ def render(rows: dict) -> str:
         "encoder-decoder): each output sees the samples after it, so their accuracy is not comparable to the "
         "streaming rows; they are evaluated on whole recordings and run on the device through `ge_window_run()`, "
         "counted per window of N samples (RAM: the arena for that window). Weights flash excludes the 4 KiB sigmoid/tanh table and the runtime code; "
-        "RAM is the arena `ge_init()` needs. Training times were taken while other jobs shared the two cores: compare them only roughly. This is one split and a short budget per family, meant to compare "
+        "RAM is the arena `ge_init()` needs. Training times were taken while other jobs shared the two cores: compare them only roughly. The firmware links only the model's kernels (`GE_WITH_<KIND>` flags); rows measured before that was the default linked every kernel and count up to about 10 more instructions per step in the kind dispatch. This is one split and a short budget per family, meant to compare "
         "families; the cross-validated figures of the default configs are in the sections above.\n\n"
         f"Command: `python benchmarks/bench_models.py --rows ROWS [--epochs N]` (per row), then "
         f"`python benchmarks/bench_models.py --render`. Machine: {cpu_model()}; "

@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
 from benchlib import cpu_model, load_avg, tool_version, write_section
 
@@ -36,31 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 SECTION = "## PC-RNN: relaxation steps per sample"
 TEST_SPEC = "ipol?subjects=12-15"
-
-
-def m4_instructions(qm, counts: np.ndarray, mcu) -> tuple[int, bool]:
-    """(median instructions per ge_step, firmware outputs == twin) on the emulated Cortex-M4."""
-    from gaitedge.export.c_export import export_c
-    from gaitedge.quant import Runner
-
-    ref = Runner(qm).run(counts)
-    want = np.column_stack([ref["raw_label"][0], ref["label"][0], ref["event"][0], ref["event_sample"][0],
-                            ref["logits"][0]])
-    with tempfile.TemporaryDirectory(prefix="bench_pcrnn_") as td:
-        work = Path(td)
-        export_c(qm, work / "model", copy_runtime=False, measure_code=False)
-        plugin = mcu.build_plugin(work)
-        (work / "fw").mkdir()
-        mcu.write_bench_input(work / "fw" / "bench_input.h", counts)
-        fw = mcu.build_firmware(work / "model", work / "fw", dsp=True)
-        res = mcu.run_qemu(fw.elf, plugin, timeout=600)
-        if res.rc != 0:
-            raise SystemExit(f"firmware failed (rc {res.rc})\n{res.stdout[-2000:]}")
-        rows = np.array([list(map(int, ln.split())) for ln in res.stdout.splitlines()
-                         if ln and ln[0] in "-0123456789"])
-        ic = np.array(res.icounts)
-        per_step = ic[3 : 3 + len(counts)] - int(ic[:3].min())
-    return int(np.median(per_step)), bool(rows.shape == want.shape and np.array_equal(rows, want))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args(argv)
 
-    from bench_models import _load_mcu
+    from bench_models import _load_mcu, m4_streaming
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data.spec import load_spec
     from gaitedge.quant.evaluate import evaluate_quant, recording_counts
@@ -98,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         qm.layers[0].extra = qm.layers[0].extra.copy()
         qm.layers[0].extra[0] = k
         m = evaluate_quant(qm, test, tm.tolerance_ms)
-        instr, same = (None, None) if missing else m4_instructions(qm, counts, mcu)
+        m4 = None if missing else m4_streaming(qm, counts, mcu)
+        instr, same = (None, None) if m4 is None else (m4["instr_median"], m4["c_equals_python"])
         mark = " (trained)" if k == k_train else ""
         lines.append(f"| {k}{mark} | {m['macro_f1']:.3f} | {m['event_f1']:.3f} | "
                      f"{'—' if instr is None else f'{instr:,}'} | "
