@@ -126,3 +126,21 @@ def test_quality_check_on_crafted_trial(tmp_path):
     issues = trial_issues(tmp_path, 5, 1)
     assert len(issues) == 1 and "left swing [220, 260)" in issues[0]
     assert load_ipol(tmp_path, quality="checked") == []
+
+
+def test_quality_check_with_lower_back_leaves_out_a_short_back_recording(tmp_path):
+    from gaitedge.data.ipol import trial_issues
+
+    write_ipol_trial(tmp_path / "GaitData", 5, 1)
+    write_ipol_trial(tmp_path / "GaitData", 6, 1)
+    p = tmp_path / "GaitData" / "5-1_lb.txt"
+    lines = p.read_text().splitlines()
+    p.write_text("\n".join(lines[:102]) + "\n")  # 100 samples: the trial runs longer
+    assert trial_issues(tmp_path, 5, 1) == []  # the feet alone are fine
+    issues = trial_issues(tmp_path, 5, 1, lower_back=True)
+    assert len(issues) == 1 and "lower back: 100 samples" in issues[0]
+    with pytest.raises(DataError, match="5-1.json: TrialBoundaries end .* beyond the 100 samples"):
+        load_ipol(tmp_path, lower_back=True)
+    kept = load_ipol(tmp_path, lower_back=True, quality="checked")
+    assert {r.subject for r in kept} == {"6"} and all(r.channels[-1] == "back_gyr_z" for r in kept)
+    assert len(load_ipol(tmp_path, quality="checked")) == 4  # without the back sensor both trials stay

@@ -128,18 +128,25 @@ def read_meta(path: str | Path) -> dict:
 QUIET_SWING_RAD_S = 0.5
 
 
-def trial_issues(root: str | Path, subject: int, trial: int) -> list[str]:
+def trial_issues(root: str | Path, subject: int, trial: int, lower_back: bool = False) -> list[str]:
     """Annotation problems of one trial that the signals themselves reveal.
 
     A swing of a foot is a problem if it ends past the recording or if the
     foot's angular rate stays below ``QUIET_SWING_RAD_S`` throughout it (the foot
     never moved).  In the IPOL set such swings appear where the annotation
-    drifts away from the signals, typically towards the end of a trial.
+    drifts away from the signals, typically towards the end of a trial.  With
+    ``lower_back`` a lower-back recording that stops before the trial ends is
+    a problem too (that sensor cannot label the whole trial).
     """
     d = find_data_dir(root)
     stem = f"{subject}-{trial}"
     meta = read_meta(d / f"{stem}.json")
     issues = []
+    if lower_back:
+        _, back = read_imu_file(d / f"{stem}_lb.txt")
+        end = int(meta["TrialBoundaries"][1])
+        if end > len(back):
+            issues.append(f"{stem} lower back: {len(back)} samples recorded, the trial ends at sample {end}")
     for foot, (code, key) in FEET.items():
         _, sig = read_imu_file(d / f"{stem}_{code}.txt")
         g = np.linalg.norm(sig[:, 3:6], axis=1)
@@ -230,7 +237,8 @@ def load_ipol(
     """Load every trial (optionally only ``subjects``) as per-foot recordings.
 
     ``quality="checked"`` leaves out trials for which :func:`trial_issues`
-    reports an annotation that the signals contradict.
+    reports an annotation that the signals contradict (or, with
+    ``lower_back``, a lower-back recording shorter than the trial).
     """
     if quality not in ("all", "checked"):
         raise DataError(f"quality must be 'all' or 'checked', got {quality!r}")
@@ -244,7 +252,7 @@ def load_ipol(
         trials = [(s, t) for s, t in trials if s in wanted]
     recs: list[Recording] = []
     for s, t in trials:
-        if quality == "checked" and trial_issues(root, s, t):
+        if quality == "checked" and trial_issues(root, s, t, lower_back=lower_back):
             continue
         recs.extend(load_trial(root, s, t, feet=feet, other_foot=other_foot, lower_back=lower_back))
     return recs

@@ -1,0 +1,162 @@
+"""Where the gait-event errors are: event F1 by walking phase on IPOL.
+
+Takes finished leave-subjects-out cross-validations (folders written by
+``gaitedge cv``, each holding ``cv.json`` and one run per fold), labels every
+fold's test subjects with that fold's model and sorts each true and each
+predicted event by where in the trial it falls, using the trial's JSON:
+
+* *start*: before ``TrialBoundaries[0] + 1.5 s`` (setting off);
+* *U-turn*: within ``UTurnBoundaries`` widened by 0.3 s on each side;
+* *stop*: after ``TrialBoundaries[1] - 1.5 s`` (the last steps and standing);
+* *straight*: the rest (straight walking).
+
+A matched pair counts in the true event's phase, an unmatched true or predicted
+event in its own.  Events match one-to-one within ±50 ms (``gaitedge.metrics``).
+Each cross-validation is scored with its models' own debounce and, re-applied
+offline to the same outputs, with longer minimum phase durations
+(``events.min_phase_ms``; the debounce is post-processing, so no retraining).
+
+    python benchmarks/event_regions.py runs/cv-gru96 runs/cv-tcnlstm --min-phase-ms 60 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchlib import cpu_model, write_section  # noqa: E402
+from gaitedge.checkpoint import load_checkpoint  # noqa: E402
+from gaitedge.data import load_spec  # noqa: E402
+from gaitedge.data.ipol import read_meta  # noqa: E402
+from gaitedge.events import debounce_labels, labels_to_events  # noqa: E402
+from gaitedge.metrics import EVENT_KINDS, match_events  # noqa: E402
+
+PHASES = ("start", "straight", "U-turn", "stop")
+EDGE_S = 1.5
+TURN_MARGIN_S = 0.3
+
+
+def phase_of(i: int, meta: dict, rate_hz: float) -> str:
+    """The walking phase of sample ``i`` of a trial (see the module docstring)."""
+    tb = meta["TrialBoundaries"]
+    ub = meta.get("UTurnBoundaries")
+    if ub and ub[0] - TURN_MARGIN_S * rate_hz <= i <= ub[1] + TURN_MARGIN_S * rate_hz:
+        return "U-turn"
+    if i < tb[0] + EDGE_S * rate_hz:
+        return "start"
+    if i > tb[1] - EDGE_S * rate_hz:
+        return "stop"
+    return "straight"
+
+
+def trial_meta(source: str) -> dict:
+    """The JSON metadata of the IPOL trial a foot file belongs to."""
+    p = Path(source)
+    m = re.match(r"(\d+)-(\d+)_", p.name)
+    if not m:
+        raise SystemExit(f"{source}: not an IPOL foot file")
+    return read_meta(p.parent / f"{m.group(1)}-{m.group(2)}.json")
+
+
+def fold_outputs(cv_dir: Path, data: str, quality: str) -> tuple[dict, list]:
+    """(cv.json, [(recording, raw argmax labels, model's min_run)]) over every fold's test subjects."""
+    cv = json.loads((cv_dir / "cv.json").read_text())
+    out = []
+    for fold in cv["folds"]:
+        run = Path(fold["run"])
+        tm = load_checkpoint(run / "model.pt" if run.is_dir() else run)
+        subs = ",".join(str(s) for s in fold["test_subjects"])
+        spec = f"{data}?subjects={subs}" + ("&quality=checked" if quality == "checked" else "")
+        lower_back = bool(tm.config.get("data", {}).get("lower_back", False))
+        other_foot = bool(tm.config.get("data", {}).get("other_foot", True))
+        for rec in load_spec(spec, other_foot=other_foot, lower_back=lower_back):
+            prep = tm.preprocess(rec)
+            out.append((rec, tm.predict_signals(prep.signals).argmax(axis=1), tm.min_run, tm.rate_hz))
+    return cv, out
+
+
+def count_by_phase(outputs: list, min_run: int | None, tol_ms: float = 50.0) -> Counter:
+    """Counts keyed (kind, phase, tp|fn|fp); ``min_run`` None = each model's own debounce."""
+    c: Counter = Counter()
+    for rec, raw, own_run, rate in outputs:
+        labels = debounce_labels(raw, own_run if min_run is None else min_run)
+        pred = labels_to_events(labels, swing=rec.classes.index("swing"))
+        meta = trial_meta(rec.source)
+        for kind in EVENT_KINDS:
+            t, p = np.asarray(rec.events[kind]), pred[kind]
+            pairs = match_events(t, p, tol_ms * rate / 1000.0)
+            mt, mp = {a for a, _ in pairs}, {b for _, b in pairs}
+            for i, ti in enumerate(t):
+                c[(kind, phase_of(int(ti), meta, rate), "tp" if i in mt else "fn")] += 1
+            for j, pj in enumerate(p):
+                if j not in mp:
+                    c[(kind, phase_of(int(pj), meta, rate), "fp")] += 1
+    return c
+
+
+def f1(c: Counter, kind: str, phases: tuple[str, ...]) -> tuple[float, int]:
+    tp = sum(c[(kind, g, "tp")] for g in phases)
+    fn = sum(c[(kind, g, "fn")] for g in phases)
+    fp = sum(c[(kind, g, "fp")] for g in phases)
+    return (2 * tp / (2 * tp + fn + fp) if tp + fn + fp else float("nan")), tp + fn
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cv_dirs", nargs="+", help="folders written by 'gaitedge cv'")
+    ap.add_argument("--data", default=f"ipol:{ROOT.parent / 'shared/data/ipol-gait'}", help="IPOL spec (no options)")
+    ap.add_argument("--quality", choices=("checked", "all"), default="checked", help="test trials")
+    ap.add_argument("--min-phase-ms", type=float, nargs="*", default=[], help="extra debounce settings to score")
+    ap.add_argument("--md", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--no-md", action="store_true", help="print only")
+    args = ap.parse_args()
+
+    head = ("| cross-validation | debounce ms | event | " + " | ".join(f"{p} F1 (n)" for p in PHASES)
+            + " | all but U-turn and stop | all |")
+    rows = [head, "|" + "---|" * (len(PHASES) + 5)]
+    for d in args.cv_dirs:
+        cv, outputs = fold_outputs(Path(d), args.data, args.quality)
+        name = f"`{d}` ({cv['config'].get('model', {}).get('name', '?')})"
+        own = outputs[0][2] * 1000.0 / outputs[0][3]
+        for ms in [None] + args.min_phase_ms:
+            run = None if ms is None else max(1, int(round(ms * outputs[0][3] / 1000.0)))
+            c = count_by_phase(outputs, run)
+            for kind in EVENT_KINDS:
+                cells = []
+                for p in PHASES:
+                    v, n = f1(c, kind, (p,))
+                    cells.append(f"{v:.3f} ({n})")
+                core, _ = f1(c, kind, ("start", "straight"))
+                total, _ = f1(c, kind, PHASES)
+                label = f"{own:.0f} (model's)" if ms is None else f"{ms:.0f}"
+                rows.append(f"| {name} | {label} | {kind.replace('_', ' ')} | " + " | ".join(cells)
+                            + f" | {core:.3f} | {total:.3f} |")
+            print("\n".join(rows[-2:]), flush=True)
+    body = (
+        "## Gait events by walking phase (IPOL, cross-validated)\n\n"
+        f"Command: `python benchmarks/event_regions.py {' '.join(args.cv_dirs)}"
+        + (f" --min-phase-ms {' '.join(f'{m:g}' for m in args.min_phase_ms)}" if args.min_phase_ms else "")
+        + f"`  \nMachine: {cpu_model()}, 2 cores. Date: {date.today().isoformat()}.  \n"
+        f"Each fold's model labels its own test subjects ({args.quality} trials); every true and predicted "
+        "event is put in a phase of the trial by its JSON: *start* (up to 1.5 s after walking starts), "
+        "*U-turn* (`UTurnBoundaries` ± 0.3 s), *stop* (from 1.5 s before walking ends), *straight* (the rest). "
+        "F1 within ±50 ms, one-to-one; (n) = true events. *debounce ms*: minimum phase duration applied to the "
+        "same model outputs.\n\n" + "\n".join(rows) + "\n"
+    )
+    if not args.no_md:
+        write_section(args.md, "## Gait events by walking phase (IPOL, cross-validated)", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
