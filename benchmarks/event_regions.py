@@ -85,6 +85,34 @@ def fold_outputs(cv_dir: Path, data: str, quality: str) -> tuple[dict, list]:
     return cv, out
 
 
+def moving_stance(data: str, quality: str, rad_s: float = 2.0, min_ms: float = 150.0) -> Counter:
+    """Annotated stance and rest phases per walking phase, and those in which the foot moves.
+
+    A phase (longer than 300 ms; its first and last 100 ms left out, where the
+    foot rolls) counts as *moving* if the foot's gyro norm stays above ``rad_s``
+    for at least ``min_ms``: the foot turns or steps while the annotation says
+    it stands.  Keys (phase, class, "all" | "moving"); class "stance" or "rest".
+    """
+    c: Counter = Counter()
+    for rec in load_spec(data + ("?quality=checked" if quality == "checked" else "")):
+        meta = trial_meta(rec.source)
+        rate = rec.rate_hz
+        gyro = np.linalg.norm(rec.signals[:, [rec.channels.index(f"gyr_{a}") for a in "xyz"]], axis=1)
+        edge, need = int(0.1 * rate), int(round(min_ms * rate / 1000.0))
+        change = np.flatnonzero(np.diff(rec.labels)) + 1
+        for a, b in zip(np.r_[0, change], np.r_[change, len(rec.labels)]):
+            cls = rec.classes[rec.labels[a]] if rec.labels[a] >= 0 else ""
+            if cls not in ("stance", "rest") or b - a <= 3 * edge:
+                continue
+            hot = np.r_[0, (gyro[a + edge : b - edge] > rad_s).astype(np.int8), 0]
+            d = np.diff(hot)
+            longest = (np.flatnonzero(d == -1) - np.flatnonzero(d == 1)).max(initial=0)
+            phase = phase_of((a + b) // 2, meta, rate)
+            c[(phase, cls, "all")] += 1
+            c[(phase, cls, "moving")] += int(longest >= need)
+    return c
+
+
 def count_by_phase(outputs: list, min_run: int | None, tol_ms: float = 50.0) -> Counter:
     """Counts keyed (kind, phase, tp|fn|fp); ``min_run`` None = each model's own debounce."""
     c: Counter = Counter()
@@ -142,6 +170,13 @@ def main() -> None:
                 rows.append(f"| {name} | {label} | {kind.replace('_', ' ')} | " + " | ".join(cells)
                             + f" | {core:.3f} | {total:.3f} |")
             print("\n".join(rows[-2:]), flush=True)
+    mv = moving_stance(args.data, args.quality)
+    moving = ("Annotated phases in which the foot moves (gyro norm above 2 rad/s for at least 150 ms, "
+              "the first and last 100 ms of the phase left out), all 15 subjects, " + args.quality + " trials:\n\n"
+              "| | " + " | ".join(PHASES) + " |\n|---|" + "---|" * len(PHASES) + "\n"
+              + "".join(f"| moving / all {cls} phases | "
+                        + " | ".join(f"{mv[(p, cls, 'moving')]} / {mv[(p, cls, 'all')]}" for p in PHASES) + " |\n"
+                        for cls in ("stance", "rest")))
     body = (
         "## Gait events by walking phase (IPOL, cross-validated)\n\n"
         f"Command: `python benchmarks/event_regions.py {' '.join(args.cv_dirs)}"
@@ -151,7 +186,7 @@ def main() -> None:
         "event is put in a phase of the trial by its JSON: *start* (up to 1.5 s after walking starts), "
         "*U-turn* (`UTurnBoundaries` ± 0.3 s), *stop* (from 1.5 s before walking ends), *straight* (the rest). "
         "F1 within ±50 ms, one-to-one; (n) = true events. *debounce ms*: minimum phase duration applied to the "
-        "same model outputs.\n\n" + "\n".join(rows) + "\n"
+        "same model outputs.\n\n" + "\n".join(rows) + "\n\n" + moving
     )
     if not args.no_md:
         write_section(args.md, "## Gait events by walking phase (IPOL, cross-validated)", body)
