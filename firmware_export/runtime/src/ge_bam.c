@@ -76,40 +76,37 @@ ge_status ge_bam_set(ge_bam_state *st, const int8_t *a, const int8_t *b)
     return GE_OK;
 }
 
+/* out[j] = sign_keep(sum_k w[j * out_step + k * in_stride] * in[k], out[j]) for every j;
+ * returns how many entries flipped.  Forward: columns of W (out_step 1, in_stride n_b);
+ * backward: rows of W (out_step n_b, in_stride 1). */
+static uint32_t update_layer(int8_t *out, uint32_t n_out, const int8_t *w, uint32_t out_step, uint32_t in_stride,
+                             const int8_t *in, uint32_t n_in)
+{
+    uint32_t j, flips = 0;
+    for (j = 0; j < n_out; j++) {
+        const int8_t v = sign_keep(dot(w + j * out_step, in_stride, in, n_in), out[j]);
+        flips += (uint32_t)(v != out[j]);
+        out[j] = v;
+    }
+    return flips;
+}
+
 ge_status ge_bam_forward(ge_bam_state *st, uint16_t *changed)
 {
-    uint32_t j, na, nb, flips = 0;
-    const int8_t *w;
+    uint32_t flips;
     ge_status s = ready(st);
     if (s != GE_OK) return s;
-    na = st->p->n_a;
-    nb = st->p->n_b;
-    w = st->p->w;
-    for (j = 0; j < nb; j++) {
-        const int32_t h = dot(w + j, nb, st->a, na); /* column j of W */
-        const int8_t v = sign_keep(h, st->b[j]);
-        flips += (uint32_t)(v != st->b[j]);
-        st->b[j] = v;
-    }
+    flips = update_layer(st->b, st->p->n_b, st->p->w, 1u, st->p->n_b, st->a, st->p->n_a);
     if (changed != NULL) *changed = (uint16_t)flips;
     return GE_OK;
 }
 
 ge_status ge_bam_backward(ge_bam_state *st, uint16_t *changed)
 {
-    uint32_t i, na, nb, flips = 0;
-    const int8_t *w;
+    uint32_t flips;
     ge_status s = ready(st);
     if (s != GE_OK) return s;
-    na = st->p->n_a;
-    nb = st->p->n_b;
-    w = st->p->w;
-    for (i = 0; i < na; i++) {
-        const int32_t h = dot(w + i * nb, 1u, st->b, nb); /* row i of W */
-        const int8_t v = sign_keep(h, st->a[i]);
-        flips += (uint32_t)(v != st->a[i]);
-        st->a[i] = v;
-    }
+    flips = update_layer(st->a, st->p->n_a, st->p->w, st->p->n_b, 1u, st->b, st->p->n_b);
     if (changed != NULL) *changed = (uint16_t)flips;
     return GE_OK;
 }
