@@ -99,6 +99,10 @@ class TrainConfig:
     augment_time_warp: float = 0.0
     #: samples on each side of a label change excluded from the loss.
     boundary_ignore: int = 0
+    #: exponential moving average of the weights, decay per optimizer step
+    #: (0 = off; 0.99 averages over about the last 100 steps).  Validation,
+    #: early stopping and the saved model use the averaged weights.
+    ema_decay: float = 0.0
     #: torch intra-op threads per process (0 = torch default; torchrun sets
     #: OMP_NUM_THREADS=1 for each of its processes unless told otherwise).
     threads: int = 0

@@ -59,6 +59,7 @@ def _check_config(cfg: Config) -> None:
         (t.augment_noise >= 0, "train.augment_noise must be >= 0"),
         (0 <= t.augment_rotation_deg <= 180, "train.augment_rotation_deg must be in [0, 180] degrees"),
         (0 <= t.augment_time_warp <= 0.5, "train.augment_time_warp must be in [0, 0.5]"),
+        (0 <= t.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
         (cfg.data.rate_hz > 0, "data.rate_hz must be > 0 Hz"),
         (0 < cfg.data.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
         (cfg.events.min_phase_ms >= 0, "events.min_phase_ms must be >= 0"),
@@ -152,6 +153,38 @@ def warp_offsets(knots: np.ndarray, window: int, max_stretch: float) -> np.ndarr
     basis = np.stack([np.interp(np.arange(window), np.linspace(0, window - 1, k), np.eye(k)[i]) for i in range(k)])
     speed = 1.0 + max_stretch * (knots @ basis)
     return np.concatenate([np.zeros((len(knots), 1)), np.cumsum(speed[:, :-1], axis=1)], axis=1)
+
+
+class WeightAverage:
+    """Exponential moving average of a module's state (parameters and buffers).
+
+    After update ``n`` (from 1) the decay is ``min(decay, (1 + n) / (10 + n))``, so
+    the first steps are not dominated by the initial weights.  Integer buffers
+    are copied, not averaged.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.n = 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.n += 1
+        d = min(self.decay, (1.0 + self.n) / (10.0 + self.n))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.state[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                self.state[k].copy_(v)
+
+    def state_dict(self) -> dict:
+        return {"n": self.n, "state": self.state}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.n = int(saved["n"])
+        for k, v in saved["state"].items():
+            self.state[k].copy_(v)
 
 
 @dataclass
@@ -522,6 +555,8 @@ def _train(
     loss_sum = nn.CrossEntropyLoss(ignore_index=UNLABELED, reduction="sum")
     val_loss_fn = nn.CrossEntropyLoss(ignore_index=UNLABELED)
 
+    # exponential moving average of the weights (train.ema_decay): what is validated and saved
+    ema = WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     history: list[dict] = []
     best_score, best_epoch, best_state, best_val = -1.0, -1, None, None
     stale, start_epoch, done = 0, 0, False
@@ -535,6 +570,10 @@ def _train(
         best_score, best_epoch = state["best_score"], state["best_epoch"]
         best_state, best_val = state["best_state"], state["best_val"]
         stale, start_epoch, done = state["stale"], state["epoch"], state["done"]
+        if ema is not None:
+            if state.get("ema") is None:
+                raise ConfigError(f"{out}: the interrupted run kept no weight average; resume without train.ema_decay")
+            ema.load_state_dict(state["ema"])
         elapsed0, step_time = state["elapsed_s"], state["train_step_s"]
         log(f"resuming {out} after epoch {start_epoch} of {cfg.train.epochs}"
             + (f" (saved by {state['world_size']} process(es))" if state.get("world_size", 1) > 1 else ""))
@@ -578,6 +617,8 @@ def _train(
         grad_norms.append(float(gnorm))
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update(model)
         return total, count
 
     interrupted = False
@@ -612,7 +653,12 @@ def _train(
             stop = False
             if main:
                 model.eval()
-                if not on_cpu:
+                live = None
+                if ema is not None:
+                    if on_cpu:  # tm.model is the trained module: set the live weights aside
+                        live = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    tm.model.load_state_dict(_to_cpu(ema.state))
+                elif not on_cpu:
                     tm.model.load_state_dict(_to_cpu(model.state_dict()))
                 val = _val_metrics(tm, data.val, val_loss_fn)
                 row = {
@@ -632,10 +678,12 @@ def _train(
                 improved = val["score"] > best_score
                 if improved:
                     best_score, best_epoch, best_val = val["score"], epoch, _plain(val)
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    best_state = {k: v.detach().cpu().clone() for k, v in tm.model.state_dict().items()}
                     stale = 0
                 else:
                     stale += 1
+                if live is not None:
+                    model.load_state_dict(live)
                 msg = (
                     f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
                     f"macro-F1 {row['val_macro_f1']:.4f}  event F1 {row['val_event_f1']:.4f}"
@@ -670,6 +718,7 @@ def _train(
                     "best_epoch": best_epoch,
                     "best_state": best_state,
                     "best_val": best_val,
+                    "ema": None if ema is None else {"n": ema.n, "state": _to_cpu(ema.state)},
                     "stale": stale,
                     "elapsed_s": elapsed0 + time.time() - t0,
                     "train_step_s": step_time,
