@@ -443,8 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib", help="calibration data spec (default: the run's training data and subjects)")
     q.add_argument("--lsb", action="append", metavar="CHANNEL=VALUE",
                    help="sensor resolution in channel units per count (default: +-16 g, +-2000 dps at 16 bit)")
-    q.add_argument("--input-percentile", type=float,
-                   help="input range = this percentile of |normalized input| (default: the maximum)")
+    q.add_argument("--input-percentile", type=float, default=99.9,
+                   help="input range = this percentile of |normalized input| on the calibration data "
+                        "(default 99.9; 100 = the maximum)")
     q.add_argument("--force", action="store_true", help="overwrite a fine-tuned run folder")
     q.set_defaults(func=_cmd_quantize)
 

@@ -357,3 +357,32 @@ def test_finetune_is_refused_for_families_without_fake_quantization(syn, tmp_pat
     with pytest.raises(ConfigError, match="ctrnn is quantized post-training only"):
         quantize_run(tmp_path, finetune_epochs=1, log=lambda *_: None)
     assert not (tmp_path.with_name(tmp_path.name + "-qat")).exists()
+
+
+def test_default_input_range_clips_rare_peaks_and_keeps_recurrent_precision(syn):
+    """One spike in the calibration data sets the maximum-based range (percentile 100) of its
+    channel; the default 99.9th percentile ignores it, so the first layer's rows (whose input
+    columns are scaled by the range) keep a finer int8 scale for their recurrent columns."""
+    import copy
+
+    spiky = [copy.deepcopy(r) for r in syn]
+    spiky[0].signals[100, 3] += 60.0  # one gyro sample, 60 rad/s above the signal
+    tm = make_tm(spiky, "elman", hidden=16)
+    q_max = quantize_model(tm, spiky, input_percentile=100)
+    q_def = quantize_model(tm, spiky)
+    k_max, k_def = np.asarray(q_max.report["input_range"]), np.asarray(q_def.report["input_range"])
+    assert k_def[3] < 0.2 * k_max[3]  # the spike sets the maximum, not the percentile
+    assert np.allclose(np.delete(k_def, 3), np.delete(k_max, 3), rtol=0.5)
+    assert q_def.report["input_clip_frac"][3] > 0 and q_max.report["input_clip_frac"][3] == 0
+    hp = q_def.layers[0].hidden
+
+    def rec_err(qm):  # mean |dequantized - float| recurrent weight of the first layer
+        lay = qm.layers[0]
+        w_int = np.asarray(lay.weight)[:hp, :hp].astype(np.float64)
+        scale = np.asarray(lay.mult, np.float64)[:hp, None] / 2.0**29  # M_j = s_j 2^29
+        w_fl = tm.model.rnn.weight_hh_l0.detach().numpy().astype(np.float64)
+        return np.mean(np.abs(w_int * scale - w_fl))
+
+    assert rec_err(q_def) < 0.5 * rec_err(q_max)
+    with pytest.raises(ModelError, match=r"input percentile must be in \(0, 100\]"):
+        quantize_model(tm, spiky, input_percentile=0)

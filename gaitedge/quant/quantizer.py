@@ -319,12 +319,19 @@ def pad_cols(w: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([w, np.zeros((w.shape[0], n - w.shape[1]))], 1) if n > w.shape[1] else w
 
 
+#: default input range: this percentile of |normalized input| on the calibration data,
+#: times the margin.  The first layer's input columns are scaled by the range and
+#: share each row's int8 scale with the recurrent columns, so a range set by rare
+#: peaks coarsens the recurrent weights; 100 is the calibration maximum.
+DEFAULT_INPUT_PERCENTILE = 99.9
+
+
 def quantize_model(
     tm: TrainedModel,
     calib: list[Recording],
     lsb: dict[str, float] | None = None,
     input_margin: float = 1.05,
-    input_percentile: float | None = None,
+    input_percentile: float | None = DEFAULT_INPUT_PERCENTILE,
     input_range: np.ndarray | None = None,
     cell_frac: list[int] | None = None,
     logit_frac: int | None = None,
@@ -332,9 +339,9 @@ def quantize_model(
     """Quantize ``tm`` with activation ranges calibrated on ``calib`` (training recordings).
 
     ``lsb`` maps channel names to physical units per sensor count (defaults by unit,
-    see ``DEFAULT_LSB``).  The input range of each channel is the calibration
-    maximum of the normalized input times ``input_margin`` (or its
-    ``input_percentile`` percentile, clipping rarer peaks).  ``input_range``,
+    see ``DEFAULT_LSB``).  The input range of each channel is the
+    ``input_percentile`` percentile of the calibration data's normalized input
+    (rarer peaks are clipped; ``None`` or 100 = the maximum) times ``input_margin``.  ``input_range``,
     ``cell_frac`` and ``logit_frac`` fix those choices instead (quantization-aware
     fine-tuning keeps the formats it trained with).
     """
@@ -365,6 +372,8 @@ def quantize_model(
         if not lsb_c[c] > 0:
             raise ModelError(f"channel {name}: sensor resolution must be > 0")
     if input_percentile is not None:
+        if not 0 < input_percentile <= 100:
+            raise ModelError(f"input percentile must be in (0, 100], got {input_percentile}")
         rng = np.percentile(np.abs(allx), input_percentile, axis=0)
     else:
         rng = np.max(np.abs(allx), axis=0)

@@ -19,7 +19,7 @@ from gaitedge.data.recording import Recording
 from gaitedge.data.splits import by_subjects
 from gaitedge.errors import ConfigError, DataError
 from gaitedge.quant.model import QuantModel
-from gaitedge.quant.quantizer import calibration_recordings, quantize_model
+from gaitedge.quant.quantizer import DEFAULT_INPUT_PERCENTILE, calibration_recordings, quantize_model
 
 QUANT_FILE = "quant.npz"
 REPORT_FILE = "quant.json"
@@ -72,7 +72,7 @@ def quantize_run(
     calib: str | None = None,
     test: str | None = None,
     lsb: dict[str, float] | None = None,
-    input_percentile: float | None = None,
+    input_percentile: float | None = DEFAULT_INPUT_PERCENTILE,
     steps_per_epoch: int | None = None,
     force: bool = False,
     log=print,
