@@ -290,7 +290,7 @@ def render(rows: dict) -> str:
         "Every family on the same task and budget: trained on IPOL subjects 1-11 (checked trials) with "
         f"`{BASE_CONFIG}`'s recipe (12 channels: both feet; 50 ms output delay, 60 ms debounce), one thread, "
         "the epoch budget given per row; tested on subjects 12-15 (all trials). *int* columns: post-training "
-        "quantization, the integer pipeline (the Python twin, bit-exact with the C runtime) on the same test "
+        "quantization (the default input range: the 99.9th percentile of the calibration inputs), the integer pipeline (the Python twin, bit-exact with the C runtime) on the same test "
         "subjects. *M4 instr/step*: median exact instruction count of one `ge_step()` (preprocessing, every "
         "layer, head, debounce) on the emulated Cortex-M4 (QEMU mps2-an386, TCG plugin, `-O2 -DGE_USE_DSP`) "
         "over the first steps of a test recording; *C == Python*: the firmware's outputs at every one of those "
