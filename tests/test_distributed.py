@@ -19,6 +19,7 @@ from gaitedge.distributed import resolve_device, shard_recordings
 from gaitedge.errors import ConfigError
 from gaitedge.train import STATE_FILE, WindowSampler, imu_triads, train, warp_offsets
 from tiny import TINY_TRAIN
+from tiny import tiny_config as base_config
 
 TINY = [
     *TINY_TRAIN,
@@ -37,19 +38,7 @@ EVENT_F1_TOL = 0.03
 
 
 def tiny_config() -> Config:
-    cfg = Config()
-    cfg.data.train = "synthetic?n=5&trials=2"
-    cfg.data.val_subjects = ["syn5"]
-    cfg.model.hidden = 16
-    cfg.train.steps_per_epoch = 12
-    cfg.train.batch_size = 16
-    cfg.train.window_s = 2.5
-    cfg.train.patience = 50
-    cfg.train.threads = 1
-    cfg.train.augment_rotation_deg = 10.0
-    cfg.train.augment_time_warp = 0.1
-    cfg.train.epochs = 4
-    return cfg
+    return base_config(augment_rotation_deg=10.0, augment_time_warp=0.1, epochs=4)
 
 
 def cli(*args, env=None, **kw):

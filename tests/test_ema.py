@@ -8,21 +8,11 @@ from gaitedge.checkpoint import load_checkpoint
 from gaitedge.config import Config
 from gaitedge.errors import ConfigError
 from gaitedge.train import STATE_FILE, WeightAverage, train
+from tiny import tiny_config
 
 
 def tiny(ema: float, epochs: int = 3) -> Config:
-    cfg = Config()
-    cfg.data.train = "synthetic?n=5&trials=2"
-    cfg.data.val_subjects = ["syn5"]
-    cfg.model.hidden = 16
-    cfg.train.steps_per_epoch = 8
-    cfg.train.batch_size = 16
-    cfg.train.window_s = 2.5
-    cfg.train.patience = 50
-    cfg.train.threads = 1
-    cfg.train.epochs = epochs
-    cfg.train.ema_decay = ema
-    return cfg
+    return tiny_config(steps_per_epoch=8, epochs=epochs, ema_decay=ema)
 
 
 def test_weight_average_follows_its_formula():
