@@ -556,7 +556,9 @@ def _train(
     val_loss_fn = nn.CrossEntropyLoss(ignore_index=UNLABELED)
 
     # exponential moving average of the weights (train.ema_decay): what is validated and saved
-    ema = WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    ema = WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 and not model.closed_form else None
+    if cfg.train.ema_decay > 0 and model.closed_form and main:
+        log(f"train.ema_decay ignored: {cfg.model.name} is fitted in closed form (no optimizer steps to average)")
     history: list[dict] = []
     best_score, best_epoch, best_state, best_val = -1.0, -1, None, None
     stale, start_epoch, done = 0, 0, False

@@ -65,3 +65,15 @@ def test_saved_model_is_the_average_and_resume_keeps_it(tmp_path):
 def test_bad_decay_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="train.ema_decay must be in"):
         train(tiny(1.0), out_dir=tmp_path / "x", progress=False, log=lambda *_: None)
+
+
+def test_closed_form_fit_ignores_the_average(tmp_path):
+    """An ESN readout is fitted in closed form: no optimizer steps, nothing to average."""
+    logs: list[str] = []
+    cfg = tiny(0.9, epochs=1)
+    cfg.model.name, cfg.model.hidden = "esn", 24
+    with_ema, _, _ = train(cfg, out_dir=tmp_path / "a", progress=False, log=lambda m, *_: logs.append(str(m)))
+    assert any("train.ema_decay ignored: esn is fitted in closed form" in m for m in logs)
+    cfg.train.ema_decay = 0.0
+    plain, _, _ = train(cfg, out_dir=tmp_path / "b", progress=False, log=lambda *_: None)
+    assert with_ema.weights_hash() == plain.weights_hash()
