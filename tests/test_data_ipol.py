@@ -109,6 +109,10 @@ def test_quality_check_flags_annotations_the_signal_contradicts(tmp_path, ipol_r
     everything = load_spec(f"ipol:{ipol_root}?subjects=12")
     names = {r.source for r in checked}
     assert len(checked) < len(everything) and not any("12-3_" in n for n in names)
+    # trial 7-3's lower-back recording stops 196 samples before the trial ends
+    assert not any("lower back" in i for i in trial_issues(ipol_root, 7, 3))
+    assert any("lower back: 2278 samples recorded, the trial ends at sample 2474" in i
+               for i in trial_issues(ipol_root, 7, 3, lower_back=True))
 
 
 def test_quality_check_on_crafted_trial(tmp_path):
