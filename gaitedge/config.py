@@ -103,6 +103,14 @@ class TrainConfig:
     #: (0 = off; 0.99 averages over about the last 100 steps).  Validation,
     #: early stopping and the saved model use the averaged weights.
     ema_decay: float = 0.0
+    #: distillation: checkpoints (run dirs or model.pt) of trained models with the
+    #: same channels, classes, rate and output delay; the model also learns their
+    #: mean class probabilities on every training window.  Under ``gaitedge cv``
+    #: ``{fold}`` in a path is replaced by the fold index.
+    teachers: list[str] = field(default_factory=list)
+    #: weight of the distillation term (KL divergence to the teachers' mean
+    #: probabilities); the label cross-entropy gets ``1 - distill_weight``.
+    distill_weight: float = 0.5
     #: torch intra-op threads per process (0 = torch default; torchrun sets
     #: OMP_NUM_THREADS=1 for each of its processes unless told otherwise).
     threads: int = 0

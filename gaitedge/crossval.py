@@ -6,6 +6,8 @@ Library entry point: :func:`cross_validate`; ``gaitedge cv`` and
 
 from __future__ import annotations
 
+import copy
+
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -60,8 +62,10 @@ def cross_validate(
             continue
         held = set(test_subjects)
         t0 = time.time()
+        fold_cfg = copy.deepcopy(cfg)  # per-fold teachers: "{fold}" in their paths
+        fold_cfg.train.teachers = [t.replace("{fold}", str(i)) for t in cfg.train.teachers]
         tm, metrics, run = train(
-            cfg,
+            fold_cfg,
             out_dir=Path(out_root) / f"fold{i}",
             recs=[r for r in pool if r.subject not in held],
             progress=False,

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gaitedge import distributed as gd
-from gaitedge.checkpoint import TrainedModel
+from gaitedge.checkpoint import TrainedModel, load_checkpoint
 from gaitedge.config import Config, dump_toml
 from gaitedge.data.preprocess import Normalizer, design_lowpass, has_labels, prepare
 from gaitedge.data.recording import UNLABELED, Recording
@@ -60,6 +60,7 @@ def _check_config(cfg: Config) -> None:
         (0 <= t.augment_rotation_deg <= 180, "train.augment_rotation_deg must be in [0, 180] degrees"),
         (0 <= t.augment_time_warp <= 0.5, "train.augment_time_warp must be in [0, 0.5]"),
         (0 <= t.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
+        (0 <= t.distill_weight <= 1, "train.distill_weight must be in [0, 1]"),
         (cfg.data.rate_hz > 0, "data.rate_hz must be > 0 Hz"),
         (0 < cfg.data.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
         (cfg.events.min_phase_ms >= 0, "events.min_phase_ms must be >= 0"),
@@ -185,6 +186,49 @@ class WeightAverage:
         self.n = int(saved["n"])
         for k, v in saved["state"].items():
             self.state[k].copy_(v)
+
+
+class Teachers:
+    """Trained models whose mean class probabilities a model learns (``train.teachers``).
+
+    Every teacher must share the student's channels, classes, rate and output
+    delay; each sees the student's training window in its own normalization.
+    """
+
+    def __init__(self, paths: list[str], tm: TrainedModel, device: torch.device) -> None:
+        self.models, self.shift, self.scale = [], [], []
+        s_mean = torch.as_tensor(tm.normalizer.mean, dtype=torch.float32)
+        s_std = torch.as_tensor(tm.normalizer.std, dtype=torch.float32)
+        for path in paths:
+            try:
+                t = load_checkpoint(path)
+            except GaitedgeError as exc:
+                raise ConfigError(f"train.teachers: {exc}") from None
+            for what, mine, theirs in (("channels", list(tm.channels), list(t.channels)),
+                                       ("classes", list(tm.classes), list(t.classes)),
+                                       ("rate (Hz)", tm.rate_hz, t.rate_hz),
+                                       ("output delay (samples)", tm.delay, t.delay)):
+                if mine != theirs:
+                    raise ConfigError(f"train.teachers: {path}: {what} {theirs} differ from the model's {mine}")
+            t.model.eval().to(device)
+            for q in t.model.parameters():
+                q.requires_grad_(False)
+            t_mean = torch.as_tensor(t.normalizer.mean, dtype=torch.float32)
+            t_std = torch.as_tensor(t.normalizer.std, dtype=torch.float32)
+            # student-normalized x -> teacher-normalized: (x s_std + s_mean - t_mean) / t_std
+            self.models.append(t.model)
+            self.scale.append((s_std / t_std).to(device))
+            self.shift.append(((s_mean - t_mean) / t_std).to(device))
+
+    @torch.no_grad()
+    def probs(self, xb: torch.Tensor) -> torch.Tensor:
+        """Mean teacher class probabilities ``[B, T, K]`` for a student-normalized batch."""
+        out = None
+        for model, scale, shift in zip(self.models, self.scale, self.shift):
+            logits, _ = model(xb * scale + shift)
+            p = torch.softmax(logits, dim=-1)
+            out = p if out is None else out + p
+        return out / len(self.models)
 
 
 @dataclass
@@ -555,6 +599,9 @@ def _train(
     loss_sum = nn.CrossEntropyLoss(ignore_index=UNLABELED, reduction="sum")
     val_loss_fn = nn.CrossEntropyLoss(ignore_index=UNLABELED)
 
+    teachers = Teachers(cfg.train.teachers, tm, ctx.device) if cfg.train.teachers and not model.closed_form else None
+    if teachers is not None and main:
+        log(f"distillation from {len(teachers.models)} teacher(s), weight {cfg.train.distill_weight}")
     # exponential moving average of the weights (train.ema_decay): what is validated and saved
     ema = WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 and not model.closed_form else None
     if cfg.train.ema_decay > 0 and model.closed_form and main:
@@ -603,6 +650,12 @@ def _train(
         xb, yb = xb.to(ctx.device, non_blocking=True), yb.to(ctx.device, non_blocking=True)
         logits, _ = net(xb)
         part = loss_sum(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
+        if teachers is not None:
+            # KL(teachers || model) summed over the labelled steps, like the cross-entropy
+            target = teachers.probs(xb)
+            kl = (target * (torch.log(target.clamp_min(1e-8)) - torch.log_softmax(logits, dim=-1))).sum(-1)
+            w = cfg.train.distill_weight
+            part = (1.0 - w) * part + w * (kl * (yb != UNLABELED)).sum()
         extra = model.auxiliary_loss(xb, logits)
         if extra is not None:
             part = part + extra

@@ -1,5 +1,6 @@
 """Weight averaging during training (train.ema_decay): the average, what is saved, resume."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -77,3 +78,66 @@ def test_closed_form_fit_ignores_the_average(tmp_path):
     cfg.train.ema_decay = 0.0
     plain, _, _ = train(cfg, out_dir=tmp_path / "b", progress=False, log=lambda *_: None)
     assert with_ema.weights_hash() == plain.weights_hash()
+
+
+# ---------------------------------------------------------------------------- distillation
+
+
+def test_distillation_from_teachers(tmp_path):
+    from gaitedge.data.spec import load_spec
+
+    quiet = dict(progress=False, log=lambda *_: None)
+    teacher, _, t_dir = train(tiny(0.0, epochs=6), out_dir=tmp_path / "teacher", **quiet)
+    base, _, _ = train(tiny(0.0), out_dir=tmp_path / "base", **quiet)
+
+    cfg = tiny(0.0)
+    cfg.train.teachers, cfg.train.distill_weight = [str(t_dir)], 0.0
+    inert, _, _ = train(cfg, out_dir=tmp_path / "w0", **quiet)
+    assert inert.weights_hash() == base.weights_hash()  # weight 0: the labels alone, bit for bit
+
+    logs: list[str] = []
+    cfg.train.distill_weight = 1.0  # the teacher's probabilities alone
+    student, _, _ = train(cfg, out_dir=tmp_path / "w1", progress=False, log=lambda m, *_: logs.append(str(m)))
+    assert any("distillation from 1 teacher(s), weight 1.0" in m for m in logs)
+
+    # the student learned the teacher's labelling: it agrees with it more than the same run on labels does
+    recs = load_spec("synthetic?n=5&trials=2&subjects=syn5", other_foot=True)
+
+    def agreement(tm) -> float:
+        return float(np.mean(np.concatenate([tm.predict(r)[1].argmax(1) == teacher.predict(r)[1].argmax(1)
+                                             for r in recs])))
+
+    assert agreement(student) > agreement(base) + 0.05
+
+    bad = tiny(0.0)
+    bad.train.teachers = [str(tmp_path / "nowhere")]
+    with pytest.raises(ConfigError, match="train.teachers: .*nowhere"):
+        train(bad, out_dir=tmp_path / "bad", **quiet)
+    other = tiny(0.0)
+    other.data.other_foot = False  # 6 channels: the teacher reads 12
+    other.train.teachers = [str(t_dir)]
+    with pytest.raises(ConfigError, match="train.teachers: .*channels"):
+        train(other, out_dir=tmp_path / "bad2", **quiet)
+    assert teacher.channels != [c for c in teacher.channels if not c.startswith("other_")]
+    bad_w = tiny(0.0)
+    bad_w.train.distill_weight = 1.5
+    with pytest.raises(ConfigError, match="train.distill_weight must be in"):
+        train(bad_w, out_dir=tmp_path / "bad3", **quiet)
+
+
+def test_cross_validation_gives_each_fold_its_own_teacher(tmp_path):
+    from gaitedge.config import load_config
+    from gaitedge.crossval import cross_validate
+    from gaitedge.data.spec import load_spec
+
+    recs = load_spec("synthetic?n=6&trials=1", other_foot=True)
+    cfg = tiny(0.0, epochs=1)
+    cfg.data.val_subjects = []
+    first = list(cross_validate(cfg, recs, k=2, out_root=tmp_path / "cv1", log=lambda *_: None))
+    cfg.train.teachers = [str(tmp_path / "cv1" / "fold{fold}")]
+    second = list(cross_validate(cfg, recs, k=2, out_root=tmp_path / "cv2", log=lambda *_: None))
+    for a, b in zip(first, second):
+        assert a["test_subjects"] == b["test_subjects"]
+        used = load_config(tmp_path / "cv2" / f"fold{b['fold']}" / "config.toml").train.teachers
+        assert used == [str(tmp_path / "cv1" / f"fold{b['fold']}")]
+    assert cfg.train.teachers == [str(tmp_path / "cv1" / "fold{fold}")]  # the caller's config is untouched
