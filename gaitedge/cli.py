@@ -519,13 +519,22 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gaitedge`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except GaitedgeError as exc:
         print(f"gaitedge: error: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print("gaitedge: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and argv is None:
+        # A torchrun worker whose command has finished (run directory written, process
+        # group destroyed): gloo's worker threads can outlive the process group and
+        # abort the interpreter's teardown when they release their last tensors, so
+        # the worker leaves without it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":
