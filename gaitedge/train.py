@@ -602,6 +602,8 @@ def _train(
     teachers = Teachers(cfg.train.teachers, tm, ctx.device) if cfg.train.teachers and not model.closed_form else None
     if teachers is not None and main:
         log(f"distillation from {len(teachers.models)} teacher(s), weight {cfg.train.distill_weight}")
+    if cfg.train.teachers and model.closed_form and main:
+        log(f"train.teachers ignored: {cfg.model.name} is fitted in closed form to the labels")
     # exponential moving average of the weights (train.ema_decay): what is validated and saved
     ema = WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 and not model.closed_form else None
     if cfg.train.ema_decay > 0 and model.closed_form and main:

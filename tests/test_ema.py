@@ -75,6 +75,11 @@ def test_closed_form_fit_ignores_the_average(tmp_path):
     cfg.model.name, cfg.model.hidden = "esn", 24
     with_ema, _, _ = train(cfg, out_dir=tmp_path / "a", progress=False, log=lambda m, *_: logs.append(str(m)))
     assert any("train.ema_decay ignored: esn is fitted in closed form" in m for m in logs)
+    logs.clear()
+    cfg.train.teachers = [str(tmp_path / "any")]  # not even loaded
+    train(cfg, out_dir=tmp_path / "c", progress=False, log=lambda m, *_: logs.append(str(m)), force=True)
+    assert any("train.teachers ignored: esn is fitted in closed form" in m for m in logs)
+    cfg.train.teachers = []
     cfg.train.ema_decay = 0.0
     plain, _, _ = train(cfg, out_dir=tmp_path / "b", progress=False, log=lambda *_: None)
     assert with_ema.weights_hash() == plain.weights_hash()
