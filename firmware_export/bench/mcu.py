@@ -57,8 +57,11 @@ class Firmware:
 
 
 def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4", print_steps: bool = True,
-                   extra: list[str] | None = None) -> Firmware:
-    """Compile runtime + model (``model_dir`` holds model_data.c/.h) + bench_main into an ELF."""
+                   extra: list[str] | None = None, main_src: Path | None = None) -> Firmware:
+    """Compile runtime + model (``model_dir`` holds model_data.c/.h) + a bench main into an ELF.
+
+    ``main_src``: the bench program (default ``bench_main.c``, the streaming step).
+    """
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     arch = ["-mcpu=" + cpu, "-mthumb", "-mfloat-abi=soft"]
@@ -71,7 +74,7 @@ def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4
         subprocess.run([ARM_GCC, *WARN, *base, "-fstack-usage", "-c", str(src), "-o", str(o)], check=True,
                        capture_output=True, text=True)
         objs[src.stem] = o
-    for src, flags in ((HERE / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"]),
+    for src, flags in ((main_src or HERE / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"]),
                        (HERE / "startup.c", ["-std=c99", "-Wall"])):
         o = work / (src.stem + ".o")
         subprocess.run([ARM_GCC, *flags, *base, "-c", str(src), "-o", str(o)], check=True, capture_output=True,
