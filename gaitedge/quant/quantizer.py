@@ -147,7 +147,8 @@ def _layer_params(rnn: nn.Module, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return w_ih, w_hh, get("bias_ih", (w_ih.shape[0],)), get("bias_hh", (w_ih.shape[0],))
 
 
-def _sig(x: np.ndarray) -> np.ndarray:
+def float_sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function in float64 for calibration runs (overflow-free)."""
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
 
 
@@ -180,14 +181,14 @@ def float_rnn_pass(kind: str, w: tuple, x: np.ndarray, lengths: np.ndarray, reve
         if kind == "lstm":
             pres = xproj[:, t] + hproj
             i, f, g, o = np.split(pres, 4, axis=1)
-            c = _sig(f) * c + _sig(i) * np.tanh(g)
-            h = _sig(o) * np.tanh(c)
+            c = float_sigmoid(f) * c + float_sigmoid(i) * np.tanh(g)
+            h = float_sigmoid(o) * np.tanh(c)
             if mask[:, t].any():
                 cmax = max(cmax, float(np.abs(c[mask[:, t]]).max()))
         elif kind == "gru":
             xr, xz, xn = np.split(xproj[:, t], 3, axis=1)
             hr, hz, hn = np.split(hproj, 3, axis=1)
-            r, z = _sig(xr + hr), _sig(xz + hz)
+            r, z = float_sigmoid(xr + hr), float_sigmoid(xz + hz)
             npre = xn + r * hn
             h = (1 - z) * np.tanh(npre) + z * h
             pres = np.concatenate([xr + hr, xz + hz, hn, npre], 1)

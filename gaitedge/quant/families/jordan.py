@@ -19,7 +19,7 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.quant.jordan import jordan_out_rows
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import QuantBody, QuantContext, gate_rows, pad_cols, pad_rows, padded_hidden, \
+from gaitedge.quant.quantizer import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
     register_family
 
 
@@ -28,10 +28,6 @@ def _check(model: nn.Module) -> None:
 
     if not isinstance(model, JordanClassifier):
         raise ModelError(f"model '{getattr(model, 'family', type(model).__name__)}' is not a Jordan network")
-
-
-def _sig(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
 
 
 def jordan_calibrate(model, xs: list[np.ndarray]) -> dict:
@@ -57,7 +53,7 @@ def jordan_calibrate(model, xs: list[np.ndarray]) -> dict:
     for t in range(tmax):
         pre = xp[:, t] + y @ w_yh.T
         z = np.tanh(pre) @ w_hy.T + b_y
-        y = _sig(z)
+        y = float_sigmoid(z)
         sel = mask[:, t]
         if sel.any():
             ap, az = np.abs(pre[sel]), np.abs(z[sel])

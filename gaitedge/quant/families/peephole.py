@@ -18,7 +18,7 @@ from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.peephole import PEEP_FRAC
-from gaitedge.quant.quantizer import QuantBody, QuantContext, gate_rows, pad_cols, pad_rows, padded_hidden, \
+from gaitedge.quant.quantizer import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
     register_family
 
 
@@ -27,10 +27,6 @@ def _check(model: nn.Module) -> None:
 
     if not isinstance(model, PeepholeLSTMClassifier):
         raise ModelError(f"model '{getattr(model, 'family', type(model).__name__)}' is not a peephole LSTM")
-
-
-def _sig(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
 
 
 def _np(t) -> np.ndarray:
@@ -59,9 +55,9 @@ def peephole_calibrate(model, xs: list[np.ndarray]) -> dict:
         for t in range(tmax):
             gi, gf, gg, go = np.split(xp[:, t] + h @ w_hh.T, 4, axis=1)
             pi, pf = gi + pk[0] * c, gf + pk[1] * c
-            c = _sig(pf) * c + _sig(pi) * np.tanh(gg)
+            c = float_sigmoid(pf) * c + float_sigmoid(pi) * np.tanh(gg)
             po = go + pk[2] * c
-            h = _sig(po) * np.tanh(c)
+            h = float_sigmoid(po) * np.tanh(c)
             hs[:, t] = h
             sel = mask[:, t]
             if sel.any():
