@@ -5,7 +5,11 @@
   are within ``tolerance_ms``; matching is one-to-one and minimises the total
   timing error among maximum matchings (assignment problem, scipy).  Precision,
   recall, F1 from the matches; median and mean absolute timing error (ms) over
-  matched pairs.
+  matched pairs.  A predicted event that matches no true event is a false
+  positive only where the reference is labelled: at a sample whose true label is
+  unlabelled (-1), e.g. outside the annotated strides of a partly annotated
+  recording, it is left out of the counts.  Fully labelled references are scored
+  exactly as before.
 
 Results are accumulated over recordings with :class:`MetricAccumulator` (counts
 are pooled, not averaged per recording).
@@ -58,6 +62,24 @@ def match_events(true_idx: np.ndarray, pred_idx: np.ndarray, tolerance: float) -
     return [(int(r), int(c)) for r, c in zip(rows, cols) if ok[r, c]]
 
 
+def unscored_predictions(y_true: np.ndarray, pred_idx: np.ndarray, matched: list[int]) -> int:
+    """How many unmatched predicted events lie at unlabelled reference samples.
+
+    Such predictions are neither right nor wrong: the reference says nothing
+    there (label ``-1``).  Indices outside ``0 .. len(y_true) - 1`` are not
+    counted here (they stay false positives).
+    """
+    y = np.asarray(y_true)
+    p = np.asarray(pred_idx, dtype=np.int64)
+    if len(p) == 0 or not (y < 0).any():
+        return 0
+    free = np.ones(len(p), dtype=bool)
+    free[list(matched)] = False
+    inside = (p >= 0) & (p < len(y))
+    cand = p[free & inside]
+    return int(np.count_nonzero(y[cand] < 0))
+
+
 @dataclass
 class EventCounts:
     """Pooled event-matching counts and timing errors (in samples) of one event kind."""
@@ -101,7 +123,11 @@ class MetricAccumulator:
         pred_events: dict[str, np.ndarray],
         rate_hz: float,
     ) -> None:
-        """Add one recording (labels as class codes, events as sample indices)."""
+        """Add one recording (labels as class codes, events as sample indices).
+
+        Unmatched predicted events at samples whose true label is unlabelled
+        (< 0) are not counted as predictions (see the module docstring).
+        """
         self.cm += confusion(y_true, y_pred, len(self.classes))
         tol = self.tolerance_ms * rate_hz / 1000.0
         for kind in EVENT_KINDS:
@@ -113,7 +139,7 @@ class MetricAccumulator:
             c = self.events[kind]
             c.tp += len(m)
             c.n_true += len(t)
-            c.n_pred += len(p)
+            c.n_pred += len(p) - unscored_predictions(y_true, p, [j for _, j in m])
             c.errors_ms.extend(abs(float(t[i] - p[j])) * 1000.0 / rate_hz for i, j in m)
 
     def summary(self) -> dict:

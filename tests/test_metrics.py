@@ -61,3 +61,26 @@ def test_transition_detector_and_debounce():
     assert d.tolist() == [0, 0, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 2, 2, 2]
     assert labels_to_events(d)["toe_off"].tolist() == [2, 11]
     assert debounce_labels(lab, 1).tolist() == lab.tolist()
+
+
+def test_unmatched_predictions_at_unlabelled_samples_are_not_false_positives():
+    y = np.array([-1, -1, -1, 1, 1, 2, 2, 1, 1, -1, -1, -1])
+    p = np.array([2, 2, 1, 1, 1, 2, 2, 1, 1, 2, 2, 1])
+    true_ev = {"toe_off": np.array([5]), "heel_strike": np.array([7])}
+    # toe off 0 and 9 and heel strike 2 and 11 lie where the reference is unlabelled
+    pred_ev = {"toe_off": np.array([0, 5, 9]), "heel_strike": np.array([2, 7, 11])}
+    acc = MetricAccumulator(("rest", "stance", "swing"), tolerance_ms=10)
+    acc.add(y, p, true_ev, pred_ev, rate_hz=100.0)
+    m = acc.summary()
+    for kind in ("toe_off", "heel_strike"):
+        assert (m["events"][kind]["n_pred"], m["events"][kind]["precision"]) == (1, 1.0)
+    # a prediction inside the labelled part that matches nothing still counts
+    acc = MetricAccumulator(("rest", "stance", "swing"), tolerance_ms=10)
+    acc.add(y, p, true_ev, {"toe_off": np.array([3, 5, 9])}, rate_hz=100.0)
+    assert acc.summary()["events"]["toe_off"]["n_pred"] == 2
+    # an unlabelled prediction that matches a true event is counted and matched
+    y2 = y.copy()
+    y2[5] = -1
+    acc = MetricAccumulator(("rest", "stance", "swing"), tolerance_ms=10)
+    acc.add(y2, p, true_ev, {"toe_off": np.array([5])}, rate_hz=100.0)
+    assert acc.summary()["events"]["toe_off"]["matched"] == 1
