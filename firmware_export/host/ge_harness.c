@@ -8,6 +8,12 @@
  *   ge_harness lut                    sigmoid(u) tanh(u) for u = 0..65535
  *   ge_harness selftest               status codes for bad arguments; prints "ok"
  *   ge_harness time R < samples.bin   R passes over the samples; prints ns per ge_step()
+ *   ge_harness rotate < samples.bin   the counts after the mounting (ge_mounting_apply), one line per sample
+ *   ge_harness mount                  prints the status ge_set_mounting() returns for the -m triads
+ *
+ * Any mode may be preceded by "-m i0,i1,i2,r00,..,r22" options (ge_mount_args.h): the sensor
+ * mounting set with ge_set_mounting() after ge_init() (a refused mounting prints
+ * "status N" and exits with 6).
  *
  * samples.bin: little-endian int16 counts, n_inputs per sample.
  */
@@ -18,6 +24,8 @@
 #include <time.h>
 
 #include "ge_math.h"
+#include "ge_mount_args.h"
+#include "ge_mounting.h"
 #include "gaitedge_rt.h"
 #include "model_data.h"
 
@@ -75,6 +83,41 @@ static int selftest(void)
     EXPECT(ge_step(&st, NULL, &o), GE_ERR_NULL);
     EXPECT(ge_step(&st, counts, NULL), GE_OK);
     EXPECT(ge_run(&st, counts, 1, NULL, NULL, 0, NULL), GE_OK);
+    {
+        ge_state fresh;
+        ge_mounting mt, bad_m;
+        memset(&fresh, 0, sizeof fresh);
+        memset(&mt, 0, sizeof mt);
+        EXPECT(ge_set_mounting(NULL, &mt), GE_ERR_NULL);
+        EXPECT(ge_set_mounting(&fresh, &mt), GE_ERR_STATE);
+        EXPECT(ge_set_mounting(&st, NULL), GE_OK);
+        EXPECT(ge_set_mounting(&st, &mt), GE_OK);
+        EXPECT(st.mount.n_triads, 0);
+        mt.n_triads = 1;
+        mt.idx[0][0] = 0;
+        mt.idx[0][1] = (uint8_t)(ge_model_data.pre.n_inputs > 1 ? 1 : 0);
+        mt.idx[0][2] = (uint8_t)(ge_model_data.pre.n_inputs > 2 ? 2 : 0);
+        mt.rot[0][0] = mt.rot[0][4] = mt.rot[0][8] = 16384;
+        EXPECT(ge_set_mounting(&st, &mt), ge_model_data.pre.n_inputs > 2 ? GE_OK : GE_ERR_MOUNTING);
+        bad_m = mt;
+        bad_m.n_triads = GE_MAX_TRIADS + 1;
+        EXPECT(ge_set_mounting(&st, &bad_m), GE_ERR_MOUNTING);
+        bad_m = mt;
+        bad_m.rot[0][3] = 16385;
+        EXPECT(ge_set_mounting(&st, &bad_m), GE_ERR_MOUNTING);
+        bad_m = mt;
+        bad_m.idx[0][2] = (uint8_t)ge_model_data.pre.n_inputs;
+        EXPECT(ge_set_mounting(&st, &bad_m), GE_ERR_MOUNTING);
+        bad_m = mt;
+        bad_m.idx[0][2] = bad_m.idx[0][0];
+        EXPECT(ge_set_mounting(&st, &bad_m), GE_ERR_MOUNTING);
+        EXPECT(st.mount.n_triads, ge_model_data.pre.n_inputs > 2 ? 1 : 0); /* refused: the previous one stays */
+        EXPECT(ge_reset(&st), GE_OK);
+        EXPECT(st.mount.n_triads, ge_model_data.pre.n_inputs > 2 ? 1 : 0); /* ge_reset keeps it */
+        EXPECT(ge_init(&st, &ge_model_data, big, sizeof big), GE_OK);
+        EXPECT(st.mount.n_triads, 0); /* ge_init: identity */
+        EXPECT(ge_mounting_check(NULL, 3), GE_ERR_NULL);
+    }
     if (fails == 0) printf("ok\n");
     return fails ? 1 : 0;
 }
@@ -83,10 +126,19 @@ int main(int argc, char **argv)
 {
     ge_state st;
     ge_output o;
+    ge_mounting mount;
     int16_t counts[64];
     const int n = ge_model_data.pre.n_inputs;
     long t = 0, reset_at = -1;
     int k;
+    ge_status ms;
+    const int used = ge_mount_args(argc, argv, &mount);
+    if (used < 0) {
+        fprintf(stderr, "bad -m option\n");
+        return 2;
+    }
+    argc -= used;
+    argv += used;
     if (argc > 1 && strcmp(argv[1], "lut") == 0) {
         long u;
         for (u = 0; u < 65536; u++) printf("%ld %ld\n", (long)ge_math_sigmoid((int32_t)u), (long)ge_math_tanh((int32_t)u));
@@ -101,6 +153,26 @@ int main(int argc, char **argv)
     if (ge_init(&st, &ge_model_data, arena, sizeof arena) != GE_OK) {
         fprintf(stderr, "ge_init failed\n");
         return 3;
+    }
+    ms = ge_set_mounting(&st, &mount);
+    if (argc > 1 && strcmp(argv[1], "mount") == 0) {
+        printf("%d\n", (int)ms);
+        return 0;
+    }
+    if (ms != GE_OK) {
+        printf("status %d\n", (int)ms);
+        return 6;
+    }
+    if (argc > 1 && strcmp(argv[1], "rotate") == 0) {
+        int16_t rotated[64];
+        while (read_sample(counts, n)) {
+            if (mount.n_triads)
+                ge_mounting_apply(&mount, counts, rotated, (uint16_t)n);
+            else
+                memcpy(rotated, counts, (size_t)n * sizeof counts[0]);
+            for (k = 0; k < n; k++) printf("%d%c", rotated[k], k + 1 == n ? '\n' : ' ');
+        }
+        return 0;
     }
     if (argc > 1 && strcmp(argv[1], "run") == 0) {
         size_t cap = 1024, len = 0;

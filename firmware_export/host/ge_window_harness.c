@@ -1,8 +1,10 @@
 /*
  * ge_window_harness.c - host test driver for the window API (ge_window_run) and an exported window model.
  *
- *   ge_window_harness run N < samples.bin   N samples as one window; one line per step:
+ *   ge_window_harness [-m ..] run N < samples.bin   N samples as one window; one line per step:
  *                                           "label logit0 .. logitK-1"
+ *                                           (-m: sensor mounting triads, ge_mount_args.h;
+ *                                           run through ge_window_run_mounted)
  *   ge_window_harness selftest              status codes for bad arguments; prints "ok"
  *
  * samples.bin: little-endian int16 counts, n_inputs per sample.  N <= GE_MODEL_DATA_WINDOW.
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ge_mount_args.h"
 #include "ge_window.h"
 #include "model_data.h"
 
@@ -18,6 +21,7 @@ static uint64_t arena[(GE_MODEL_DATA_ARENA_BYTES + 7u) / 8u + 1u];
 static int16_t counts[GE_MODEL_DATA_WINDOW * GE_MODEL_DATA_N_INPUTS];
 static int16_t logits[GE_MODEL_DATA_WINDOW * GE_MODEL_DATA_N_CLASSES];
 static int8_t labels[GE_MODEL_DATA_WINDOW];
+static ge_mounting mount;
 
 static int run(unsigned long n)
 {
@@ -32,7 +36,8 @@ static int run(unsigned long n)
         counts[i] = (int16_t)(uint16_t)(buf[2 * i] | (buf[2 * i + 1] << 8));
     free(buf);
     if (ge_window_arena_bytes(&ge_model_data, (uint32_t)n) > GE_MODEL_DATA_ARENA_BYTES) return 4;
-    s = ge_window_run(&ge_model_data, counts, (uint32_t)n, arena, GE_MODEL_DATA_ARENA_BYTES, logits, labels);
+    s = ge_window_run_mounted(&ge_model_data, &mount, counts, (uint32_t)n, arena, GE_MODEL_DATA_ARENA_BYTES, logits,
+                              labels);
     if (s != GE_OK) {
         printf("status %d\n", (int)s);
         return 5;
@@ -71,6 +76,15 @@ static int selftest(void)
            GE_ERR_BUFFER);
     EXPECT(ge_window_run(&ge_model_data, counts, 0, arena, sizeof arena, NULL, NULL), GE_OK);
     EXPECT(ge_window_run(&ge_model_data, counts, n, arena, sizeof arena, NULL, NULL), GE_OK);
+    {
+        ge_mounting bm;
+        memset(&bm, 0, sizeof bm);
+        EXPECT(ge_window_run_mounted(&ge_model_data, NULL, counts, n, arena, sizeof arena, NULL, NULL), GE_OK);
+        EXPECT(ge_window_run_mounted(&ge_model_data, &bm, counts, n, arena, sizeof arena, NULL, NULL), GE_OK);
+        bm.n_triads = 1; /* channel 0 three times */
+        EXPECT(ge_window_run_mounted(&ge_model_data, &bm, counts, n, arena, sizeof arena, NULL, NULL),
+               GE_ERR_MOUNTING);
+    }
     bad.magic ^= 1u;
     EXPECT(ge_window_check(&bad), GE_ERR_MODEL);
     EXPECT(ge_window_arena_bytes(&bad, n), 0);
@@ -105,6 +119,13 @@ static int selftest(void)
 
 int main(int argc, char **argv)
 {
+    const int used = ge_mount_args(argc, argv, &mount);
+    if (used < 0) {
+        fprintf(stderr, "bad -m option\n");
+        return 2;
+    }
+    argc -= used;
+    argv += used;
     if (argc >= 3 && strcmp(argv[1], "run") == 0) return run(strtoul(argv[2], NULL, 10));
     if (argc >= 2 && strcmp(argv[1], "selftest") == 0) return selftest();
     fprintf(stderr, "usage: ge_window_harness run N < samples.bin | selftest\n");

@@ -22,6 +22,7 @@ from gaitedge.quant.argmax import argmax
 from gaitedge.quant.dense import dense_step
 from gaitedge.quant.events import EventState, events_step
 from gaitedge.quant.kernels import kernel_for
+from gaitedge.quant.mounting import Triad, check_triads, rotate_counts
 from gaitedge.quant.preproc import FilterState, preproc_step
 
 QFORMAT = "gaitedge-quant"
@@ -270,15 +271,30 @@ class StepOutput:
 
 
 class Runner:
-    """Streaming execution of a :class:`QuantModel` for ``B`` streams (the integer reference)."""
+    """Streaming execution of a :class:`QuantModel` for ``B`` streams (the integer reference).
 
-    def __init__(self, qm: QuantModel, batch: int = 1) -> None:
+    ``mounting``: sensor triads rotated before the preprocessing
+    (:mod:`gaitedge.quant.mounting`, C ``ge_set_mounting``); None or empty = identity.
+    It is kept by :meth:`reset`, as in C.
+    """
+
+    def __init__(self, qm: QuantModel, batch: int = 1, mounting: list[Triad] | None = None) -> None:
         if qm.report.get("window"):
             raise ModelError(f"{qm.family} is a whole-window (non-causal) model: it cannot stream step by step; "
                              f"use the window API (gaitedge.quant.window.window_run, C ge_window_run)")
         self.qm = qm
         self.batch = batch
+        self.mounting: list[Triad] = []
+        self.set_mounting(mounting)
         self.reset()
+
+    def set_mounting(self, mounting: list[Triad] | None) -> None:
+        """Rotate these triads from the next step on (``ge_set_mounting``); None or [] = identity.
+
+        Raises :class:`gaitedge.errors.DataError` (previous mounting kept) when a triad
+        does not fit the model's inputs.
+        """
+        self.mounting = check_triads(mounting or [], self.qm.n_inputs)
 
     def reset(self) -> None:
         qm, b = self.qm, self.batch
@@ -302,6 +318,8 @@ class Runner:
         counts = np.asarray(counts, np.int64).reshape(self.batch, qm.n_inputs)
         offs = self._offsets()
         xpos = sum(lay.hidden for lay in qm.layers)
+        if self.mounting:
+            counts = rotate_counts(counts, self.mounting)
         self.vec[:, xpos:] = preproc_step(qm.pre, counts, self.fs)
         for k, lay in enumerate(qm.layers):
             seg = self.vec[:, offs[k] : offs[k] + lay.hidden + lay.in_size]

@@ -43,6 +43,7 @@ from gaitedge.quant.dense import dense_step
 from gaitedge.quant.events import EventState, events_step
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
+from gaitedge.quant.mounting import Triad, check_triads, rotate_counts
 from gaitedge.quant.preproc import FilterState, preproc_step
 
 #: ``ge_window_model.arch`` codes (ge_window.h).
@@ -181,13 +182,16 @@ def _encdec(qm: QuantModel, x: np.ndarray, lengths: np.ndarray, mode: int) -> np
     return out
 
 
-def window_run(qm: QuantModel, counts: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def window_run(qm: QuantModel, counts: np.ndarray, lengths: np.ndarray | None = None,
+               mounting: list[Triad] | None = None) -> dict[str, np.ndarray]:
     """Run windows of raw counts ``[n, C]`` (one) or ``[B, n, C]`` through the model.
 
     ``lengths`` (``[B]``, default all ``n``): each window's own length; samples
-    beyond it are ignored (their outputs are meaningless).  Returns ``logits
-    [B, n, K]``, ``raw_label [B, n]`` and ``label [B, n]`` (debounced, -1 for
-    steps before the output delay), the outputs of ``ge_window_run``.
+    beyond it are ignored (their outputs are meaningless).  ``mounting``: sensor
+    triads rotated before the preprocessing (:mod:`gaitedge.quant.mounting`,
+    ``ge_window_run_mounted``); None = identity.  Returns ``logits [B, n, K]``,
+    ``raw_label [B, n]`` and ``label [B, n]`` (debounced, -1 for steps before the
+    output delay), the outputs of ``ge_window_run``.
     """
     spec = require_window(qm)
     counts = np.asarray(counts, np.int64)
@@ -197,11 +201,13 @@ def window_run(qm: QuantModel, counts: np.ndarray, lengths: np.ndarray | None = 
     if c != qm.n_inputs:
         raise ModelError(f"{qm.family}: windows have {c} channels, the model {qm.n_inputs}")
     lengths = np.full(b, n, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+    mounting = check_triads(mounting or [], qm.n_inputs)
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
     fs = FilterState(b, qm.pre.n_inputs, n_sec)
     x = np.zeros((b, n, qm.pre.in_pad), np.int64)
     for t in range(n):
-        x[:, t] = preproc_step(qm.pre, counts[:, t], fs)
+        c = rotate_counts(counts[:, t], mounting) if mounting else counts[:, t]
+        x[:, t] = preproc_step(qm.pre, c, fs)
     if spec["arch"] == ARCH_BIDIR:
         feats = _bidir(qm, x, lengths, int(spec["mode"]))
     else:

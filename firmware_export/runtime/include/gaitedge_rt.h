@@ -47,7 +47,8 @@ typedef enum {
     GE_ERR_MODEL = -2,       /**< bad descriptor: magic, spec version or sizes */
     GE_ERR_UNSUPPORTED = -3, /**< a layer kind this runtime has no kernel for */
     GE_ERR_BUFFER = -4,      /**< arena too small or misaligned */
-    GE_ERR_STATE = -5        /**< state not initialised */
+    GE_ERR_STATE = -5,       /**< state not initialised */
+    GE_ERR_MOUNTING = -6     /**< sensor mounting refused: too many triads, index out of range or repeated, entry beyond +-2^14 */
 } ge_status;
 
 /**
@@ -136,6 +137,25 @@ typedef struct {
     int32_t start;       /**< sample index where the candidate run began */
 } ge_events_state;
 
+/** Most sensor triads a mounting rotates (two feet: acc + gyr each). */
+#define GE_MAX_TRIADS 4
+/** Fraction bits of the mounting rotation entries (Q1.14: 16384 = 1.0). */
+#define GE_MOUNT_FRAC 14
+
+/**
+ * Sensor mounting (QUANTIZATION.md "Sensor mounting"): per triad, three input
+ * channels (indices in the model's input order) are rotated into the canonical
+ * foot frame before the preprocessing,
+ *     out[idx[i]] = sat16((sum_j rot[3i + j] * counts[idx[j]] + 2^13) >> 14).
+ * n_triads = 0 is the identity (no cost in ge_step).  Per user and wear, not part of
+ * the weights: set with ge_set_mounting().
+ */
+typedef struct {
+    uint8_t n_triads;                    /**< 0 .. GE_MAX_TRIADS */
+    uint8_t idx[GE_MAX_TRIADS][3];       /**< input channels of each triad (x, y, z of the sensor) */
+    int16_t rot[GE_MAX_TRIADS][9];       /**< row-major Q1.14 matrix, entries in [-16384, 16384] */
+} ge_mounting;
+
 /** Per-stream state: pointers into the caller's arena plus a few scalars. */
 typedef struct {
     const ge_model *model;
@@ -148,6 +168,7 @@ typedef struct {
     uint32_t step;       /**< steps since reset */
     uint8_t primed;      /**< filter initialised from the first sample */
     ge_events_state ev;
+    ge_mounting mount;   /**< sensor mounting (identity after ge_init; kept by ge_reset) */
 } ge_state;
 
 /** What one ge_step() reports. */
@@ -170,9 +191,16 @@ typedef struct {
 size_t ge_arena_bytes(const ge_model *m);
 /** Check the descriptor (magic, spec version, sizes, layer kinds). */
 ge_status ge_check_model(const ge_model *m);
-/** Bind a state to a model and an arena (8-byte aligned, ge_arena_bytes() long); resets it. */
+/** Bind a state to a model and an arena (8-byte aligned, ge_arena_bytes() long); resets it, identity mounting. */
 ge_status ge_init(ge_state *st, const ge_model *m, void *arena, size_t arena_bytes);
-/** Zero the recurrent state, re-arm the filter's steady-state start and the detector. */
+/**
+ * Set the sensor mounting applied to the counts of every following ge_step()
+ * (m NULL or m->n_triads 0: identity).  Checks the triads against the model's
+ * inputs (index < n_inputs, no channel twice, entries within +-2^14): on
+ * GE_ERR_MOUNTING the previous mounting stays in force.  Needs ge_init() first.
+ */
+ge_status ge_set_mounting(ge_state *st, const ge_mounting *m);
+/** Zero the recurrent state, re-arm the filter's steady-state start and the detector (the mounting stays). */
 ge_status ge_reset(ge_state *st);
 /** One sample of raw int16 sensor counts [n_inputs] in, logits / label / event out. */
 ge_status ge_step(ge_state *st, const int16_t *counts, ge_output *out);

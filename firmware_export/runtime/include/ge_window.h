@@ -71,6 +71,13 @@ size_t ge_window_arena_bytes(const ge_window_model *m, uint32_t n);
  */
 ge_status ge_window_run(const ge_window_model *m, const int16_t *counts, uint32_t n, void *arena,
                         size_t arena_bytes, int16_t *logits, int8_t *labels);
+/**
+ * ge_window_run() with a sensor mounting (gaitedge_rt.h, QUANTIZATION.md "Sensor mounting")
+ * applied to every sample's counts before the preprocessing.  mount NULL or with 0 triads:
+ * identity.  GE_ERR_MOUNTING when the mounting does not fit the model's inputs.
+ */
+ge_status ge_window_run_mounted(const ge_window_model *m, const ge_mounting *mount, const int16_t *counts,
+                                uint32_t n, void *arena, size_t arena_bytes, int16_t *logits, int8_t *labels);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include "ge_dense.h"
 #include "ge_events.h"
 #include "ge_layers.h"
+#include "ge_mounting.h"
 #include "ge_preproc.h"
 
 #define GE_ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
@@ -93,6 +94,7 @@ ge_status ge_init(ge_state *st, const ge_model *m, void *arena, size_t arena_byt
     ge_status s;
     if (st == NULL || arena == NULL) return GE_ERR_NULL;
     st->model = NULL;
+    memset(&st->mount, 0, sizeof st->mount);
     s = ge_check_model(m);
     if (s != GE_OK) return s;
     if (((uintptr_t)arena & 7u) != 0 || arena_bytes < ge_arena_bytes(m)) return GE_ERR_BUFFER;
@@ -141,6 +143,10 @@ ge_status ge_step(ge_state *st, const int16_t *counts, ge_output *out)
     m = st->model;
     if (m == NULL) return GE_ERR_STATE;
     off = vec_len(m) - m->pre.in_pad;
+    if (st->mount.n_triads) { /* rotate into the input slot, then preprocess it in place */
+        ge_mounting_apply(&st->mount, counts, st->vec + off, m->pre.n_inputs);
+        counts = st->vec + off;
+    }
     ge_preproc_step(&m->pre, counts, st->filt, &st->primed, st->vec + off);
     aux = st->aux;
     for (l = 0; l < m->n_layers; l++) {

@@ -2,7 +2,7 @@
  * ge_window.c - whole-window execution of a non-causal model (bidirectional RNN, encoder-decoder).
  *
  * Python twin: gaitedge.quant.window.  For a window of n samples:
- *   X[t]  = preproc(counts[t])              (the stream's preprocessing, filter primed on sample 0)
+ *   X[t]  = preproc(mount(counts[t]))       (the stream's mounting and preprocessing, filter primed on sample 0)
  * bidir, per level l (layers 2l forward, 2l+1 backward; both start from a zero state):
  *   hf_t = step_fwd([hf_{t-1}; Y_in[t]])    t = 0 .. n-1
  *   hb_t = step_bwd([hb_{t+1}; Y_in[t]])    t = n-1 .. 0
@@ -28,6 +28,7 @@
 #include "ge_events.h"
 #include "ge_layers.h"
 #include "ge_math.h"
+#include "ge_mounting.h"
 #include "ge_preproc.h"
 
 #define GE_ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
@@ -272,6 +273,12 @@ static ge_status run_encdec(const ge_window_model *m, uint32_t n, ge_window_mem 
 ge_status ge_window_run(const ge_window_model *m, const int16_t *counts, uint32_t n, void *arena,
                         size_t arena_bytes, int16_t *logits, int8_t *labels)
 {
+    return ge_window_run_mounted(m, NULL, counts, n, arena, arena_bytes, logits, labels);
+}
+
+ge_status ge_window_run_mounted(const ge_window_model *m, const ge_mounting *mount, const int16_t *counts,
+                                uint32_t n, void *arena, size_t arena_bytes, int16_t *logits, int8_t *labels)
+{
     unsigned char *p = (unsigned char *)arena;
     ge_window_sizes z;
     ge_window_mem w;
@@ -283,6 +290,8 @@ ge_status ge_window_run(const ge_window_model *m, const int16_t *counts, uint32_
     s = ge_window_check(m);
     if (s != GE_OK) return s;
     if (((uintptr_t)arena & 7u) != 0 || arena_bytes < ge_window_arena_bytes(m, n)) return GE_ERR_BUFFER;
+    if (mount != NULL && mount->n_triads == 0) mount = NULL;
+    if (mount != NULL && ge_mounting_check(mount, m->pre.n_inputs) != GE_OK) return GE_ERR_MOUNTING;
     if (n == 0) return GE_OK;
     window_sizes(m, &z);
     filt = (int64_t *)(void *)p;
@@ -302,7 +311,14 @@ ge_status ge_window_run(const ge_window_model *m, const int16_t *counts, uint32_
     w.logits = (int16_t *)(void *)p;
     w.wa = z.wa;
     w.wb = z.wb;
-    for (t = 0; t < n; t++)
-        ge_preproc_step(&m->pre, counts + (size_t)t * m->pre.n_inputs, filt, &primed, w.a + (size_t)t * z.wa);
+    for (t = 0; t < n; t++) {
+        const int16_t *c = counts + (size_t)t * m->pre.n_inputs;
+        int16_t *x = w.a + (size_t)t * z.wa;
+        if (mount != NULL) { /* rotate into X[t], then preprocess it in place */
+            ge_mounting_apply(mount, c, x, m->pre.n_inputs);
+            c = x;
+        }
+        ge_preproc_step(&m->pre, c, filt, &primed, x);
+    }
     return m->arch == GE_WINDOW_BIDIR ? run_bidir(m, n, &w, logits, labels) : run_encdec(m, n, &w, logits, labels);
 }
