@@ -10,6 +10,11 @@
 * ``csv:PATH`` — one CSV file or a folder of ``*.csv``; options ``rate``,
   ``columns`` (``a,b,c``), ``label``, ``time``, ``subject``.  A plain path ending
   in ``.csv`` works too.
+* ``gaitmap:IMU.csv?events=EVENTS.csv&rate=204.8`` — a gaitmap-format IMU CSV
+  (two header rows: sensor, axis; gyro in deg/s) with an optional stride-event
+  table; one recording per foot, labelled within the listed strides (see
+  ``gaitedge.data.gaitmap``).  Options ``events``, ``rate`` (Hz, default
+  204.8), ``subject`` (default the file stem), ``subjects``.
 
 Options after ``?`` are ``key=value`` pairs joined by ``&``.
 """
@@ -20,6 +25,7 @@ import os
 from pathlib import Path
 
 from gaitedge.data.csvload import load_csv
+from gaitedge.data.gaitmap import DEFAULT_RATE_HZ, load_gaitmap
 from gaitedge.data.ipol import load_ipol
 from gaitedge.data.recording import Recording
 from gaitedge.data.splits import by_subjects, parse_subjects
@@ -125,4 +131,24 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> 
             for f in files
         ]
         return by_subjects(recs, subjects) if subjects is not None else recs
-    raise DataError(f"unknown data spec {spec!r}; use synthetic, ipol[:PATH] or csv:PATH")
+    if kind == "gaitmap":
+        _take(opts, {"events", "rate", "subject", "subjects"}, spec)
+        if lower_back:
+            raise DataError(f"data spec {spec!r}: gaitmap foot data has no lower-back sensor (lower_back)")
+        if not path:
+            raise DataError(f"data spec {spec!r}: give the IMU file, gaitmap:IMU.csv?events=EVENTS.csv")
+        try:
+            rate = float(opts.get("rate", DEFAULT_RATE_HZ))
+        except ValueError:
+            raise DataError(f"data spec {spec!r}: rate must be a number in Hz") from None
+        recs = load_gaitmap(
+            path,
+            events=opts.get("events") or None,
+            rate_hz=rate,
+            subject=opts.get("subject"),
+            other_foot=other_foot,
+        )
+        return by_subjects(recs, subjects) if subjects is not None else recs
+    raise DataError(
+        f"unknown data spec {spec!r}; use synthetic, ipol[:PATH], csv:PATH or gaitmap:IMU.csv?events=EVENTS.csv"
+    )
