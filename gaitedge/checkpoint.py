@@ -43,6 +43,9 @@ class TrainedModel:
     tolerance_ms: float
     #: output delay in samples: the logits of step t classify sample t - delay.
     delay: int = 0
+    #: coordinate frame the model expects its IMU channels in: ``"foot-canonical"``
+    #: (``gaitedge.data.mounting``) or ``"sensor"`` (that of its training data).
+    frame: str = "sensor"
     config: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
@@ -52,7 +55,11 @@ class TrainedModel:
         return design_lowpass(self.lowpass_hz or None, self.rate_hz, self.filter_order)
 
     def preprocess(self, rec: Recording) -> Recording:
-        """Channels, resampling and filter as in training (not yet normalized)."""
+        """Channels, resampling and filter as in training (not yet normalized).
+
+        The recording's IMU triads must already be in the model's frame
+        (:func:`gaitedge.data.mounting.mount_all` rotates them there).
+        """
         return prepare(rec, self.channels, self.rate_hz, self.sos)
 
     def predict_signals(self, x: np.ndarray) -> np.ndarray:
@@ -106,6 +113,7 @@ class TrainedModel:
             "filter_order": int(self.filter_order),
             "min_run": int(self.min_run),
             "delay": int(self.delay),
+            "frame": self.frame,
             "tolerance_ms": float(self.tolerance_ms),
             "config": self.config,
             "info": self.info,
@@ -152,6 +160,7 @@ def load_checkpoint(path: str | Path) -> TrainedModel:
         filter_order=int(d["filter_order"]),
         min_run=int(d["min_run"]),
         delay=int(d.get("delay", 0)),
+        frame=str(d.get("frame", "sensor")),
         tolerance_ms=float(d["tolerance_ms"]),
         config=d.get("config", {}),
         info=d.get("info", {}),

@@ -36,6 +36,11 @@ class DataConfig:
     lowpass_hz: float = 0.0
     #: low-pass order (1..8).
     filter_order: int = 2
+    #: sensor mounting of the training data: "" (the data is already in the
+    #: canonical foot frame, as the IPOL loader gives it), an axis map such as
+    #: "x=-y,y=x,z=z" (all sensors), "left=...,right=..." per sensor, a mounting
+    #: file, or "auto" (estimated per recording); see docs/frames.md.
+    mounting: str = ""
     #: explicit validation subjects (ids as strings); empty = random val_fraction.
     val_subjects: list[str] = field(default_factory=list)
     #: fraction of training subjects held out for validation / early stopping.
@@ -90,6 +95,10 @@ class TrainConfig:
     #: random rotation of each IMU's frame (acc and gyro together, about a
     #: random axis), max degrees; mimics a sensor mounted slightly differently.
     augment_rotation_deg: float = 0.0
+    #: left/right mirroring: each training window is mirrored in the sagittal
+    #: plane with probability 1/2 (acc_y, gyr_x and gyr_z negated for every IMU),
+    #: so a model serving both feet sees each foot as the other would look.
+    augment_mirror: bool = False
     #: Gaussian noise (std, normalized units) added to each training window.
     augment_noise: float = 0.03
     #: smooth random time warp, max fractional local stretch of the time axis

@@ -24,6 +24,7 @@ from gaitedge import distributed as gd
 from gaitedge.checkpoint import TrainedModel, load_checkpoint
 from gaitedge.config import Config, dump_toml
 from gaitedge.data.preprocess import Normalizer, design_lowpass, has_labels, prepare
+from gaitedge.data.mounting import mount_all
 from gaitedge.data.recording import UNLABELED, Recording
 from gaitedge.data.spec import load_spec
 from gaitedge.data.splits import split_subjects
@@ -44,6 +45,8 @@ class PreparedData:
     channels: list[str]
     units: list[str]
     classes: tuple[str, ...]
+    #: coordinate frame of the IMU channels (``gaitedge.data.mounting``)
+    frame: str = "sensor"
 
 
 def _check_config(cfg: Config) -> None:
@@ -82,6 +85,11 @@ def prepare_data(cfg: Config, recs: list[Recording] | None = None) -> PreparedDa
     channels = list(cfg.data.channels) or list(recs[0].channels)
     sos = design_lowpass(cfg.data.lowpass_hz or None, cfg.data.rate_hz, cfg.data.filter_order)
     min_samples = int(math.ceil(cfg.train.burn_in_s * cfg.data.rate_hz)) + 2
+    recs = mount_all(recs, cfg.data.mounting, "data.mounting")
+    frames = sorted({r.frame for r in recs})
+    if len(frames) > 1:
+        raise DataError(f"{cfg.data.train}: recordings in different frames ({', '.join(frames)}); "
+                        "declare data.mounting for those in the sensor frame")
     prepped = [prepare(r, channels, cfg.data.rate_hz, sos, min_samples=min_samples) for r in recs]
     classes = prepped[0].classes
     for r in prepped:
@@ -93,7 +101,7 @@ def prepare_data(cfg: Config, recs: list[Recording] | None = None) -> PreparedDa
         seed=cfg.train.seed,
         val_subjects=list(cfg.data.val_subjects) or None,
     )
-    return PreparedData(train, val, channels, list(prepped[0].units), tuple(classes))
+    return PreparedData(train, val, channels, list(prepped[0].units), tuple(classes), frames[0])
 
 
 def _loss_labels(labels: np.ndarray, boundary: int, delay: int) -> np.ndarray:
@@ -123,6 +131,16 @@ def imu_triads(channels: list[str]) -> list[list[int]]:
                 if -1 not in tri:
                     groups.setdefault(prefix, []).extend(tri)
     return list(groups.values())
+
+
+def mirror_signs(channels: list[str]) -> np.ndarray:
+    """Per-channel signs of a mirror in the sagittal (x-z) plane of the canonical frame.
+
+    Accelerations are polar vectors (``acc_y`` flips), angular rates axial ones
+    (``gyr_x`` and ``gyr_z`` flip); other channels keep their sign.
+    """
+    flips = ("acc_y", "gyr_x", "gyr_z")
+    return np.array([-1.0 if any(c.endswith(f) for f in flips) else 1.0 for c in channels], np.float32)
 
 
 def _random_rotations(rng: np.random.Generator, n: int, max_deg: float) -> np.ndarray:
@@ -250,6 +268,8 @@ class BatchPlan:
     gain: np.ndarray | None
     noise_seed: np.ndarray | None
     noise: float
+    #: ``[B]`` bool, windows mirrored left/right (None: mirroring off)
+    mirror: np.ndarray | None = None
 
 
 class WindowSampler:
@@ -270,11 +290,14 @@ class WindowSampler:
         seed: int,
         normalizer: Normalizer,
         triads: list[list[int]] | None = None,
+        mirror_sign: np.ndarray | None = None,
     ) -> None:
         self.xs, self.ys = xs, ys
         self.window, self.burn_in = window, burn_in
         self.norm = normalizer
         self.triads = triads or []
+        #: per-channel sign of a left/right mirror (``mirror_signs``); None = no IMU channels
+        self.mirror_sign = mirror_sign
         lens = np.array([len(x) for x in xs], dtype=np.float64)
         self.lens = lens.astype(np.int64)
         self.p = lens / lens.sum()
@@ -288,7 +311,8 @@ class WindowSampler:
         return self.materialize(plan, np.arange(size))
 
     def plan(
-        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0, time_warp: float = 0.0
+        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0, time_warp: float = 0.0,
+        mirror: bool = False,
     ) -> BatchPlan:
         """Draw one batch of ``size`` windows without cutting them (see :class:`BatchPlan`).
 
@@ -311,7 +335,8 @@ class WindowSampler:
         rot = [_random_rotations(rng, size, rotation_deg).astype(np.float32) for _ in self.triads] if rotation_deg > 0 else []
         g = rng.uniform(-gain, gain, size=(size, self.xs[0].shape[1])).astype(np.float32) if gain > 0 else None
         seeds = rng.integers(0, 2**63, size=size, dtype=np.int64) if noise > 0 else None
-        return BatchPlan(rec, start, warp, rot, g, seeds, float(noise))
+        flip = rng.random(size) < 0.5 if mirror and self.mirror_sign is not None else None
+        return BatchPlan(rec, start, warp, rot, g, seeds, float(noise), flip)
 
     def materialize(self, plan: BatchPlan, idx: np.ndarray | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cut and augment the windows ``idx`` of ``plan``: (x ``[k, window, C]``, labels ``[k, window]``).
@@ -349,6 +374,9 @@ class WindowSampler:
             for t in range(0, len(tris), 3):
                 tri = tris[t : t + 3]
                 xb[:, :, tri] = np.einsum("bij,btj->bti", r, xb[:, :, tri])
+        if plan.mirror is not None:
+            flip = plan.mirror[idx]
+            xb[flip] *= self.mirror_sign[None, :]
         xb = self.norm(xb) * valid[:, :, None]
         yb[:, : self.burn_in] = UNLABELED
         if plan.gain is not None:
@@ -574,6 +602,7 @@ def _train(
         delay=int(round(cfg.events.delay_ms * rate / 1000.0)),
         tolerance_ms=cfg.events.tolerance_ms,
         config=cfg.to_dict(),
+        frame=data.frame,
         info={
             "train_subjects": sorted({r.subject for r in data.train}),
             "val_subjects": sorted({r.subject for r in data.val}),
@@ -589,6 +618,7 @@ def _train(
         cfg.train.seed,
         norm,
         imu_triads(data.channels),
+        mirror_signs(data.channels),
     )
     mine = gd.shard_recordings(sampler.lens, ctx.world_size) == ctx.rank
     model.to(ctx.device)
@@ -642,7 +672,8 @@ def _train(
 
     def train_step() -> tuple[float, float]:
         plan = sampler.plan(cfg.train.batch_size, cfg.train.augment_gain, cfg.train.augment_noise,
-                            cfg.train.augment_rotation_deg, cfg.train.augment_time_warp)
+                            cfg.train.augment_rotation_deg, cfg.train.augment_time_warp,
+                            cfg.train.augment_mirror)
         idx = np.flatnonzero(mine[plan.rec])
         if len(idx):
             xb, yb = sampler.materialize(plan, idx)

@@ -35,9 +35,17 @@ def test_shared_trial_labels_and_events(ipol_root):
         ev = labels_to_events(rec.labels)
         assert ev["toe_off"].tolist() == rec.events["toe_off"].tolist()
         assert ev["heel_strike"].tolist() == rec.events["heel_strike"].tolist()
-    # first sample of the file matches the text
+    # in the sensor frame the first sample is the file's text; in the canonical
+    # frame it is that sample rotated by the mounting kept in the metadata
     first = (ipol_root / "GaitData" / "1-1_lf.txt").read_text().splitlines()[2].split("\t")
-    assert np.allclose(left.signals[0], [float(v) for v in first[1:7]], atol=1e-5)
+    raw = np.array([float(v) for v in first[1:7]])
+    sensor_left = load_trial(ipol_root, 1, 1, frame="sensor")[0]
+    assert sensor_left.frame == "sensor" and sensor_left.meta == {}
+    assert np.allclose(sensor_left.signals[0], raw, atol=1e-5)
+    m = np.array(left.meta["mounting"]["left"]["matrix"])
+    assert left.frame == "foot-canonical"
+    assert np.allclose(left.signals[0, :3], m @ raw[:3], atol=1e-4)
+    assert np.allclose(left.signals[0, 3:], m @ raw[3:], atol=1e-4)
 
 
 def test_other_foot_and_back_channels(ipol_root):
@@ -129,7 +137,7 @@ def test_quality_check_on_crafted_trial(tmp_path):
     p.write_text("\n".join(lines) + "\n")
     issues = trial_issues(tmp_path, 5, 1)
     assert len(issues) == 1 and "left swing [220, 260)" in issues[0]
-    assert load_ipol(tmp_path, quality="checked") == []
+    assert load_ipol(tmp_path, quality="checked", frame="sensor") == []
 
 
 def test_quality_check_with_lower_back_leaves_out_a_short_back_recording(tmp_path):
@@ -145,6 +153,16 @@ def test_quality_check_with_lower_back_leaves_out_a_short_back_recording(tmp_pat
     assert len(issues) == 1 and "lower back: 100 samples" in issues[0]
     with pytest.raises(DataError, match="5-1.json: TrialBoundaries end .* beyond the 100 samples"):
         load_ipol(tmp_path, lower_back=True)
-    kept = load_ipol(tmp_path, lower_back=True, quality="checked")
+    kept = load_ipol(tmp_path, lower_back=True, quality="checked", frame="sensor")
     assert {r.subject for r in kept} == {"6"} and all(r.channels[-1] == "back_gyr_z" for r in kept)
-    assert len(load_ipol(tmp_path, quality="checked")) == 4  # without the back sensor both trials stay
+    assert len(load_ipol(tmp_path, quality="checked", frame="sensor")) == 4  # without the back sensor both stay
+
+
+def test_crafted_trial_without_gait_cannot_be_put_in_the_canonical_frame(tmp_path):
+    """Noise has no standing: the canonical frame is refused with the reason; the sensor frame loads."""
+    write_ipol_trial(tmp_path / "GaitData", 2, 1)
+    with pytest.raises(DataError, match="2-1_lf.txt: only .* standing still"):
+        load_ipol(tmp_path)
+    assert len(load_ipol(tmp_path, frame="sensor")) == 2
+    with pytest.raises(DataError, match="frame must be one of"):
+        load_ipol(tmp_path, frame="body")

@@ -9,6 +9,13 @@ Layout of ``GaitData/`` for trial ``S-T`` (subject S, trial T):
 * ``S-T.json``: ``TrialBoundaries`` [start, end] and ``LeftFootEvents`` /
   ``RightFootEvents`` as ``[toe_off, heel_strike]`` pairs bounding each swing.
 
+The Xsens frames sit tilted on the feet (about 30°) and differ between
+recordings; by default (``frame="canonical"``) the loader estimates each
+sensor's mounting from the recording itself (standing, then walking; see
+:mod:`gaitedge.data.mounting`) and rotates acc and gyro into the canonical foot
+frame (x toward the toes, y left, z up).  The estimates are kept in each
+recording's ``meta["mounting"]``.  ``frame="sensor"`` keeps the raw frames.
+
 Per foot the loader yields one :class:`Recording` with that foot's six channels
 (``acc_x .. gyr_z``) labelled rest / stance / swing.  With ``other_foot=True`` the
 other foot's channels follow as ``other_acc_x .. other_gyr_z``; with
@@ -24,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge.data.mounting import CANONICAL, SENSOR, SensorMounting, estimate_sensor, rotate_signals
 from gaitedge.data.recording import Recording, labels_from_swings
 from gaitedge.errors import DataError
 
@@ -31,6 +39,16 @@ IMU_COLUMNS = ("Acc_X", "Acc_Y", "Acc_Z", "Gyr_X", "Gyr_Y", "Gyr_Z")
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z")
 UNITS = ("m/s^2", "m/s^2", "m/s^2", "rad/s", "rad/s", "rad/s")
 FEET = {"left": ("lf", "LeftFootEvents"), "right": ("rf", "RightFootEvents")}
+#: sensor names (``gaitedge.data.mounting``) of the file codes
+SENSOR_OF = {"lf": "left", "rf": "right", "lb": "back"}
+FRAMES = ("canonical", "sensor")
+
+
+def _canonical_imu(sig: np.ndarray, rate: float, code: str, where: str) -> tuple[np.ndarray, SensorMounting]:
+    """One sensor's (T, 6) samples rotated into the canonical frame, with its estimated mounting."""
+    est = estimate_sensor(sig[:, :3], sig[:, 3:6], rate, where=where, foot=code != "lb").to_sensor()
+    rots = [([0, 1, 2], est.matrix), ([3, 4, 5], est.matrix)]
+    return rotate_signals(sig, rots), est
 _TRIAL_RE = re.compile(r"^(\d+)-(\d+)\.json$")
 
 
@@ -166,8 +184,16 @@ def load_trial(
     feet: tuple[str, ...] = ("left", "right"),
     other_foot: bool = False,
     lower_back: bool = False,
+    frame: str = "canonical",
 ) -> list[Recording]:
-    """Load one trial as one labelled recording per requested foot."""
+    """Load one trial as one labelled recording per requested foot.
+
+    ``frame="canonical"`` rotates every sensor into the canonical foot frame
+    with a mounting estimated from this trial (kept in ``meta["mounting"]``);
+    ``frame="sensor"`` keeps the Xsens frames.
+    """
+    if frame not in FRAMES:
+        raise DataError(f"IPOL frame must be one of {', '.join(FRAMES)}, got {frame!r}")
     d = find_data_dir(root)
     stem = f"{subject}-{trial}"
     meta = read_meta(d / f"{stem}.json")
@@ -185,6 +211,11 @@ def load_trial(
     start, end = (int(v) for v in meta["TrialBoundaries"])
     if end > n:
         raise DataError(f"{d / f'{stem}.json'}: TrialBoundaries end {end} beyond the {n} samples recorded")
+    mountings: dict[str, dict] = {}
+    if frame == "canonical":
+        for code in list(imu):
+            imu[code], est = _canonical_imu(imu[code], float(rate), code, f"{d / f'{stem}_{code}.txt'}")
+            mountings[SENSOR_OF[code]] = est.to_dict()
     out = []
     for foot in feet:
         if foot not in FEET:
@@ -221,6 +252,10 @@ def load_trial(
                 subject=str(subject),
                 location=f"{foot}_foot",
                 source=str(d / f"{stem}_{code}.txt"),
+                frame=CANONICAL if frame == "canonical" else SENSOR,
+                meta={"mounting": {k: v for k, v in mountings.items()
+                                   if k == foot or (other_foot and k != "back") or (lower_back and k == "back")}}
+                if mountings else {},
             )
         )
     return out
@@ -233,6 +268,7 @@ def load_ipol(
     other_foot: bool = False,
     lower_back: bool = False,
     quality: str = "all",
+    frame: str = "canonical",
 ) -> list[Recording]:
     """Load every trial (optionally only ``subjects``) as per-foot recordings.
 
@@ -254,5 +290,5 @@ def load_ipol(
     for s, t in trials:
         if quality == "checked" and trial_issues(root, s, t, lower_back=lower_back):
             continue
-        recs.extend(load_trial(root, s, t, feet=feet, other_foot=other_foot, lower_back=lower_back))
+        recs.extend(load_trial(root, s, t, feet=feet, other_foot=other_foot, lower_back=lower_back, frame=frame))
     return recs

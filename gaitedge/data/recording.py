@@ -31,6 +31,10 @@ class Recording:
         subject: subject identifier (splits are always by subject).
         location: sensor location, e.g. ``left_foot``.
         source: the file the recording came from.
+        frame: the coordinate frame of the IMU triads: ``"foot-canonical"`` (see
+            ``gaitedge.data.mounting``) or ``"sensor"`` (the sensor's own, unknown).
+        meta: loader facts worth keeping, e.g. ``meta["mounting"]``: per sensor the
+            rotation that brought it into the canonical frame.
     """
 
     signals: np.ndarray
@@ -43,6 +47,8 @@ class Recording:
     subject: str = "unknown"
     location: str = "unknown"
     source: str = ""
+    frame: str = "sensor"
+    meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signals = np.ascontiguousarray(self.signals, dtype=np.float32)

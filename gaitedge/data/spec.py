@@ -6,7 +6,8 @@
   (``gaitedge data fetch ipol``) or ``../shared/data/ipol-gait``.
 * ``ipol:PATH`` — the IPOL dataset at PATH; ``?subjects=1-11&feet=left``;
   ``quality=checked`` leaves out trials whose annotations the signals
-  contradict (see ``gaitedge.data.ipol.trial_issues``).
+  contradict (see ``gaitedge.data.ipol.trial_issues``); ``frame=sensor`` keeps
+  the Xsens sensor frames (default: rotated into the canonical foot frame).
 * ``csv:PATH`` — one CSV file or a folder of ``*.csv``; options ``rate``,
   ``columns`` (``a,b,c``), ``label``, ``time``, ``subject``.  A plain path ending
   in ``.csv`` works too.
@@ -95,7 +96,7 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> 
             recs = by_subjects(recs, [f"syn{s}" if s.isdigit() else s for s in subjects])
         return recs
     if kind == "ipol":
-        _take(opts, {"subjects", "feet", "quality"}, spec)
+        _take(opts, {"subjects", "feet", "quality", "frame"}, spec)
         root = Path(path) if path else default_ipol_root()
         feet = tuple(opts.get("feet", "left,right").split(","))
         subs = [int(s) for s in subjects] if subjects is not None else None
@@ -108,6 +109,7 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> 
             other_foot=other_foot,
             lower_back=lower_back,
             quality=opts.get("quality", "all"),
+            frame=opts.get("frame", "canonical"),
         )
     if kind == "csv":
         _take(opts, {"rate", "columns", "label", "time", "subject", "subjects"}, spec)

@@ -1,0 +1,585 @@
+"""Sensor mounting: the rotation from an IMU's own frame into the canonical foot frame.
+
+The canonical foot frame (``docs/frames.md``) is gaitmap's foot sensor frame: x
+toward the tip of the shoe, y to the left, z up, right-handed, the same for both
+feet; acc in m/s², gyro in rad/s.  A *mounting* is one 3×3 matrix ``M`` per
+physical sensor with ``v_canonical = M @ v_sensor`` for acc and gyro alike.  ``M``
+is a rotation (det +1) or a rotation with one mirror (det -1, a left-handed
+export).
+
+Sensors are named ``left`` and ``right`` (the feet) and ``back`` (lower back);
+``*`` stands for every sensor.  In a recording of one foot, its own channels
+(``acc_x`` ..) belong to that foot's sensor, ``other_*`` to the other foot's and
+``back_*`` to the back sensor.
+
+A mounting is declared (an axis map such as ``x=-y,y=x,z=z``: canonical x is
+minus the sensor's y, ...; a 3×3 matrix in a file) or estimated from a recording
+with some standing and some walking (:func:`estimate_sensor`): gravity while
+still gives z; the dominant rotation axis while walking gives the medio-lateral
+y axis; its sign comes from the swing itself (the foot turns toe-up during
+swing, a large negative angular rate about +y); x = y × z.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+from scipy.spatial.transform import Rotation
+
+from gaitedge.data.recording import Recording
+from gaitedge.errors import DataError
+
+#: Name of the canonical foot frame recorded in recordings and checkpoints.
+CANONICAL = "foot-canonical"
+#: Frame name of data whose frame is not known (the sensor's own).
+SENSOR = "sensor"
+#: Physical sensor names a mounting may name.
+SENSORS = ("left", "right", "back")
+#: Standard gravity, m/s².
+GRAVITY = 9.80665
+
+_AXES = "xyz"
+_PREFIXES = {"": None, "other_": "other", "back_": "back"}
+
+
+def check_matrix(m: np.ndarray | list, what: str = "mounting matrix") -> np.ndarray:
+    """Return ``m`` as a float64 3×3 array if it is orthogonal with det ±1, else DataError."""
+    try:
+        a = np.asarray(m, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{what}: not a 3×3 matrix of numbers") from None
+    if a.shape != (3, 3) or not np.all(np.isfinite(a)):
+        raise DataError(f"{what}: expected a 3×3 matrix of finite numbers, got shape {a.shape}")
+    err = float(np.abs(a @ a.T - np.eye(3)).max())
+    if err > 1e-3:
+        raise DataError(
+            f"{what}: not a rotation (rows must be orthonormal; |M Mᵀ - I| = {err:.3g}); "
+            "give an axis map such as x=-y,y=x,z=z or a proper rotation matrix"
+        )
+    return a
+
+
+def parse_axis_map(text: str) -> np.ndarray:
+    """Matrix of an axis map ``x=-y,y=x,z=z`` (canonical axis = ± sensor axis).
+
+    Each canonical axis x, y, z must be given once and each sensor axis used
+    once; the result may be a rotation or a rotation with one mirror.
+    """
+    m = np.zeros((3, 3))
+    seen: set[str] = set()
+    used: set[str] = set()
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    for item in items:
+        mt = re.fullmatch(r"([xyz])\s*=\s*([+-]?)\s*([xyz])", item.lower())
+        if not mt:
+            raise DataError(f"axis map {text!r}: {item!r} is not of the form x=-y")
+        dst, sign, src = mt.groups()
+        if dst in seen:
+            raise DataError(f"axis map {text!r}: canonical axis {dst} given twice")
+        if src in used:
+            raise DataError(f"axis map {text!r}: sensor axis {src} used twice (each must appear once)")
+        seen.add(dst)
+        used.add(src)
+        m[_AXES.index(dst), _AXES.index(src)] = -1.0 if sign == "-" else 1.0
+    if seen != set(_AXES):
+        raise DataError(f"axis map {text!r}: needs x=, y= and z= (missing {', '.join(sorted(set(_AXES) - seen))})")
+    return m
+
+
+def axis_map_of(m: np.ndarray) -> str | None:
+    """The axis-map text of a signed permutation matrix, or None for other matrices."""
+    parts = []
+    for i in range(3):
+        j = int(np.argmax(np.abs(m[i])))
+        if abs(abs(m[i, j]) - 1) > 1e-9 or np.abs(m[i]).sum() - 1 > 1e-9:
+            return None
+        parts.append(f"{_AXES[i]}={'-' if m[i, j] < 0 else ''}{_AXES[j]}")
+    return ",".join(parts)
+
+
+def angles_deg(m: np.ndarray) -> dict[str, float]:
+    """Angle of ``m`` (degrees, about one axis) and its z-y-x Euler angles (yaw, pitch, roll).
+
+    A mirrored matrix is described by its rotation part (times the mirror of y).
+    """
+    r = m if np.linalg.det(m) > 0 else m @ np.diag([1.0, -1.0, 1.0])
+    rot = Rotation.from_matrix(r)
+    yaw, pitch, roll = rot.as_euler("ZYX", degrees=True)
+    return {
+        "angle": float(np.degrees(rot.magnitude())),
+        "yaw": float(yaw),
+        "pitch": float(pitch),
+        "roll": float(roll),
+    }
+
+
+@dataclass
+class SensorMounting:
+    """The mounting of one sensor: matrix, how it was obtained, and its confidence (0..1)."""
+
+    matrix: np.ndarray
+    method: str = "declared"
+    confidence: float = 1.0
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {
+            "matrix": [[round(float(v), 6) for v in row] for row in self.matrix],
+            "method": self.method,
+            "confidence": round(float(self.confidence), 3),
+            "angles_deg": {k: round(v, 2) for k, v in angles_deg(self.matrix).items()},
+            "mirrored": bool(np.linalg.det(self.matrix) < 0),
+        }
+        amap = axis_map_of(self.matrix)
+        if amap:
+            d["axis_map"] = amap
+        if self.details:
+            d["details"] = self.details
+        return d
+
+
+@dataclass
+class Mounting:
+    """Mountings by sensor name (``left``, ``right``, ``back`` or ``*`` for all)."""
+
+    sensors: dict[str, SensorMounting] = field(default_factory=dict)
+    source: str = ""
+
+    def matrix_for(self, sensor: str) -> np.ndarray | None:
+        """The matrix of ``sensor`` (or of ``*``); None if the mounting does not name it."""
+        sm = self.sensors.get(sensor) or self.sensors.get("*")
+        return None if sm is None else sm.matrix
+
+    def to_dict(self) -> dict:
+        return {"frame": CANONICAL, "sensors": {k: v.to_dict() for k, v in self.sensors.items()}}
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON (``.json``) or TOML (any other suffix), atomically."""
+        path = Path(path)
+        d = self.to_dict()
+        if path.suffix.lower() == ".json":
+            text = json.dumps(d, indent=2) + "\n"
+        else:
+            lines = [f'frame = "{CANONICAL}"', ""]
+            for name, s in d["sensors"].items():
+                key = '"*"' if name == "*" else name
+                lines.append(f"[sensors.{key}]")
+                lines.append("matrix = [" + ", ".join("[" + ", ".join(repr(v) for v in row) + "]" for row in s["matrix"]) + "]")
+                lines.append(f'method = "{s["method"]}"')
+                lines.append(f"confidence = {s['confidence']}")
+                if "axis_map" in s:
+                    lines.append(f'axis_map = "{s["axis_map"]}"')
+                lines.append("angles_deg = {" + ", ".join(f"{k} = {v}" for k, v in s["angles_deg"].items()) + "}")
+                lines.append("")
+            text = "\n".join(lines)
+        tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+    def describe(self) -> str:
+        """Human-readable lines: per sensor the matrix, the angles and the confidence."""
+        out = []
+        for name, s in self.sensors.items():
+            a = angles_deg(s.matrix)
+            amap = axis_map_of(s.matrix)
+            head = f"{name}: {s.method}"
+            if s.method == "estimated":
+                head += f", confidence {s.confidence:.2f}"
+            if np.linalg.det(s.matrix) < 0:
+                head += ", mirrored (left-handed sensor frame)"
+            out.append(head)
+            if amap:
+                out.append(f"  axis map {amap}")
+            out.append(
+                f"  rotation {a['angle']:.1f}° (yaw {a['yaw']:.1f}°, pitch {a['pitch']:.1f}°, roll {a['roll']:.1f}°)"
+            )
+            for row in s.matrix:
+                out.append("  [" + ", ".join(f"{v:+.4f}" for v in row) + "]")
+        return "\n".join(out)
+
+
+def _sensor_name(name: str, where: str) -> str:
+    name = name.strip().lower()
+    if name not in SENSORS and name != "*":
+        raise DataError(f"{where}: unknown sensor {name!r}; use left, right, back (or * for all)")
+    return name
+
+
+def mounting_from_dict(d: dict, source: str) -> Mounting:
+    """Build a Mounting from the plain data of a mounting file."""
+    sensors = d.get("sensors") if isinstance(d, dict) else None
+    if not isinstance(sensors, dict) or not sensors:
+        raise DataError(f"{source}: a mounting file needs a [sensors] table with one entry per sensor")
+    frame = d.get("frame", CANONICAL)
+    if frame != CANONICAL:
+        raise DataError(f"{source}: frame {frame!r} is not {CANONICAL!r}")
+    out = Mounting(source=source)
+    for name, body in sensors.items():
+        key = _sensor_name(str(name), source)
+        if isinstance(body, str):
+            out.sensors[key] = SensorMounting(parse_axis_map(body))
+            continue
+        if not isinstance(body, dict):
+            raise DataError(f"{source}: sensor {name!r} must be an axis map or a table with 'matrix' or 'axis_map'")
+        if "matrix" in body:
+            m = check_matrix(body["matrix"], f"{source}: sensor {name}")
+        elif "axis_map" in body:
+            m = parse_axis_map(str(body["axis_map"]))
+        else:
+            raise DataError(f"{source}: sensor {name!r} has neither 'matrix' nor 'axis_map'")
+        out.sensors[key] = SensorMounting(
+            m, method=str(body.get("method", "declared")), confidence=float(body.get("confidence", 1.0))
+        )
+    return out
+
+
+def load_mounting_file(path: str | Path) -> Mounting:
+    """Read a mounting file (TOML, or JSON by suffix) as written by ``gaitedge mounting estimate``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: mounting file not found")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        d = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"{path}: not a valid mounting file ({exc})") from None
+    return mounting_from_dict(d, str(path))
+
+
+def parse_mounting(text: str) -> Mounting | str:
+    """Parse a ``--mounting`` value: ``auto``, a file, ``left=MAP,right=MAP``, or one ``MAP`` for all.
+
+    Returns the string ``"auto"`` for ``auto``; a :class:`Mounting` otherwise.
+    In ``left=x=-y,y=x,z=z,right=x=y,y=-x,z=z`` each sensor's axis map runs to the
+    next sensor name.
+    """
+    text = text.strip()
+    if not text:
+        raise DataError("--mounting: empty value")
+    if text.lower() == "auto":
+        return "auto"
+    p = Path(text)
+    if p.suffix.lower() in (".toml", ".json") or p.is_file():
+        return load_mounting_file(p)
+    out = Mounting(source=text)
+    current: str | None = None
+    maps: dict[str, list[str]] = {}
+    for item in [s.strip() for s in text.split(",") if s.strip()]:
+        head, eq, rest = item.partition("=")
+        if eq and head.strip().lower() not in _AXES:
+            current = _sensor_name(head, f"--mounting {text!r}")
+            if current in maps:
+                raise DataError(f"--mounting {text!r}: sensor {current} given twice")
+            maps[current] = [rest]
+        else:
+            maps.setdefault(current or "*", []).append(item)
+    if "*" in maps and len(maps) > 1:
+        raise DataError(f"--mounting {text!r}: start every axis map with a sensor name (left=..., right=...)")
+    for name, parts in maps.items():
+        out.sensors[name] = SensorMounting(parse_axis_map(",".join(parts)))
+    return out
+
+
+def foot_of(location: str) -> str | None:
+    """``left`` / ``right`` for a ``left_foot`` / ``right_foot`` location, else None."""
+    for f in ("left", "right"):
+        if location.startswith(f):
+            return f
+    return None
+
+
+def sensor_of_prefix(prefix: str, location: str) -> str:
+    """The physical sensor whose triads carry ``prefix`` in a recording of ``location``."""
+    foot = foot_of(location)
+    if prefix == "back_":
+        return "back"
+    if prefix == "other_":
+        return {"left": "right", "right": "left"}.get(foot or "", "other")
+    return foot or "foot"
+
+
+def imu_prefixes(channels: list[str]) -> list[str]:
+    """Channel-name prefixes (``""``, ``other_``, ``back_``, ...) that have an acc or gyr triad."""
+    out: list[str] = []
+    for qty in ("acc", "gyr"):
+        for name in channels:
+            if name.endswith(f"{qty}_x"):
+                pre = name[: -len(f"{qty}_x")]
+                if all(f"{pre}{qty}_{a}" in channels for a in _AXES) and pre not in out:
+                    out.append(pre)
+    return out
+
+
+def triads_of(channels: list[str], prefix: str) -> list[list[int]]:
+    """Index triads ``[x, y, z]`` of ``prefix``'s acc and gyr (those complete in ``channels``)."""
+    out = []
+    for qty in ("acc", "gyr"):
+        names = [f"{prefix}{qty}_{a}" for a in _AXES]
+        if all(n in channels for n in names):
+            out.append([channels.index(n) for n in names])
+    return out
+
+
+def rotations_for(channels: list[str], location: str, mounting: Mounting) -> list[tuple[list[int], np.ndarray]]:
+    """``(triad indices, matrix)`` pairs that apply ``mounting`` to channels of a ``location`` recording.
+
+    Raises DataError if a sensor present in the channels is not named by the mounting.
+    """
+    out = []
+    for pre in imu_prefixes(channels):
+        sensor = sensor_of_prefix(pre, location)
+        m = mounting.matrix_for(sensor)
+        if m is None:
+            named = ", ".join(mounting.sensors) or "none"
+            hint = " (the recording's location does not name a foot; give one axis map for all sensors)" \
+                if sensor in ("foot", "other") else ""
+            raise DataError(
+                f"mounting {mounting.source or ''}: no mounting for sensor {sensor!r} "
+                f"(channels {pre or ''}acc_*/{pre or ''}gyr_*); it names {named}{hint}"
+            )
+        for tri in triads_of(channels, pre):
+            out.append((tri, m))
+    return out
+
+
+def rotate_signals(x: np.ndarray, rotations: list[tuple[list[int], np.ndarray]]) -> np.ndarray:
+    """Apply ``(triad, M)`` rotations to ``(T, C)`` samples (``v' = M v``); other channels unchanged."""
+    if not rotations:
+        return x
+    y = np.array(x, dtype=np.float64, copy=True)
+    for tri, m in rotations:
+        y[:, tri] = np.asarray(x, np.float64)[:, tri] @ np.asarray(m, np.float64).T
+    return y.astype(np.float32)
+
+
+def apply_mounting(rec: Recording, mounting: Mounting) -> Recording:
+    """The recording in the canonical frame: every IMU triad rotated by its sensor's mounting."""
+    rots = rotations_for(rec.channels, rec.location, mounting)
+    meta = dict(rec.meta)
+    meta["mounting"] = {
+        sensor_of_prefix(p, rec.location): (mounting.sensors.get(sensor_of_prefix(p, rec.location))
+                                            or mounting.sensors["*"]).to_dict()
+        for p in imu_prefixes(rec.channels)
+    }
+    return replace(rec, signals=rotate_signals(rec.signals, rots), frame=CANONICAL, meta=meta)
+
+
+# --------------------------------------------------------------------------- estimation
+
+#: Still: smoothed gyro norm below this (rad/s) ...
+STILL_GYRO_RAD_S = 0.3
+#: ... and the acc norm within this of gravity (m/s²), for at least STILL_MIN_S.
+STILL_ACC_TOL = 1.0
+STILL_MIN_S = 0.3
+#: Minimum total standing time (s) and number of swings an estimate needs.
+MIN_STANDING_S = 1.0
+MIN_SWINGS = 5
+#: A swing: a peak of the low-passed gyro norm above this (rad/s).
+SWING_PEAK_RAD_S = 2.0
+
+
+@dataclass
+class Estimate:
+    """An estimated mounting of one sensor with what it rests on."""
+
+    matrix: np.ndarray
+    confidence: float
+    standing_s: float
+    swings: int
+    gravity_spread_deg: float
+    planarity: float
+    #: ratio of the larger to the smaller 1 % excursion of the rate about y (> 1)
+    sign_margin: float
+
+    def to_sensor(self) -> SensorMounting:
+        return SensorMounting(
+            self.matrix,
+            method="estimated",
+            confidence=self.confidence,
+            details={
+                "standing_s": round(self.standing_s, 2),
+                "swings": self.swings,
+                "gravity_spread_deg": round(self.gravity_spread_deg, 2),
+                "planarity": round(self.planarity, 3),
+                "sign_margin": round(self.sign_margin, 3),
+            },
+        )
+
+
+def _moving(x: np.ndarray, n: int) -> np.ndarray:
+    """Centered moving mean of ``x`` (1-D) over ``n`` samples."""
+    n = max(int(n), 1)
+    return np.convolve(x, np.ones(n) / n, mode="same")
+
+
+def still_mask(acc: np.ndarray, gyr: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Samples in still periods of at least ``STILL_MIN_S`` (gyro quiet, acc ≈ gravity)."""
+    gn = _moving(np.linalg.norm(gyr, axis=1), 0.1 * rate_hz)
+    an = _moving(np.linalg.norm(acc, axis=1), 0.1 * rate_hz)
+    quiet = (gn < STILL_GYRO_RAD_S) & (np.abs(an - GRAVITY) < STILL_ACC_TOL)
+    out = np.zeros_like(quiet)
+    n_min = max(int(round(STILL_MIN_S * rate_hz)), 1)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    for a, b in zip(edges[::2], edges[1::2]):
+        if b - a >= n_min:
+            out[a:b] = True
+    return out
+
+
+def swing_peaks(gyr: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Sample indices of swing peaks: maxima of the 3 Hz low-passed gyro norm above 2 rad/s."""
+    sos = signal.butter(2, min(3.0, 0.4 * rate_hz), fs=rate_hz, output="sos")
+    g = signal.sosfiltfilt(sos, np.linalg.norm(gyr, axis=1)) if len(gyr) > 15 else np.linalg.norm(gyr, axis=1)
+    peaks, _ = signal.find_peaks(g, height=SWING_PEAK_RAD_S, distance=max(int(0.5 * rate_hz), 1))
+    return peaks
+
+
+def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str = "recording",
+                    foot: bool = True) -> Estimate:
+    """Estimate one sensor's mounting from acc (m/s²) and gyro (rad/s) samples at ``rate_hz``.
+
+    Needs at least ``MIN_STANDING_S`` of standing and ``MIN_SWINGS`` swings; raises
+    DataError naming what is missing otherwise.  The sensor frame is taken as
+    right-handed (a mirrored export must be declared).  ``foot=False`` (a trunk
+    sensor) aligns gravity only and keeps the sensor's heading.
+
+    Confidence (0..1) is the product of three factors: how tightly the still
+    periods agree on gravity, how planar the walking rotation is, and how
+    consistently the swing peaks turn the same way.
+    """
+    acc = np.asarray(acc, np.float64)
+    gyr = np.asarray(gyr, np.float64)
+    if acc.shape != gyr.shape or acc.ndim != 2 or acc.shape[1] != 3:
+        raise DataError(f"{where}: mounting estimate needs (T, 3) acc and gyro arrays")
+    if not (np.isfinite(acc).all() and np.isfinite(gyr).all()):
+        raise DataError(f"{where}: non-finite samples; cannot estimate the mounting")
+    still = still_mask(acc, gyr, rate_hz)
+    standing_s = float(still.sum() / rate_hz)
+    if standing_s < MIN_STANDING_S:
+        raise DataError(
+            f"{where}: only {standing_s:.1f} s of standing still (at least {MIN_STANDING_S:.0f} s needed "
+            "to find gravity); record a few seconds of quiet standing before walking, "
+            "or declare the mounting (--mounting x=..,y=..,z=..)"
+        )
+    up_samples = acc[still] / np.linalg.norm(acc[still], axis=1, keepdims=True)
+    z = up_samples.mean(axis=0)
+    z /= np.linalg.norm(z)
+    spread = float(np.degrees(np.arccos(np.clip(up_samples @ z, -1, 1))).mean())
+    peaks = swing_peaks(gyr, rate_hz)
+    if foot and len(peaks) < MIN_SWINGS:
+        raise DataError(
+            f"{where}: only {len(peaks)} swing(s) found (gyro peaks above {SWING_PEAK_RAD_S} rad/s; "
+            f"at least {MIN_SWINGS} needed to find the walking direction); record at least "
+            "ten steps of straight walking, or declare the mounting"
+        )
+    if not foot:
+        # gravity only: the smallest rotation taking z onto the canonical z
+        rot, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [z])
+        m = rot.as_matrix()
+        conf = float(np.exp(-spread / 10.0))
+        return Estimate(m, conf, standing_s, len(peaks), spread, 0.0, 0.0)
+    walking = _moving(np.linalg.norm(gyr, axis=1), 0.1 * rate_hz) > 1.0
+    gh = gyr[walking] - np.outer(gyr[walking] @ z, z)
+    w, v = np.linalg.eigh(gh.T @ gh)
+    y = v[:, -1]
+    total = float(np.sum(gyr[walking] ** 2))
+    planarity = float(w[-1] / total) if total > 0 else 0.0
+    # Sign: the swing turns the foot toe-up (a negative rate about +y), and the
+    # fastest rotation of a stride is the opposite one, the foot slapping flat
+    # after heel strike: the rate about +y peaks higher on the positive side.
+    rate = gyr[walking] @ y
+    lo, hi = (abs(float(v)) for v in np.percentile(rate, [1, 99]))
+    if lo > hi:
+        y = -y
+        lo, hi = hi, lo
+    sign_margin = hi / max(lo, 1e-9)
+    y -= (y @ z) * z
+    y /= np.linalg.norm(y)
+    x = np.cross(y, z)
+    m = np.stack([x, y, z])
+    conf = float(np.exp(-spread / 10.0) * min(1.0, planarity / 0.6) * min(1.0, (sign_margin - 1.0) / 0.3))
+    return Estimate(m, conf, standing_s, len(peaks), spread, planarity, sign_margin)
+
+
+def estimate_recording(rec: Recording) -> Mounting:
+    """Estimate the mounting of every IMU in one recording (sensor names from its location)."""
+    out = Mounting(source=f"estimated from {rec.source or rec.name}")
+    for pre in imu_prefixes(rec.channels):
+        idx = [rec.channels.index(f"{pre}{q}_{a}") for q in ("acc", "gyr") for a in _AXES
+               if f"{pre}{q}_{a}" in rec.channels]
+        if len(idx) != 6:
+            continue
+        _check_units(rec, idx)
+        sensor = sensor_of_prefix(pre, rec.location)
+        est = estimate_sensor(rec.signals[:, idx[:3]], rec.signals[:, idx[3:]], rec.rate_hz,
+                              where=f"{rec.name} {sensor} sensor", foot=sensor != "back")
+        out.sensors[sensor] = est.to_sensor()
+    if not out.sensors:
+        raise DataError(f"{rec.name}: no complete acc + gyr triads to estimate a mounting from")
+    return out
+
+
+def _check_units(rec: Recording, idx: list[int]) -> None:
+    for i in idx:
+        u = rec.units[i]
+        want = "m/s^2" if rec.channels[i].split("_")[-2].endswith("acc") else "rad/s"
+        if u and u != want:
+            raise DataError(f"{rec.name}: channel {rec.channels[i]} is in {u}; the mounting estimate needs {want}")
+
+
+def combine(mountings: list[Mounting], source: str = "") -> Mounting:
+    """One mounting per sensor from several estimates: the confidence-weighted mean rotation."""
+    out = Mounting(source=source)
+    names = sorted({n for m in mountings for n in m.sensors})
+    for name in names:
+        items = [m.sensors[name] for m in mountings if name in m.sensors]
+        wts = np.array([max(s.confidence, 1e-3) for s in items])
+        rot = Rotation.from_matrix(np.stack([s.matrix for s in items]))
+        mean = rot.mean(weights=wts)
+        spread = np.degrees((mean.inv() * rot).magnitude())
+        details = {"recordings": len(items), "spread_deg_median": round(float(np.median(spread)), 2)}
+        conf = float(np.average([s.confidence for s in items], weights=wts)) * math.exp(-float(np.median(spread)) / 10)
+        out.sensors[name] = SensorMounting(mean.as_matrix(), method="estimated", confidence=conf, details=details)
+    return out
+
+
+def angular_error_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle (degrees) of the rotation between two mountings (inf if one is mirrored and the other not)."""
+    if np.linalg.det(a) * np.linalg.det(b) < 0:
+        return float("inf")
+    d = np.asarray(a) @ np.asarray(b).T
+    return float(np.degrees(np.arccos(np.clip((np.trace(d) - 1) / 2, -1.0, 1.0))))
+
+
+def mount_all(recs: list[Recording], mounting: "str | Mounting | None", what: str = "--mounting") -> list[Recording]:
+    """Bring recordings into the canonical frame with a mounting spec.
+
+    ``mounting``: None or ``""`` (leave as they are), ``"auto"`` (estimate per
+    recording, see :func:`estimate_recording`), an axis map / per-sensor maps /
+    a file (see :func:`parse_mounting`), or a :class:`Mounting`.  Recordings a
+    loader already put into the canonical frame are not rotated again when the
+    mounting is ``auto``; a declared mounting on them is an error.
+    """
+    if mounting is None or (isinstance(mounting, str) and not mounting.strip()):
+        return recs
+    m = parse_mounting(mounting) if isinstance(mounting, str) else mounting
+    out = []
+    for r in recs:
+        if m == "auto":
+            out.append(r if r.frame == CANONICAL else apply_mounting(r, estimate_recording(r)))
+            continue
+        if r.frame == CANONICAL:
+            raise DataError(
+                f"{what}: {r.name} is already in the canonical foot frame (its loader rotated it); "
+                "a declared mounting applies to data in the sensor's own frame"
+            )
+        out.append(apply_mounting(r, m))
+    return out
