@@ -57,6 +57,27 @@ RAM_TARGET = 1536
 ONNX2C_LSTM = 89_600  # peer measurement, ../shared/notes/EMULATOR.md
 
 
+#: subsections of SECTION written by other scripts (kept when this one rewrites the section)
+KEPT_SUBSECTIONS = ("### Sensor mounting",)  # benchmarks/bench_mounting.py
+
+
+def kept_subsections(path: Path) -> str:
+    """The KEPT_SUBSECTIONS blocks currently in SECTION of ``path`` (empty when none)."""
+    import re
+
+    if not path.exists():
+        return ""
+    sec = re.search(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", path.read_text(), re.S | re.M)
+    if sec is None:
+        return ""
+    out = ""
+    for head in KEPT_SUBSECTIONS:
+        m = re.search(rf"^{re.escape(head)}\n.*?(?=^##+ |\Z)", sec.group(0), re.S | re.M)
+        if m:
+            out += "\n\n" + m.group(0).strip() + "\n"
+    return out
+
+
 def _load_mcu():
     spec = importlib.util.spec_from_file_location("ge_mcu", ROOT / "firmware_export" / "bench" / "mcu.py")
     mod = importlib.util.module_from_spec(spec)
@@ -389,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(cache.read_text())
         text = render(args, saved["mcu"], saved["host"], saved["acc"], saved["src"], saved["load_before"],
                       saved["cmd"], saved["date"], saved["load_after"], saved.get("acc_from", ""))
-        write_section(Path(args.out), SECTION, text)
+        write_section(Path(args.out), SECTION, text + kept_subsections(Path(args.out)))
         print(text)
         return 0
     import torch
@@ -430,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "load_after": load_avg(), "cmd": cmd, "date": date, "acc_from": acc_from},
                                 indent=1, default=float))
     text = render(args, mcu_plain, host, acc, src, load_before, cmd, date, load_avg(), acc_from)
-    write_section(Path(args.out), SECTION, text)
+    write_section(Path(args.out), SECTION, text + kept_subsections(Path(args.out)))
     print(text)
     bad = [f for f in ("lstm", "gru") for v in ("portable", "dsp") if not res[f][v]["exact"]]
     return 1 if bad else 0

@@ -117,6 +117,7 @@ def test_identity_equals_no_mounting(model):
     assert np.array_equal(rotate_counts(counts, ident), counts.astype(np.int64))
     assert np.array_equal(rotate_counts(counts, []), counts.astype(np.int64))
     ref = py_steps(qm, counts)
+    assert Runner(qm, mounting=ident).mounting == []  # identity triads are dropped (no cost), as in C
     out = Runner(qm, mounting=ident).run(counts)
     assert np.array_equal(out["logits"][0], ref[:, 4:])
     for exe in exes.values():

@@ -99,6 +99,10 @@ static int selftest(void)
         mt.idx[0][2] = (uint8_t)(ge_model_data.pre.n_inputs > 2 ? 2 : 0);
         mt.rot[0][0] = mt.rot[0][4] = mt.rot[0][8] = 16384;
         EXPECT(ge_set_mounting(&st, &mt), ge_model_data.pre.n_inputs > 2 ? GE_OK : GE_ERR_MOUNTING);
+        EXPECT(st.mount.n_triads, 0); /* an identity triad is dropped: no cost */
+        mt.rot[0][0] = mt.rot[0][4] = 0; /* x and y swapped (a mirror) */
+        mt.rot[0][1] = mt.rot[0][3] = 16384;
+        EXPECT(ge_set_mounting(&st, &mt), ge_model_data.pre.n_inputs > 2 ? GE_OK : GE_ERR_MOUNTING);
         bad_m = mt;
         bad_m.n_triads = GE_MAX_TRIADS + 1;
         EXPECT(ge_set_mounting(&st, &bad_m), GE_ERR_MOUNTING);

@@ -292,9 +292,9 @@ class Runner:
         """Rotate these triads from the next step on (``ge_set_mounting``); None or [] = identity.
 
         Raises :class:`gaitedge.errors.DataError` (previous mounting kept) when a triad
-        does not fit the model's inputs.
+        does not fit the model's inputs.  Identity triads are dropped, as in C.
         """
-        self.mounting = check_triads(mounting or [], self.qm.n_inputs)
+        self.mounting = [t for t in check_triads(mounting or [], self.qm.n_inputs) if not t.is_identity()]
 
     def reset(self) -> None:
         qm, b = self.qm, self.batch

@@ -51,6 +51,10 @@ class Triad:
         return (isinstance(other, Triad) and self.channels == other.channels
                 and bool(np.array_equal(self.rot, other.rot)))
 
+    def is_identity(self) -> bool:
+        """True when ``rot`` is ``2^14 I`` (the triad changes nothing)."""
+        return bool(np.array_equal(self.rot, MOUNT_ONE * np.eye(3, dtype=np.int64)))
+
     def __hash__(self) -> int:
         return hash((self.channels, tuple(int(v) for v in self.rot.ravel())))
 

@@ -197,7 +197,9 @@ ge_status ge_init(ge_state *st, const ge_model *m, void *arena, size_t arena_byt
  * Set the sensor mounting applied to the counts of every following ge_step()
  * (m NULL or m->n_triads 0: identity).  Checks the triads against the model's
  * inputs (index < n_inputs, no channel twice, entries within +-2^14): on
- * GE_ERR_MOUNTING the previous mounting stays in force.  Needs ge_init() first.
+ * GE_ERR_MOUNTING the previous mounting stays in force.  Identity triads (2^14 on
+ * the diagonal, 0 elsewhere) change nothing and are not kept in st->mount, so an
+ * all-identity mounting costs what no mounting costs.  Needs ge_init() first.
  */
 ge_status ge_set_mounting(ge_state *st, const ge_mounting *m);
 /** Zero the recurrent state, re-arm the filter's steady-state start and the detector (the mounting stays). */

@@ -52,6 +52,7 @@ void ge_mounting_apply(const ge_mounting *m, const int16_t *counts, int16_t *out
 ge_status ge_set_mounting(ge_state *st, const ge_mounting *m)
 {
     ge_status s;
+    uint8_t t, n = 0;
     if (st == NULL) return GE_ERR_NULL;
     if (st->model == NULL) return GE_ERR_STATE;
     if (m == NULL || m->n_triads == 0) {
@@ -60,6 +61,17 @@ ge_status ge_set_mounting(ge_state *st, const ge_mounting *m)
     }
     s = ge_mounting_check(m, st->model->pre.n_inputs);
     if (s != GE_OK) return s;
-    st->mount = *m;
+    /* identity triads change nothing ((2^14 c + 2^13) >> 14 = c): keep only the others */
+    memset(&st->mount, 0, sizeof st->mount);
+    for (t = 0; t < m->n_triads; t++) {
+        const int16_t *r = m->rot[t];
+        if (r[0] == GE_MOUNT_ONE && r[4] == GE_MOUNT_ONE && r[8] == GE_MOUNT_ONE && !r[1] && !r[2] && !r[3] && !r[5] &&
+            !r[6] && !r[7])
+            continue;
+        memcpy(st->mount.idx[n], m->idx[t], sizeof m->idx[t]);
+        memcpy(st->mount.rot[n], m->rot[t], sizeof m->rot[t]);
+        n++;
+    }
+    st->mount.n_triads = n;
     return GE_OK;
 }
