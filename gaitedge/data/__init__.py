@@ -5,6 +5,7 @@ This package knows nothing of models: it yields :class:`Recording` objects.
 
 from gaitedge.data.csvload import load_csv, save_csv
 from gaitedge.data.fetch import fetch_ipol
+from gaitedge.data.gaitmap import load_gaitmap, read_event_table, write_event_table
 from gaitedge.data.ipol import load_ipol, load_trial
 from gaitedge.data.preprocess import Normalizer, causal_filter, design_lowpass, prepare, resample
 from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording, labels_from_swings
@@ -23,14 +24,17 @@ __all__ = [
     "kfold_subjects",
     "labels_from_swings",
     "load_csv",
+    "load_gaitmap",
     "load_ipol",
     "load_spec",
     "load_trial",
     "parse_subjects",
     "prepare",
+    "read_event_table",
     "resample",
     "save_csv",
     "split_subjects",
     "subjects_of",
     "synth_dataset",
+    "write_event_table",
 ]
