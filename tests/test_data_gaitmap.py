@@ -86,6 +86,7 @@ def test_two_sensor_file_gives_two_recordings(tmp_path, sparse):
         assert rec.channels == AXES
         assert rec.units == ["m/s^2"] * 3 + ["rad/s"] * 3
         assert rec.rate_hz == 204.8 and rec.subject == "imu" and len(rec) == N
+        assert rec.frame == "foot-canonical"
         np.testing.assert_allclose(rec.signals[:, :3], raw[:, :3], rtol=1e-6)
         np.testing.assert_allclose(rec.signals[:, 3:], raw[:, 3:] * math.pi / 180.0, rtol=1e-6, atol=1e-7)
     # deg/s -> rad/s by hand: left gyr_y is 180 deg/s, right gyr_x 360 deg/s

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge.data.mounting import CANONICAL
 from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording
 from gaitedge.errors import DataError
 
@@ -321,7 +322,8 @@ def load_gaitmap(
 
     Returns:
         per foot present (left first) a recording with channels ``acc_x ..
-        gyr_z`` (m/s², rad/s), location ``left_foot`` / ``right_foot``.
+        gyr_z`` (m/s², rad/s), location ``left_foot`` / ``right_foot``, in the
+        canonical foot frame (gaitmap's foot sensor frame).
     """
     path = Path(path).expanduser()
     if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
@@ -366,6 +368,7 @@ def load_gaitmap(
                 subject=subject if subject is not None else path.stem,
                 location=f"{foot}_foot",
                 source=str(path),
+                frame=CANONICAL,
             )
         )
     return out
