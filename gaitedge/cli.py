@@ -149,11 +149,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gaitedge.plots import plot_confusion
     from gaitedge.train import _write_json
 
+    from gaitedge.data.mounting import mount_all
+
     tm = load_checkpoint(args.run)
     dcfg = tm.config.get("data", {})
     recs = load_spec(args.data, other_foot=dcfg.get("other_foot", False), lower_back=dcfg.get("lower_back", False))
-    m = evaluate_model(tm, recs)
+    recs = mount_all(recs, args.mounting)
+    _warn_input(recs, tm.frame)
+    detected: list = []
+    m = evaluate_model(tm, recs, detected)
     m["data"] = args.data
+    if args.mounting:
+        m["mounting"] = args.mounting
+        if args.mounting.strip().lower() == "auto":
+            m["mounting_estimates"] = {r.name: r.meta.get("mounting", {}) for r in recs}
     print(f"{m['n_recordings']} recordings, subjects {', '.join(m['subjects'])}")
     print(format_summary(m))
     run = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
@@ -161,6 +170,43 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _write_json(out, m)
     plot_confusion(m["confusion"], tm.classes, out.with_suffix(".png"), title=args.data)
     print(f"saved {out} and {out.with_suffix('.png')}")
+    if args.events_out:
+        from gaitedge.data.gaitmap import write_event_table
+
+        n = 0
+        for rec, events in detected:
+            path = _events_path(Path(args.events_out), rec, len(detected))
+            n += write_event_table(path, {rec.location: events}, tm.rate_hz)
+        print(f"wrote {n} strides to {args.events_out}" + (" (one table per recording)" if len(detected) > 1 else ""))
+    return 0
+
+
+def _events_path(base: Path, rec, n_recordings: int) -> Path:
+    """``base`` for one recording; ``base`` with the recording's name before the suffix for several."""
+    if n_recordings == 1:
+        return base
+    return base.with_name(f"{base.stem}-{_slug(Path(rec.source).stem + '-' + rec.location)}{base.suffix or '.csv'}")
+
+
+def _warn_input(recs: list, frame: str) -> None:
+    """Print input-sanity warnings (units, frame) once each, on stderr."""
+    from gaitedge.data.sanity import input_warnings
+
+    for w in input_warnings(recs, frame):
+        print(f"gaitedge: warning: {w}", file=sys.stderr)
+
+
+def _cmd_mounting_estimate(args: argparse.Namespace) -> int:
+    from gaitedge.data.mounting import estimate_mounting
+    from gaitedge.data.spec import load_spec
+
+    recs = load_spec(args.data, other_foot=not args.one_foot, lower_back=args.lower_back)
+    mounting, per = estimate_mounting(recs)
+    print(f"mounting estimated from {len(per)} recording(s) of {args.data}:")
+    print(mounting.describe())
+    if args.out:
+        mounting.save(args.out)
+        print(f"wrote {args.out} (use --mounting {args.out})")
     return 0
 
 
@@ -202,6 +248,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     r = recs[0]
     print(f"channels: {', '.join(f'{c} [{u}]' for c, u in zip(r.channels, r.units))}")
     print(f"rate {r.rate_hz} Hz, total {sum(x.duration_s for x in recs) / 60:.1f} min")
+    _print_frames(recs)
     lab = [x.labels for x in recs if x.labels is not None]
     if lab:
         counts = np.bincount(np.concatenate(lab)[np.concatenate(lab) >= 0], minlength=len(r.classes))
@@ -221,6 +268,26 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
             print(f"  {s}-{t}: " + "; ".join(i.split(" ", 1)[1] for i in issues[:3])
                   + (f" (+{len(issues) - 3} more)" if len(issues) > 3 else ""))
     return 0
+
+
+def _print_frames(recs: list) -> None:
+    """The recordings' frames and, where a loader estimated them, their mountings per sensor."""
+    import numpy as np
+
+    frames = sorted({x.frame for x in recs})
+    print("frame: " + ", ".join(frames))
+    per: dict[str, list[dict]] = {}
+    for x in recs:
+        for sensor, d in x.meta.get("mounting", {}).items():
+            if sensor == x.location.split("_")[0] or sensor == "back":
+                per.setdefault(sensor, []).append(d)
+    for sensor, ds in sorted(per.items()):
+        ang = np.array([d["angles_deg"]["angle"] for d in ds])
+        conf = np.array([d["confidence"] for d in ds])
+        methods = ", ".join(sorted({d["method"] for d in ds}))
+        print(f"mounting {sensor}: {methods} per recording ({len(ds)}): rotation into the canonical frame "
+              f"median {np.median(ang):.0f}° (range {ang.min():.0f}-{ang.max():.0f}°), "
+              f"confidence median {np.median(conf):.2f} (lowest {conf.min():.2f})")
 
 
 def _default_ipol_root() -> Path:
@@ -395,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run directory (or its model.pt)")
     e.add_argument("--data", required=True, help="data spec, e.g. ipol?subjects=12-15")
     e.add_argument("--out", help="metrics JSON path (default RUN/eval-<data>.json)")
+    e.add_argument("--mounting", help="sensor mounting of the data: auto (estimated per recording), a mounting "
+                                      "file, an axis map x=..,y=..,z=.. or left=MAP,right=MAP (docs/frames.md)")
+    e.add_argument("--events-out", metavar="EVENTS.csv",
+                   help="also write the detected events as a gaitmap-style stride table")
     e.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("data", help="datasets: fetch, info")
@@ -410,6 +481,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("spec")
     i.add_argument("--other-foot", action="store_true", help="include the other foot's channels")
     i.set_defaults(func=_cmd_data_info)
+
+    mo = sub.add_parser("mounting", help="sensor mounting: the rotation into the canonical foot frame")
+    mosub = mo.add_subparsers(dest="mounting_command", required=True)
+    me = mosub.add_parser("estimate", help="estimate each sensor's mounting from recordings with standing and walking")
+    me.add_argument("--data", required=True, help="data spec of recordings in the sensor's own frame "
+                                                  "(e.g. csv:walk.csv?rate=100, gaitmap:IMU.csv, ipol?frame=sensor)")
+    me.add_argument("--out", help="write the mounting here (.toml or .json) for --mounting FILE")
+    me.add_argument("--one-foot", action="store_true", help="only each recording's own sensor (not other_*)")
+    me.add_argument("--lower-back", action="store_true", help="also the lower-back sensor (IPOL)")
+    me.set_defaults(func=_cmd_mounting_estimate)
 
     x = sub.add_parser("export", help="export a trained run for other runtimes")
     xsub = x.add_subparsers(dest="export_command", required=True)

@@ -11,10 +11,14 @@ from gaitedge.errors import DataError
 from gaitedge.metrics import MetricAccumulator
 
 
-def evaluate_model(tm: TrainedModel, recs: list[Recording]) -> dict:
+def evaluate_model(
+    tm: TrainedModel, recs: list[Recording], detected: list[tuple[Recording, dict[str, np.ndarray]]] | None = None
+) -> dict:
     """Pooled metrics of ``tm`` over labelled recordings (at the model's rate).
 
-    Adds ``n_recordings`` and ``subjects`` to the summary.
+    Adds ``n_recordings`` and ``subjects`` to the summary.  ``detected``, if
+    given, receives each recording with its detected events (sample indices at
+    the model rate).
     """
     labelled = [r for r in recs if has_labels(r)]
     if not labelled:
@@ -27,6 +31,8 @@ def evaluate_model(tm: TrainedModel, recs: list[Recording]) -> dict:
         prep, _, labels, events = tm.predict(rec)
         ref = resample(rec, tm.rate_hz) if rec.rate_hz != tm.rate_hz else rec
         acc.add(ref.labels, labels, ref.events, events, tm.rate_hz)
+        if detected is not None:
+            detected.append((rec, events))
     out = acc.summary()
     out["n_recordings"] = len(labelled)
     out["subjects"] = sorted({r.subject for r in labelled})

@@ -583,3 +583,22 @@ def mount_all(recs: list[Recording], mounting: "str | Mounting | None", what: st
             )
         out.append(apply_mounting(r, m))
     return out
+
+
+def estimate_mounting(recs: list[Recording]) -> tuple[Mounting, list[Mounting]]:
+    """One mounting per sensor over several recordings, and the per-recording estimates.
+
+    Each recording is estimated on its own (:func:`estimate_recording`); the
+    sensor's mounting is their confidence-weighted mean rotation.  A recording
+    that cannot be estimated (no standing, too few steps) is an error naming it.
+    """
+    if not recs:
+        raise DataError("no recordings to estimate a mounting from")
+    canon = [r.name for r in recs if r.frame == CANONICAL]
+    if canon:
+        raise DataError(
+            f"{canon[0]}: already in the canonical frame (its loader rotated it); estimate from the sensor's "
+            "own frame (for IPOL: ipol?frame=sensor)"
+        )
+    per = [estimate_recording(r) for r in recs]
+    return combine(per, source=f"estimated from {len(recs)} recording(s)"), per
