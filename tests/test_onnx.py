@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ TOL = 1e-5
 META_KEYS = {
     "format", "format_version", "graph", "gaitedge_version", "family", "hparams", "classes", "channels", "units",
     "rate_hz", "norm_mean", "norm_std", "lowpass_hz", "filter_order", "filter_sos", "delay", "min_run",
-    "weights_sha256", "inputs", "outputs", "state_inputs", "state_outputs", "state_shapes",
+    "weights_sha256", "inputs", "outputs", "state_inputs", "state_outputs", "state_shapes", "frame",
 }
 #: name -> (family, layers, low-pass Hz, filter order, output delay ms)
 VARIANTS = {
@@ -238,6 +239,34 @@ def test_runtime_reproduces_predict(runs, test_recs, name):
             n_events += len(events[kind])
     if name in ("lstm", "gru"):
         assert n_events > 10  # the comparison covered real gait events
+
+
+@pytest.mark.parametrize("location", ["left_foot", "right_foot"])
+def test_runtime_applies_the_mounting_like_torch(runs, test_recs, location):
+    """A stream in two rotated sensor frames, with its mounting, gives what torch gives in the model's frame."""
+    from scipy.spatial.transform import Rotation
+
+    from gaitedge.data.mounting import Mounting, SensorMounting, apply_mounting
+
+    tm, run_dir = runs["lstm"]
+    rng = np.random.default_rng(3)
+    ml, mr = (Rotation.random(random_state=rng).as_matrix() for _ in range(2))
+    mounting = Mounting({"left": SensorMounting(ml), "right": SensorMounting(mr)})
+    inverse = Mounting({"left": SensorMounting(ml.T), "right": SensorMounting(mr.T)})
+    rec = replace(test_recs[0], location=location)
+    worn = apply_mounting(rec, inverse)  # what the two sensors would measure
+    assert np.abs(worn.signals - rec.signals).max() > 1.0
+    _, probs, labels, events = tm.predict(rec)
+    clf = OnnxGaitClassifier(run_dir, mounting=mounting, location=location)
+    assert len(clf.mounting_rotations) == 4  # acc and gyr of both feet
+    lab, pr, ev = clf.classify(worn.select_channels(tm.channels).signals)
+    np.testing.assert_array_equal(lab, labels)
+    assert np.abs(pr - probs).max() <= 1e-4
+    for kind in ("toe_off", "heel_strike"):
+        np.testing.assert_array_equal(ev[kind], events[kind])
+    # without the mounting the same stream is classified differently
+    plain, _, _ = OnnxGaitClassifier(run_dir).classify(worn.select_channels(tm.channels).signals)
+    assert (plain != labels).mean() > 0.01
 
 
 def test_push_and_flush_timing(runs, test_recs):

@@ -174,6 +174,7 @@ def onnx_metadata(tm: TrainedModel, graph: str, inputs: list[str], outputs: list
         "filter_order": str(int(tm.filter_order)),
         "filter_sos": json.dumps([] if sos is None else np.asarray(sos, np.float64).tolist()),
         "delay": str(int(tm.delay)),
+        "frame": tm.frame,
         "min_run": str(int(tm.min_run)),
         "weights_sha256": tm.weights_hash(),
         "inputs": json.dumps(inputs),

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from gaitedge.data.mounting import Mounting, rotations_for
 from gaitedge.errors import DataError, ModelError
 from gaitedge.runtime.postprocess import CausalFilter, Debouncer, GaitEvent
 
@@ -105,6 +106,8 @@ class OnnxModelInfo:
     state_outputs: tuple[str, ...]
     #: state shapes for one stream (batch axis 1).
     state_shapes: tuple[tuple[int, ...], ...]
+    #: coordinate frame of the IMU channels the model expects (``"sensor"`` if not recorded).
+    frame: str = "sensor"
     #: every metadata entry as stored (strings).
     raw: dict[str, str] = field(repr=False, default_factory=dict)
 
@@ -159,6 +162,7 @@ def parse_metadata(meta: dict[str, str], source: str) -> OnnxModelInfo:
         state_inputs=tuple(val("state_inputs", json.loads)),
         state_outputs=tuple(val("state_outputs", json.loads)),
         state_shapes=tuple(tuple(int(d) for d in s) for s in val("state_shapes", json.loads)),
+        frame=meta.get("frame", "sensor"),
         raw=dict(meta),
     )
     c = len(channels)
@@ -226,7 +230,8 @@ class OnnxGaitClassifier:
     new one.  See the module docstring for the timing of labels and events.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, mounting: Mounting | None = None,
+                 location: str = "left_foot") -> None:
         import onnxruntime as ort
 
         self.path = resolve_step_path(path)
@@ -264,6 +269,8 @@ class OnnxGaitClassifier:
         self._min_run = max(1, info.min_run)
         self._filt = CausalFilter(info.sos) if info.sos is not None else None
         self._deb = Debouncer(self._min_run, info.swing, info.rate_hz)
+        self._rot: list[tuple[list[int], np.ndarray]] = []
+        self.set_mounting(mounting, location)
         self._x = np.zeros((1, c), np.float32)
         self._logits = np.zeros((1, k), np.float32)
         self._states = [[np.zeros(s, np.float32) for s in info.state_shapes] for _ in range(2)]
@@ -281,6 +288,22 @@ class OnnxGaitClassifier:
             self._keep += vals + outs
             self._bindings.append(b)
         self.reset()
+
+    def set_mounting(self, mounting: Mounting | None, location: str = "left_foot") -> None:
+        """Rotate every IMU triad of each sample by its sensor's mounting before the filter.
+
+        ``location`` (``left_foot`` / ``right_foot``) says which foot this stream's
+        own channels come from (``other_*`` are the other foot's); None removes
+        the mounting.  Takes effect from the next :meth:`push`.
+        """
+        self._rot = [] if mounting is None else [
+            (tri, np.asarray(m, np.float64)) for tri, m in rotations_for(list(self.info.channels), location, mounting)
+        ]
+
+    @property
+    def mounting_rotations(self) -> list[tuple[list[int], np.ndarray]]:
+        """The ``(triad channel indices, 3×3 matrix)`` pairs applied to each sample."""
+        return list(self._rot)
 
     def _check_signature(self) -> None:
         info = self.info
@@ -401,6 +424,10 @@ class OnnxGaitClassifier:
         wrong shape or with non-finite values (the stream state is unchanged).
         """
         x = self._check_sample(sample)
+        if self._rot:
+            x = x.copy()  # the caller's sample stays as given
+        for tri, m in self._rot:
+            x[tri] = m @ x[tri]
         if self._filt is not None:
             x = self._filt(x)
         xf = x.astype(np.float32)
