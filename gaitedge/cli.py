@@ -176,7 +176,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         n = 0
         for rec, events in detected:
             path = _events_path(Path(args.events_out), rec, len(detected))
-            n += write_event_table(path, {rec.location: events}, tm.rate_hz)
+            from gaitedge.data.mounting import foot_of
+
+            n += write_event_table(path, {foot_of(rec.location) or "left": events}, tm.rate_hz)
         print(f"wrote {n} strides to {args.events_out}" + (" (one table per recording)" if len(detected) > 1 else ""))
     return 0
 
@@ -465,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mounting", help="sensor mounting of the data: auto (estimated per recording), a mounting "
                                       "file, an axis map x=..,y=..,z=.. or left=MAP,right=MAP (docs/frames.md)")
     e.add_argument("--events-out", metavar="EVENTS.csv",
-                   help="also write the detected events as a gaitmap-style stride table")
+                   help="also write the detected events as a gaitmap-style stride table (one per recording; "
+                        "a recording that names no foot is written as the left)")
     e.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("data", help="datasets: fetch, info")
@@ -549,6 +552,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default t,<model channels>); once per model with two models")
     st.add_argument("--scale", help="factors into model units: a number, or acc=..,gyr=..,CHANNEL=.. "
                                     "(numbers or g, mg, deg, mdeg, e.g. acc=g,gyr=deg)")
+    st.add_argument("--mounting", help="sensor mounting: auto (estimated from the first seconds of standing and "
+                                       "walking; no labels until it locks), a mounting file, an axis map "
+                                       "x=..,y=..,z=.. or left=MAP,right=MAP (docs/frames.md)")
+    st.add_argument("--foot", choices=["left", "right"],
+                    help="which foot a single model's own channels come from (for per-foot mountings; default: "
+                         "the model's name, else left)")
     st.add_argument("--speed", type=float, help="replay speed-up (default 1 = real time; 0 = as fast as possible)")
     st.add_argument("--index", type=int, default=0, help="which recording of a multi-recording data spec (default 0)")
     st.add_argument("--baud", type=int, default=115200, help="baud rate for real serial ports (default 115200)")

@@ -8,7 +8,8 @@ is a rotation (det +1) or a rotation with one mirror (det -1, a left-handed
 export).
 
 Sensors are named ``left`` and ``right`` (the feet) and ``back`` (lower back);
-``*`` stands for every sensor.  In a recording of one foot, its own channels
+in a recording that names no foot (a CSV file) its own sensor is ``foot`` and
+the other foot's ``other``; ``*`` stands for every sensor.  In a recording of one foot, its own channels
 (``acc_x`` ..) belong to that foot's sensor, ``other_*`` to the other foot's and
 ``back_*`` to the back sensor.
 
@@ -40,8 +41,9 @@ from gaitedge.errors import DataError
 CANONICAL = "foot-canonical"
 #: Frame name of data whose frame is not known (the sensor's own).
 SENSOR = "sensor"
-#: Physical sensor names a mounting may name.
-SENSORS = ("left", "right", "back")
+#: Physical sensor names a mounting may name: the feet, the lower back, and for
+#: recordings that name no foot (a CSV file), their own foot and the other one.
+SENSORS = ("left", "right", "back", "foot", "other")
 #: Standard gravity, m/s².
 GRAVITY = 9.80665
 
@@ -209,7 +211,7 @@ class Mounting:
 def _sensor_name(name: str, where: str) -> str:
     name = name.strip().lower()
     if name not in SENSORS and name != "*":
-        raise DataError(f"{where}: unknown sensor {name!r}; use left, right, back (or * for all)")
+        raise DataError(f"{where}: unknown sensor {name!r}; use left, right, back, foot, other (or * for all)")
     return name
 
 

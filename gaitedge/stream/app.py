@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from gaitedge.errors import DataError
-from gaitedge.stream.backends import QUANT_FILE, Backend, DeviceBackend, load_backend
+from gaitedge.stream.backends import QUANT_FILE, Backend, DeviceBackend, MountedBackend, load_backend
 from gaitedge.stream.sources import ALIASES, ColumnMap, PortSource, ReplaySource, Source, load_replay
 from gaitedge.stream.session import Lane, Session, Summary
 
@@ -90,10 +90,16 @@ def make_backends(args: argparse.Namespace) -> list[tuple[str, Backend]]:
     """The (lane name, backend) pairs the command-line options describe."""
     kind = getattr(args, "backend", "onnx")
     device = getattr(args, "device", None)
+    mounting = getattr(args, "mounting", None)
     if kind != "device":
         if device:
             raise DataError("--device applies to --backend device")
-        return [(name, load_backend(path, kind)) for name, path in parse_models(args.model or [])]
+        pairs = [(name, load_backend(path, kind)) for name, path in parse_models(args.model or [])]
+        return [(name, mount_backend(be, mounting, lane_location(name, getattr(args, "foot", None))))
+                for name, be in pairs] if mounting else pairs
+    if mounting:
+        raise DataError("with --backend device the board applies the mounting itself: set it once with "
+                        "'gaitedge device mounting --port URL FILE'")
     if not device:
         raise DataError("--backend device needs --device URL: the board's serial port (/dev/ttyACM0, or the "
                         "socket:// URL 'gaitedge device emulate' prints)")
@@ -103,6 +109,20 @@ def make_backends(args: argparse.Namespace) -> list[tuple[str, Backend]]:
     name, path = parse_models(models)[0] if models else ("foot", None)
     frames = getattr(args, "format", "text") == "frames"
     return [(name, DeviceBackend(device, model=path, counts=frames))]
+
+
+def lane_location(name: str, foot: str | None) -> str:
+    """The foot a lane's own channels come from: ``--foot``, else the lane name (left/right), else left."""
+    if foot:
+        return f"{foot}_foot"
+    return f"{name}_foot" if name in ("left", "right") else "left_foot"
+
+
+def mount_backend(be: Backend, mounting: str, location: str) -> Backend:
+    """``be`` behind a sensor mounting (``auto``, a file, or axis maps; see docs/frames.md)."""
+    from gaitedge.data.mounting import parse_mounting
+
+    return MountedBackend(be, parse_mounting(mounting), location=location)
 
 
 def quant_lsb(folder: str | Path) -> dict[str, float] | None:
@@ -212,8 +232,21 @@ def run_stream(args: argparse.Namespace) -> int:
             be.close()
 
 
+def _notice_to(session: Session, lane: str, echo: bool):
+    """A notice callback: into the session's log (and on stderr when the live view is off)."""
+
+    def notice(text: str) -> None:
+        session.notice(f"{lane}: {text}")
+        if echo:
+            print(f"gaitedge: {lane}: {text}", file=sys.stderr)
+
+    return notice
+
+
 def _lane_title(ln: Lane) -> str:
     be = ln.backend
+    if isinstance(be, MountedBackend):
+        be = be.inner
     if isinstance(be, DeviceBackend):
         return f"{ln.name}=board {be.info.board} ({be.info.family}, weights {be.info.model_hash[:12]}) on {be.url}"
     return f"{ln.name}={Path(be.path).parent.name}/{Path(be.path).name}"
@@ -231,6 +264,9 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane]) ->
         duration_s=args.duration,
         history_s=15.0 if args.plot else 0.0,
     )
+    for ln in lanes:
+        if isinstance(ln.backend, MountedBackend):
+            ln.backend.on_notice = _notice_to(session, ln.name, args.quiet)
     title = f"{source.description}  {args.backend}  " + ", ".join(_lane_title(ln) for ln in lanes)
     view = None if args.quiet else TerminalView(session, title=title)
     try:

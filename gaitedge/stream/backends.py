@@ -223,6 +223,144 @@ class TorchBackend(Backend):
         return Decisions(label_start, labels, events)
 
 
+# -- sensor mounting in front of a desktop backend ---------------------------------------------
+
+
+def merge_decisions(ds: Sequence[Decisions]) -> Decisions:
+    """One Decisions from consecutive ones (their labels are contiguous runs)."""
+    start, labels, events = 0, [], []
+    for d in ds:
+        if d.labels:
+            if not labels:
+                start = d.start
+            elif d.start != start + len(labels):
+                raise ValueError("decisions to merge are not contiguous")
+            labels.extend(d.labels)
+        events.extend(d.events)
+    return Decisions(start, labels, events)
+
+
+class MountedBackend(Backend):
+    """A desktop backend fed through a sensor mounting: each sample's IMU triads are rotated first.
+
+    ``mounting``: a :class:`~gaitedge.data.mounting.Mounting` (declared), or
+    ``"auto"``: the samples are held until a mounting can be estimated from
+    them (:func:`~gaitedge.data.mounting.estimate_recording`: at least 1 s of
+    standing and 5 swings of each sensor, confidence at least
+    ``min_confidence``), tried once a second.  No label or event is given before
+    it locks, since a wrong frame gives wrong events; at the lock the held
+    samples are classified in order, so labels and events cover the stream from
+    its first sample.  If nothing locks within ``max_hold_s`` (or by the end of
+    the stream) the samples are taken as already in the canonical frame, with a
+    notice.  ``location`` (``left_foot`` / ``right_foot``) names the foot of the
+    own channels (``other_*`` are the other foot's).  ``on_notice`` receives
+    plain-text reports (the lock, the fallback).
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        mounting: Any,
+        location: str = "left_foot",
+        max_hold_s: float = 60.0,
+        min_confidence: float = 0.3,
+        on_notice: Any = None,
+    ) -> None:
+        from gaitedge.data.mounting import rotations_for
+
+        self.inner = inner
+        self.kind = inner.kind
+        self.path = inner.path
+        self.channels, self.units, self.classes = inner.channels, inner.units, inner.classes
+        self.rate_hz, self.delay, self.min_run = inner.rate_hz, inner.delay, inner.min_run
+        self.location = location
+        self.on_notice = on_notice
+        self.min_confidence = float(min_confidence)
+        self.max_hold = max(1, int(round(max_hold_s * self.rate_hz)))
+        self.auto = isinstance(mounting, str) and mounting == "auto"
+        self.rotations: list[tuple[list[int], np.ndarray]] = []
+        self.locked = not self.auto
+        #: the mounting in force once locked (None for the identity fallback)
+        self.mounting = None if self.auto else mounting
+        self._held: list[np.ndarray] = []
+        self._last_reason = ""
+        if not self.auto:
+            self.rotations = rotations_for(list(self.channels), location, mounting)
+
+    def _notice(self, text: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(text)
+
+    def _rotate(self, x: np.ndarray) -> np.ndarray:
+        if not self.rotations:
+            return x
+        y = np.array(x, dtype=np.float64, copy=True)
+        for tri, m in self.rotations:
+            y[tri] = m @ y[tri]
+        return y.astype(np.float32)
+
+    def _try_lock(self, final: bool = False) -> bool:
+        from gaitedge.data.mounting import estimate_recording, rotations_for
+        from gaitedge.data.recording import Recording
+        from gaitedge.errors import DataError
+
+        held = np.asarray(self._held, np.float32)
+        rec = Recording(held, list(self.channels), list(self.units), self.rate_hz, location=self.location,
+                        source="stream")
+        try:
+            m = estimate_recording(rec)
+            low = [f"{k} {v.confidence:.2f}" for k, v in m.sensors.items() if v.confidence < self.min_confidence]
+            if low:
+                raise DataError(f"confidence too low ({', '.join(low)})")
+        except DataError as exc:
+            self._last_reason = str(exc).split(": ", 1)[-1]
+            if not (final or len(self._held) >= self.max_hold):
+                return False
+            self._notice(f"mounting: no estimate after {len(self._held) / self.rate_hz:.0f} s "
+                         f"({self._last_reason}); going on with the input taken as in the canonical frame")
+            self.rotations = []
+        else:
+            self.mounting = m
+            self.rotations = rotations_for(list(self.channels), self.location, m)
+            parts = []
+            for name, sm in m.sensors.items():
+                from gaitedge.data.mounting import angles_deg
+
+                parts.append(f"{name} {angles_deg(sm.matrix)['angle']:.0f}° (confidence {sm.confidence:.2f})")
+            self._notice(f"mounting locked after {len(self._held) / self.rate_hz:.0f} s: " + ", ".join(parts))
+        self.locked = True
+        return True
+
+    def _release(self) -> Decisions:
+        held, self._held = self._held, []
+        return merge_decisions([self.inner.push(self._rotate(x)) for x in held])
+
+    def push(self, x: np.ndarray) -> Decisions:
+        if self.locked:
+            return self.inner.push(self._rotate(x))
+        self._held.append(np.asarray(x, np.float32))
+        n = len(self._held)
+        if n % max(1, int(round(self.rate_hz))) == 0 and n >= 5 * self.rate_hz and self._try_lock():
+            return self._release()
+        return Decisions(0, _NONE, [])
+
+    def flush(self) -> Decisions:
+        first = Decisions(0, _NONE, [])
+        if not self.locked and self._held:
+            self._try_lock(final=True)
+        if self._held:
+            first = self._release()
+        return merge_decisions([first, self.inner.flush()])
+
+    def reset(self) -> None:
+        """A new stream from the same sensors: the locked mounting stays."""
+        self._held = []
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 # -- a board over its serial link ------------------------------------------------------------
 
 QUANT_FILE = "quant.npz"

@@ -602,6 +602,10 @@ class Session:
         self._seg_t0 = math.nan
         self._prev = None
 
+    def notice(self, text: str) -> None:
+        """Record a plain-text notice in the event log at the current sample (e.g. a mounting lock)."""
+        self._incident("notice", text)
+
     def _incident(self, kind: str, detail: str, sample: int | None = None, t_s: float | None = None) -> None:
         g = self._next if sample is None else sample
         self._emit(Record(kind, "", g, self._time_of(g) if t_s is None else t_s, time.time(), detail))
