@@ -55,6 +55,20 @@ int board_slot_erase(int slot);
 int board_slot_write(int slot, uint32_t offset, const void *data, uint32_t n);
 #define BOARD_FLASH_ALIGN 8u
 
+/* ---- settings pages (per-user records: the sensor mounting) ---------------------------- */
+/** Two small erasable flash pages, apart from the image and the weight slots; fw_mount_store.c
+ *  keeps one CRC'd record in each and writes the older one (A/B), so a torn write leaves
+ *  the previous record in force. */
+#define BOARD_N_CFG 2
+/** Size of one settings page in bytes (at least 128; the erase unit of the part). */
+uint32_t board_cfg_size(void);
+/** Memory-mapped read address of a settings page. */
+const uint8_t *board_cfg_addr(int page);
+/** Erase a settings page to 0xFF.  Returns 0 on success. */
+int board_cfg_erase(int page);
+/** Program n bytes at offset of a settings page (multiples of BOARD_FLASH_ALIGN).  Returns 0 on success. */
+int board_cfg_write(int page, uint32_t offset, const void *data, uint32_t n);
+
 /* ---- reset ------------------------------------------------------------------------- */
 /** System reset (does not return). */
 void board_reset(void);

@@ -6,7 +6,9 @@
  * per received sample on the active model and answers every request with one reply
  * frame (PROTOCOL.md).  When the ring is empty the CPU sleeps in board_idle() (wfi).
  * The active model is the built-in one (model_data.c) or the newest committed weights
- * slot (fw_blob.c); the architecture is fixed at build time (fw_model.h).
+ * slot (fw_blob.c); the architecture is fixed at build time (fw_model.h).  The sensor
+ * mounting (SET_MOUNTING, fw_mount.c) is kept in the board's settings pages and applied
+ * with ge_set_mounting() after every ge_init(), so it survives reboots and weight updates.
  */
 #include "fw_app.h"
 
@@ -15,6 +17,7 @@
 #include "board.h"
 #include "fw_blob.h"
 #include "fw_model.h"
+#include "fw_mount.h"
 #include "gaitedge_rt.h"
 #include "ge_proto.h"
 
@@ -61,6 +64,8 @@ static struct {
     const ge_model *model;                 /* the active model */
     int active;                            /* -1 built-in, else the slot */
     uint32_t generation;
+    ge_mounting mount;                     /* the sensor mounting in force (as set, identity triads included) */
+    uint32_t mount_gen;                    /* generation of its flash record (0: none) */
     fw_flash_session flash;
     uint8_t tx_raw[GP_MAX_FRAME];          /* reply under construction (payload at +6) */
     uint8_t tx_enc[GP_MAX_ENCODED];        /* the last reply as sent (replayed for duplicates) */
@@ -74,6 +79,15 @@ static struct {
 } fw;
 
 /* ---- model selection ------------------------------------------------------------------ */
+/* ge_init() starts with the identity: put the mounting in force again (it was checked when set). */
+static void apply_mounting(void)
+{
+    if (ge_set_mounting(&fw.st, &fw.mount) != GE_OK) {
+        memset(&fw.mount, 0, sizeof fw.mount);
+        fw.mount_gen = 0;
+    }
+}
+
 static void activate_builtin(void)
 {
     fw.model = &ge_model_data;
@@ -102,6 +116,7 @@ static void select_model(void)
         activate_builtin();
         ge_init(&fw.st, fw.model, arena, sizeof arena);
     }
+    apply_mounting();
 }
 
 /* ---- replies ---------------------------------------------------------------------------- */
@@ -372,6 +387,7 @@ static void do_flash(const gp_frame *f)
                 if (ge_init(&fw.st, fw.model, arena, sizeof arena) != GE_OK) {
                     select_model(); /* unreachable: the slot was checked before the commit */
                 }
+                apply_mounting();
             }
         }
         if (r == 0) {
@@ -391,6 +407,52 @@ static void do_flash(const gp_frame *f)
         break;
     }
     nak(f, (uint16_t)r, detail, flash_text(r));
+}
+
+static const char *mount_text(int code)
+{
+    switch (code) {
+    case GP_E_LENGTH: return "mounting length is not 4 + 22 * triads";
+    case GP_E_MOUNT_TRIADS: return "too many triads in the mounting";
+    case GP_E_MOUNT_INDEX: return "mounting channel index out of range or used twice";
+    case GP_E_MOUNT_ROTATION: return "mounting matrix is not a rotation (rows not orthonormal)";
+    case GP_E_FLASH: return "settings flash write failed: previous mounting kept";
+    default: return "mounting refused";
+    }
+}
+
+/* Reply payload of SET_MOUNTING / GET_MOUNTING: u32 generation, then the mounting. */
+static void mounting_reply(const gp_frame *f)
+{
+    uint8_t *p = payload_buf();
+    gp_wr32(p, fw.mount_gen);
+    send_reply(f->type | GP_REPLY, f->seq, 4u + fw_mount_encode(&fw.mount, p + 4));
+}
+
+static void do_set_mounting(const gp_frame *f)
+{
+    ge_mounting m;
+    uint8_t now[FW_MOUNT_MAX_BYTES], want[FW_MOUNT_MAX_BYTES];
+    uint32_t detail = 0, n_now, n_want;
+    int r = fw_mount_decode(f->payload, f->len, N_INPUTS, &m, &detail);
+    if (r != 0) {
+        nak(f, (uint16_t)r, detail, mount_text(r));
+        return;
+    }
+    n_now = fw_mount_encode(&fw.mount, now);
+    n_want = fw_mount_encode(&m, want);
+    if (fw.mount_gen == 0 || n_now != n_want || memcmp(now, want, n_want) != 0) { /* a repeat writes nothing */
+        r = fw_mount_store(&m, fw.mount_gen + 1u);
+        if (r != 0) {
+            nak(f, (uint16_t)r, 0, mount_text(r));
+            return;
+        }
+        fw.mount = m;
+        fw.mount_gen++;
+    }
+    apply_mounting();
+    ge_reset(&fw.st); /* a new stream with the new mounting (as RESET_STATE) */
+    mounting_reply(f);
 }
 
 static void handle_frame(const gp_frame *f)
@@ -444,6 +506,12 @@ static void handle_frame(const gp_frame *f)
     case GP_FLASH_STATUS:
         do_flash_status(f);
         break;
+    case GP_SET_MOUNTING:
+        do_set_mounting(f);
+        break;
+    case GP_GET_MOUNTING:
+        mounting_reply(f);
+        break;
     case GP_REBOOT:
         send_reply(GP_REBOOT | GP_REPLY, f->seq, 0);
         board_reset();
@@ -452,9 +520,12 @@ static void handle_frame(const gp_frame *f)
         int k, bad = 0;
         fw_flash_abort(&fw.flash);
         for (k = 0; k < BOARD_N_SLOTS; k++) bad |= board_slot_erase(k);
+        bad |= fw_mount_erase();
+        memset(&fw.mount, 0, sizeof fw.mount);
+        fw.mount_gen = 0;
         select_model();
         if (bad)
-            nak(f, GP_E_FLASH, 0, "slot erase failed");
+            nak(f, GP_E_FLASH, 0, "slot or settings erase failed");
         else
             send_reply(GP_FACTORY_RESET | GP_REPLY, f->seq, 0);
         break;
@@ -478,6 +549,7 @@ void fw_init(void)
     rx_head = rx_tail = 0;
     rx_overruns = rx_bytes = rx_high = 0;
     board_irq_enable();
+    fw_mount_load(N_INPUTS, &fw.mount, &fw.mount_gen); /* none valid: identity */
     select_model();
     len = build_info(payload_buf());
     send_reply(GP_BOOT, 0, len);

@@ -44,6 +44,8 @@ enum {
     GP_FLASH_STATUS = 0x15,
     GP_REBOOT = 0x20,
     GP_FACTORY_RESET = 0x21,
+    GP_SET_MOUNTING = 0x30, /* sensor mounting: validate, store in flash, apply (PROTOCOL.md 3.7) */
+    GP_GET_MOUNTING = 0x31,
     GP_BOOT = 0x7E, /* unsolicited, device -> host, seq 0, payload as the INFO reply */
     GP_NAK = 0x7F,  /* reply to a refused request: u8 type, u8 0, u16 code, u32 detail, text */
     GP_REPLY = 0x80
@@ -65,7 +67,10 @@ enum {
     GP_E_OFFSET = 16,     /* chunk offset/length not acceptable (detail: next expected offset) */
     GP_E_VERIFY = 17,     /* payload CRC-32 mismatch (detail: CRC computed by the device) */
     GP_E_FLASH = 18,      /* erase / write / read-back failed */
-    GP_E_MODEL = 19       /* the runtime refused the bound model */
+    GP_E_MODEL = 19,      /* the runtime refused the bound model */
+    GP_E_MOUNT_TRIADS = 20,   /* mounting: more triads than GE_MAX_TRIADS (detail: the maximum) */
+    GP_E_MOUNT_INDEX = 21,    /* mounting: channel index out of range or repeated (detail: 3 * triad + axis) */
+    GP_E_MOUNT_ROTATION = 22  /* mounting: rows not orthonormal within tolerance (detail: triad) */
 };
 
 /* ---- decoder verdicts -------------------------------------------------------------- */

@@ -229,8 +229,24 @@ class DeviceClient:
         return self.boots[-1] if len(self.boots) > n else None
 
     def factory_reset(self) -> None:
-        """Erase both weight slots; the built-in model runs again."""
+        """Erase both weight slots and the mounting; the built-in model runs again, unrotated."""
         self.request(M.FACTORY_RESET, timeout=max(self.timeout, 5.0))
+
+    def set_mounting(self, triads) -> M.MountingState:
+        """SET_MOUNTING: the device checks, stores (flash) and applies the sensor mounting.
+
+        ``triads``: :class:`gaitedge.quant.mounting.Triad` objects (or ``(channels, rot)``
+        pairs: 3 input-channel indices, 9 Q1.14 entries); ``[]`` clears it (identity).  The
+        model state restarts, as after :meth:`reset`.  Returns the mounting now in force and
+        its flash generation; a refused mounting raises :class:`DeviceNak` (codes
+        ``E_MOUNT_*``) and the previous one stays.
+        """
+        payload = M.MountingState.of(triads).encode()
+        return M.MountingState.decode_reply(self.request(M.SET_MOUNTING, payload, timeout=max(self.timeout, 5.0)))
+
+    def mounting(self) -> M.MountingState:
+        """GET_MOUNTING: the sensor mounting in force (generation 0: never set, identity)."""
+        return M.MountingState.decode_reply(self.request(M.GET_MOUNTING))
 
     def _frame_samples(self, counts: np.ndarray, batch: int | None) -> tuple[np.ndarray, int]:
         info = self.info(refresh=False)

@@ -3,6 +3,7 @@
     gaitedge firmware build RUN [--board mps2-an386|host] [--out DIR]
     gaitedge device emulate [IMAGE] [--no-icount] [--flash FILE]
     gaitedge device info URL
+    gaitedge device mounting --port URL [FILE | --identity] [--foot left|right]
     gaitedge flash RUN|BLOB --port URL        (weights over serial)
     gaitedge flash IMAGE.elf --probe [--target T]   (whole image through a debug probe, pyOCD)
 """
@@ -67,6 +68,7 @@ def _cmd_device_info(args: argparse.Namespace) -> int:
         rtt = dev.ping(b"gaitedge")
         st = dev.stats()
         fs = dev.flash_status()
+        mount = _query_mounting(dev)
     print(f"board {info.board}, firmware {info.fw_version}, protocol {info.proto_version}")
     print(f"model {info.family}: {info.n_inputs} channels ({', '.join(info.channels)}) -> "
           f"{', '.join(info.classes)}; {info.rate_hz:g} Hz, delay {info.delay}, debounce {info.min_run}")
@@ -75,11 +77,68 @@ def _cmd_device_info(args: argparse.Namespace) -> int:
     print(f"architecture {info.arch_hash}")
     for k, s in enumerate(fs.slots):
         print(f"  slot {'AB'[k]}: " + (f"generation {s.generation}, {s.model_hash[:16]}..." if s.valid else "empty"))
+    for line in _mounting_lines(mount, info.channels):
+        print(line)
     print(f"limits: {info.max_samples} samples per frame, payload {info.max_payload} B, receive buffer "
           f"{info.rx_buffer} B, flash chunk {info.max_chunk} B")
     print(f"ping {rtt * 1e3:.1f} ms; frames ok {st.frames_ok}, CRC errors {st.crc_errors}, framing errors "
           f"{st.framing_errors}, oversize {st.oversize}, overruns {st.overruns}, steps {st.steps}"
           + (f", {st.ticks_per_step:.1f} ticks/step at {st.tick_hz} Hz" if st.steps_timed else ""))
+    return 0
+
+
+def _query_mounting(dev):
+    """The device's mounting, or None when its firmware has no GET_MOUNTING."""
+    from gaitedge.device.client import DeviceNak
+    from gaitedge.protocol import messages as M
+
+    try:
+        return dev.mounting()
+    except DeviceNak as exc:
+        if exc.nak.code == M.E_TYPE:
+            return None
+        raise
+
+
+def _mounting_lines(mount, channels: list[str]) -> list[str]:
+    """``mounting ...`` lines of ``device info`` / ``device mounting``."""
+    if mount is None:
+        return ["mounting: not supported by this firmware"]
+    if not mount.triads or mount.identity:
+        what = "none (sensor frame used as is)"
+        return [f"mounting: {what}" + (f", generation {mount.generation}" if mount.generation else "")]
+    lines = [f"mounting (generation {mount.generation}): {len(mount.triads)} triads, Q1.14"]
+    for ch, rot in mount.triads:
+        names = ", ".join(channels[c] if c < len(channels) else str(c) for c in ch)
+        rows = "; ".join(" ".join(f"{v / 16384:+.4f}" for v in rot[3 * i : 3 * i + 3]) for i in range(3))
+        lines.append(f"  {names}: [{rows}]")
+    return lines
+
+
+def _cmd_device_mounting(args: argparse.Namespace) -> int:
+    from gaitedge.device.client import DeviceClient
+    from gaitedge.device.mounting import read_mounting_file, triads_for_channels
+
+    if args.file and args.identity:
+        raise DeviceError("give a mounting FILE or --identity, not both")
+    sensors = read_mounting_file(args.file) if args.file else None  # file errors before the port is opened
+    with DeviceClient(args.port, timeout=args.timeout) as dev:
+        info = dev.info()
+        if sensors is not None:
+            triads, text = triads_for_channels(list(info.channels), sensors, args.foot)
+            if not triads:
+                raise DeviceError(f"{args.file}: no sensor of the file matches the device's channels "
+                                  f"({', '.join(info.channels)}) with the board on the {args.foot} foot")
+            mount = dev.set_mounting(triads)
+            print(f"set the mounting of {args.file} on {info.board} (board on the {args.foot} foot): "
+                  + "; ".join(text))
+        elif args.identity:
+            mount = dev.set_mounting([])
+            print(f"cleared the mounting of {info.board}")
+        else:
+            mount = _query_mounting(dev)
+    for line in _mounting_lines(mount, list(info.channels)):
+        print(line)
     return 0
 
 
@@ -162,6 +221,17 @@ def add_commands(sub) -> None:
     di.add_argument("url", help="pyserial URL: /dev/ttyACM0, socket://127.0.0.1:PORT, ...")
     di.add_argument("--timeout", type=float, default=2.0, help="seconds per request (default 2)")
     di.set_defaults(func=_cmd_device_info)
+    dm = dsub.add_parser("mounting", help="set, clear or show the sensor mounting of a device (kept in its flash)")
+    dm.add_argument("file", nargs="?", help='mounting file (JSON or TOML): {"sensors": {"left": {"matrix": '
+                                            '[[..],[..],[..]]}, "right": ..., "back": ...}}; without FILE and '
+                                            '--identity: show the current one')
+    dm.add_argument("--port", required=True, help="pyserial URL of the board")
+    dm.add_argument("--foot", choices=["left", "right"], default="left",
+                    help="foot the board is worn on: its acc_*/gyr_* channels take that sensor's matrix, "
+                         "other_* the other foot's (default left)")
+    dm.add_argument("--identity", action="store_true", help="clear the mounting (channels used as they come)")
+    dm.add_argument("--timeout", type=float, default=2.0, help="seconds per request (default 2)")
+    dm.set_defaults(func=_cmd_device_mounting)
 
     fl = sub.add_parser("flash", help="send new weights to a board over serial (or an image with --probe)")
     fl.add_argument("source", help="run directory / quant.npz / weights .blob (serial), or an ELF with --probe")

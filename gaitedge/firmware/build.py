@@ -141,7 +141,8 @@ def build_firmware(
     inc, rt_srcs = runtime_sources(Path(runtime_dir) if runtime_dir else None)
     board_dir = FW_DIR / "boards" / board.replace("-", "_")
     srcs = [*rt_srcs, out / "model" / "model_data.c", gen / "fw_model.c", PROTO_DIR / "ge_proto.c",
-            FW_DIR / "fw_app.c", FW_DIR / "fw_blob.c", *sorted(board_dir.glob("*.c"))]
+            FW_DIR / "fw_app.c", FW_DIR / "fw_blob.c", FW_DIR / "fw_mount.c", FW_DIR / "fw_mount_store.c",
+            *sorted(board_dir.glob("*.c"))]
     incs = [f"-I{p}" for p in (inc, out / "model", gen, PROTO_DIR, FW_DIR)]
     cmds: list[str] = []
     objdir = out / "obj"

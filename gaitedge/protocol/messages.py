@@ -25,6 +25,8 @@ FLASH_ABORT = 0x14
 FLASH_STATUS = 0x15
 REBOOT = 0x20
 FACTORY_RESET = 0x21
+SET_MOUNTING = 0x30
+GET_MOUNTING = 0x31
 BOOT = 0x7E
 NAK = 0x7F
 REPLY = 0x80
@@ -33,7 +35,8 @@ TYPE_NAMES = {
     PING: "PING", INFO: "INFO", SAMPLES: "SAMPLES", RESET_STATE: "RESET_STATE", STATS: "STATS",
     FLASH_BEGIN: "FLASH_BEGIN", FLASH_CHUNK: "FLASH_CHUNK", FLASH_VERIFY: "FLASH_VERIFY",
     FLASH_COMMIT: "FLASH_COMMIT", FLASH_ABORT: "FLASH_ABORT", FLASH_STATUS: "FLASH_STATUS",
-    REBOOT: "REBOOT", FACTORY_RESET: "FACTORY_RESET", BOOT: "BOOT", NAK: "NAK",
+    REBOOT: "REBOOT", FACTORY_RESET: "FACTORY_RESET", SET_MOUNTING: "SET_MOUNTING", GET_MOUNTING: "GET_MOUNTING",
+    BOOT: "BOOT", NAK: "NAK",
 }
 
 
@@ -59,6 +62,9 @@ E_OFFSET = 16
 E_VERIFY = 17
 E_FLASH = 18
 E_MODEL = 19
+E_MOUNT_TRIADS = 20
+E_MOUNT_INDEX = 21
+E_MOUNT_ROTATION = 22
 
 ERROR_NAMES = {
     E_VERSION: "unsupported protocol version", E_TYPE: "unknown message type",
@@ -69,6 +75,8 @@ ERROR_NAMES = {
     E_STATE: "not valid in the current flash state", E_OFFSET: "unexpected chunk offset",
     E_VERIFY: "blob CRC mismatch after transfer", E_FLASH: "flash write failed",
     E_MODEL: "the runtime refused the model",
+    E_MOUNT_TRIADS: "too many triads in the mounting", E_MOUNT_INDEX: "mounting channel index out of range or repeated",
+    E_MOUNT_ROTATION: "mounting matrix is not a rotation",
 }
 
 SOURCES = {0: "built-in", 1: "slot A", 2: "slot B"}
@@ -327,3 +335,91 @@ class FlashStatus:
             slots.append(SlotInfo(bool(valid), gen, h.decode("ascii", "replace").rstrip("\x00")))
         return cls(FLASH_STATES.get(st, str(st)), None if tgt == 0xFF else tgt, SOURCES.get(src, str(src)), rec,
                    plen, slots)
+
+
+# ---- sensor mounting (SET_MOUNTING / GET_MOUNTING) ---------------------------------------
+#: most triads in one mounting (GE_MAX_TRIADS)
+MOUNT_MAX_TRIADS = 4
+MOUNT_HEAD = 4
+MOUNT_TRIAD = 22
+#: rows of a Q1.14 matrix must be orthonormal within this, in Q28: |r_i . r_k - [i == k] 2^28| <= 2^20
+MOUNT_ORTHO_TOL = 1 << 20
+_MOUNT_ONE = 1 << 14
+
+
+@dataclass
+class MountingState:
+    """A mounting as on the wire: per triad ``(channels (3 ints), rot (9 ints, Q1.14, row-major))``.
+
+    ``generation``: of the device's flash record (0: never set; only in replies).
+    """
+
+    triads: list[tuple[tuple[int, int, int], tuple[int, ...]]] = field(default_factory=list)
+    generation: int = 0
+
+    @classmethod
+    def of(cls, triads, generation: int = 0) -> "MountingState":
+        """From objects with ``channels`` and ``rot`` (e.g. :class:`gaitedge.quant.mounting.Triad`) or pairs."""
+        out = []
+        for t in triads:
+            ch, rot = (t.channels, t.rot) if hasattr(t, "channels") else t
+            out.append((tuple(int(c) for c in ch), tuple(int(v) for v in np.asarray(rot).ravel())))
+        return cls(out, generation)
+
+    def encode(self) -> bytes:
+        """SET_MOUNTING request payload: ``u8 n, 3 x u8 0``, per triad ``u8 idx[3], u8 0, i16 rot[9]``."""
+        if len(self.triads) > 255:
+            raise ValueError("too many triads")
+        out = bytearray(struct.pack("<B3x", len(self.triads)))
+        for ch, rot in self.triads:
+            if len(ch) != 3 or len(rot) != 9:
+                raise ValueError("a triad is 3 channel indices and 9 matrix entries")
+            out += struct.pack("<3Bx9h", *ch, *rot)
+        return bytes(out)
+
+    def encode_reply(self) -> bytes:
+        """SET_MOUNTING / GET_MOUNTING reply payload: ``u32 generation`` + the mounting."""
+        return struct.pack("<I", self.generation) + self.encode()
+
+    @classmethod
+    def decode(cls, p: bytes, generation: int = 0) -> "MountingState":
+        n = p[0]
+        triads = []
+        for t in range(n):
+            v = struct.unpack_from("<3Bx9h", p, MOUNT_HEAD + MOUNT_TRIAD * t)
+            triads.append((tuple(v[:3]), tuple(v[3:])))
+        return cls(triads, generation)
+
+    @classmethod
+    def decode_reply(cls, p: bytes) -> "MountingState":
+        (gen,) = struct.unpack_from("<I", p, 0)
+        return cls.decode(p[4:], gen)
+
+    @property
+    def identity(self) -> bool:
+        """True when no triad rotates anything."""
+        eye = (_MOUNT_ONE, 0, 0, 0, _MOUNT_ONE, 0, 0, 0, _MOUNT_ONE)
+        return all(tuple(rot) == eye for _, rot in self.triads)
+
+
+def check_mounting(p: bytes, n_inputs: int) -> tuple[int, int]:
+    """The device's verdict on a SET_MOUNTING payload for a model with ``n_inputs`` channels:
+    ``(0, 0)`` when accepted, else ``(NAK code, detail)`` exactly as ``fw_mount_decode``."""
+    if len(p) < MOUNT_HEAD:
+        return E_LENGTH, MOUNT_HEAD
+    n = p[0]
+    if n > MOUNT_MAX_TRIADS:
+        return E_MOUNT_TRIADS, MOUNT_MAX_TRIADS
+    if len(p) != MOUNT_HEAD + MOUNT_TRIAD * n:
+        return E_LENGTH, MOUNT_HEAD + MOUNT_TRIAD * n
+    m = MountingState.decode(p)
+    idx = [c for ch, _ in m.triads for c in ch]
+    for k, c in enumerate(idx):
+        if c >= n_inputs or c in idx[:k]:
+            return E_MOUNT_INDEX, k
+    for t, (_, rot) in enumerate(m.triads):
+        r = np.asarray(rot, np.int64).reshape(3, 3)
+        if np.abs(r).max() > _MOUNT_ONE or np.abs(r @ r.T - (_MOUNT_ONE ** 2) * np.eye(3, dtype=np.int64)).max() \
+                > MOUNT_ORTHO_TOL:
+            return E_MOUNT_ROTATION, t
+    return 0, 0

@@ -7,9 +7,10 @@
  *            time; when it disconnects, wait for the next.  --pty: a pseudo terminal.
  *            The first stdout line names the pyserial URL: "serial socket://127.0.0.1:P"
  *            or "serial /dev/pts/N".
- *   flash    --flash FILE: the two weight slots live in FILE (created as erased 0xFF),
- *            mapped shared, so a restart of the process with the same file keeps what was
- *            committed.  Without --flash they live in memory.
+ *   flash    --flash FILE: the two weight slots and the two settings pages (sensor mounting)
+ *            live in FILE (created as erased 0xFF; a file of the older slots-only size gets
+ *            erased settings pages appended), mapped shared, so a restart of the process with
+ *            the same file keeps what was committed.  Without --flash they live in memory.
  *   reset    REBOOT restarts the firmware inside the process (the connection stays).
  *   ticks    microseconds (CLOCK_MONOTONIC).
  */
@@ -37,6 +38,8 @@
 #include "fw_app.h"
 
 #define SLOT_SIZE 0x00080000u
+#define CFG_SIZE 0x00001000u
+#define SLOTS_BYTES ((size_t)BOARD_N_SLOTS * SLOT_SIZE)
 
 static int listen_fd = -1, io_fd = -1, pty_mode = 0;
 static uint8_t *flash_mem;
@@ -140,11 +143,30 @@ int board_slot_write(int slot, uint32_t offset, const void *data, uint32_t n)
     return 0;
 }
 
+uint32_t board_cfg_size(void) { return CFG_SIZE; }
+const uint8_t *board_cfg_addr(int page) { return flash_mem + SLOTS_BYTES + (size_t)page * CFG_SIZE; }
+
+int board_cfg_erase(int page)
+{
+    if (page < 0 || page >= BOARD_N_CFG) return -1;
+    memset(flash_mem + SLOTS_BYTES + (size_t)page * CFG_SIZE, 0xFF, CFG_SIZE);
+    msync(flash_mem, flash_bytes, MS_SYNC);
+    return 0;
+}
+
+int board_cfg_write(int page, uint32_t offset, const void *data, uint32_t n)
+{
+    if (page < 0 || page >= BOARD_N_CFG || offset > CFG_SIZE || n > CFG_SIZE - offset) return -1;
+    memcpy(flash_mem + SLOTS_BYTES + (size_t)page * CFG_SIZE + offset, data, n);
+    msync(flash_mem, flash_bytes, MS_SYNC);
+    return 0;
+}
+
 void board_reset(void) { longjmp(reset_point, 1); }
 
 static void open_flash(const char *path)
 {
-    flash_bytes = (size_t)BOARD_N_SLOTS * SLOT_SIZE;
+    flash_bytes = SLOTS_BYTES + (size_t)BOARD_N_CFG * CFG_SIZE;
     if (path == NULL) {
         flash_mem = malloc(flash_bytes);
         if (!flash_mem) die("malloc");
@@ -155,7 +177,14 @@ static void open_flash(const char *path)
     struct stat st;
     if (fd < 0) die(path);
     if (fstat(fd, &st) != 0) die(path);
-    if ((size_t)st.st_size != flash_bytes) { /* new (or foreign) file: erased flash */
+    if ((size_t)st.st_size == SLOTS_BYTES) { /* slots only (older firmware): append erased settings pages */
+        uint8_t ff[CFG_SIZE];
+        int k;
+        memset(ff, 0xFF, sizeof ff);
+        if (lseek(fd, 0, SEEK_END) < 0) die(path);
+        for (k = 0; k < BOARD_N_CFG; k++)
+            if (write(fd, ff, sizeof ff) != (ssize_t)sizeof ff) die(path);
+    } else if ((size_t)st.st_size != flash_bytes) { /* new (or foreign) file: erased flash */
         uint8_t ff[4096];
         size_t k;
         memset(ff, 0xFF, sizeof ff);

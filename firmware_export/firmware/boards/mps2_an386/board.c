@@ -7,8 +7,9 @@
  *            by its wrap interrupt.  Under `-icount shift=0` one tick = 40 instructions.
  *   Flash    the 4 MB code memory at 0x0 is writable under QEMU: two 512 KB weight slots at
  *            0x00300000 and 0x00380000 (outside the ELF image, so a system reset keeps them);
- *            erase = fill with 0xFF, write = copy.  A real part needs its flash controller
- *            here (PORTING.md).
+ *            erase = fill with 0xFF, write = copy.  Two 4 KB settings pages (the sensor
+ *            mounting) at 0x002F0000 and 0x002F1000, also outside the image (link.ld).  A real
+ *            part needs its flash controller here (PORTING.md).
  *   Reset    SYSRESETREQ through SCB->AIRCR.
  */
 #include <stdint.h>
@@ -44,6 +45,8 @@
 
 #define SLOT_BASE 0x00300000u
 #define SLOT_SIZE 0x00080000u
+#define CFG_BASE 0x002F0000u
+#define CFG_SIZE 0x00001000u
 
 static volatile uint32_t tick_hi; /* SysTick wraps (each 2^24 ticks) */
 
@@ -114,6 +117,24 @@ int board_slot_write(int slot, uint32_t offset, const void *data, uint32_t n)
 {
     if (slot < 0 || slot >= BOARD_N_SLOTS || offset > SLOT_SIZE || n > SLOT_SIZE - offset) return -1;
     memcpy((void *)(uintptr_t)(SLOT_BASE + (uint32_t)slot * SLOT_SIZE + offset), data, n);
+    return 0;
+}
+
+uint32_t board_cfg_size(void) { return CFG_SIZE; }
+
+const uint8_t *board_cfg_addr(int page) { return (const uint8_t *)(uintptr_t)(CFG_BASE + (uint32_t)page * CFG_SIZE); }
+
+int board_cfg_erase(int page)
+{
+    if (page < 0 || page >= BOARD_N_CFG) return -1;
+    memset((void *)(uintptr_t)(CFG_BASE + (uint32_t)page * CFG_SIZE), 0xFF, CFG_SIZE);
+    return 0;
+}
+
+int board_cfg_write(int page, uint32_t offset, const void *data, uint32_t n)
+{
+    if (page < 0 || page >= BOARD_N_CFG || offset > CFG_SIZE || n > CFG_SIZE - offset) return -1;
+    memcpy((void *)(uintptr_t)(CFG_BASE + (uint32_t)page * CFG_SIZE + offset), data, n);
     return 0;
 }
 
