@@ -37,10 +37,12 @@ def _tmp() -> str:
     return d
 
 
-def compile_host(name: str, sources: list[Path], sanitize: bool = True) -> Path:
-    """Compile a host C test program (with ASan/UBSan when available); returns the binary."""
+def compile_host(name: str, sources: list[Path], sanitize: bool = True, includes: tuple[Path, ...] = ()) -> Path:
+    """Compile a host C test program (with ASan/UBSan when available); returns the binary.
+
+    ``includes``: header folders besides the protocol's."""
     out = Path(_tmp()) / name
-    flags = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", f"-I{PROTO}"]
+    flags = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", f"-I{PROTO}", *(f"-I{p}" for p in includes)]
     if sanitize and sanitizers_work():
         flags += SANITIZE
     subprocess.run(["gcc", *flags, *map(str, sources), "-o", str(out)], check=True, capture_output=True, text=True)

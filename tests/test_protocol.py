@@ -105,10 +105,29 @@ def test_message_vectors():
             assert info.encode() == p
         elif v["type"] == M.STATS | M.REPLY:
             assert M.Stats.decode(p).as_dict() == d
+        elif v["type"] == M.SET_MOUNTING:
+            m = M.MountingState.decode(p)
+            assert [[list(c), list(r)] for c, r in m.triads] == d["triads"]
+            assert M.MountingState.of(m.triads).encode() == p
+        elif v["type"] == M.GET_MOUNTING | M.REPLY:
+            m = M.MountingState.decode_reply(p)
+            assert m.generation == d["generation"] and [[list(c), list(r)] for c, r in m.triads] == d["triads"]
+            assert m.encode_reply() == p
         elif v["type"] == M.NAK:
             n = M.Nak.decode(p)
             assert (n.request, n.code, n.detail, n.message) == (d["request"], d["code"], d["detail"], d["message"])
             assert "FLASH_BEGIN refused" in n.describe()
+
+
+def test_mounting_vectors():
+    """SET_MOUNTING payloads: the device's verdict (NAK code, detail) and the re-encoded mounting."""
+    assert {v["code"] for v in VECTORS["mounting"]} == {0, M.E_LENGTH, M.E_MOUNT_TRIADS, M.E_MOUNT_INDEX,
+                                                        M.E_MOUNT_ROTATION}
+    for v in VECTORS["mounting"]:
+        p = bytes.fromhex(v["payload"])
+        assert M.check_mounting(p, v["n_inputs"]) == (v["code"], v["detail"]), v["name"]
+        if v["code"] == 0:
+            assert M.MountingState.decode(p).encode().hex() == v["encoded"], v["name"]
 
 
 def test_encode_frame_refuses_oversized_payload():
@@ -119,7 +138,9 @@ def test_encode_frame_refuses_oversized_payload():
 # ---- C against the vectors -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def c_vectors():
-    exe = compile_host("proto_vectors", [PROTO / "ge_proto.c", PROTO / "tests" / "proto_vectors.c"])
+    fw, rt = PROTO.parent / "firmware", PROTO.parent / "runtime"
+    exe = compile_host("proto_vectors", [PROTO / "ge_proto.c", PROTO / "tests" / "proto_vectors.c", fw / "fw_mount.c",
+                                         rt / "src" / "ge_mounting.c"], includes=(fw, rt / "include"))
 
     def run(lines: list[str]) -> list[str]:
         p = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
@@ -151,6 +172,9 @@ def test_c_implementation_matches_vectors(c_vectors):
     for v in VECTORS["streams"]:
         cmds.append(f"D {v['wire']}")
         expect.append(("decode", (v["verdicts"], v["counters"])))
+    for v in VECTORS["mounting"]:
+        cmds.append(f"M {v['n_inputs']} {v['payload'] or '-'}")
+        expect.append(("mounting", f"{v['code']} {v['detail']} {v['encoded']}"))
     out = c_vectors(cmds)
     assert len(out) == len(cmds)
     for cmd, line, (kind, want) in zip(cmds, out, expect):
@@ -158,6 +182,35 @@ def test_c_implementation_matches_vectors(c_vectors):
             assert _parse_c_decode(line) == want, cmd[:80]
         else:
             assert line == want, cmd[:80]
+
+
+@needs_gcc
+def test_c_and_python_agree_on_random_mounting_payloads(c_vectors):
+    """fw_mount_decode and check_mounting give the same verdict on random payloads near the limits."""
+    rng = np.random.default_rng(5)
+    eye = np.eye(3) * 16384
+    cmds, want = [], []
+    for _ in range(400):
+        n = int(rng.integers(0, 6))
+        n_in = int(rng.integers(1, 16)) if rng.random() < 0.3 else 15
+        perm = rng.permutation(16) if rng.random() < 0.8 else rng.integers(0, 16, 16)
+        triads = []
+        for k in range(n):
+            q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+            rot = np.round(q * 16384) if rng.random() < 0.7 else eye
+            rot = rot + rng.integers(-70, 71, (3, 3)) * (rng.random() < 0.3)  # near the tolerance
+            rot = np.clip(rot, -32768, 32767).astype(int)
+            triads.append((tuple(int(c) for c in perm[3 * k : 3 * k + 3]), tuple(rot.ravel().tolist())))
+        p = M.MountingState(triads).encode()
+        if rng.random() < 0.1:
+            p = p[: int(rng.integers(0, len(p) + 1))]
+        code, detail = M.check_mounting(p, n_in)
+        cmds.append(f"M {n_in} {p.hex() or '-'}")
+        want.append(f"{code} {detail} {M.MountingState.decode(p).encode().hex() if code == 0 else '-'}")
+    out = c_vectors(cmds)
+    assert out == want
+    for code in (0, M.E_LENGTH, M.E_MOUNT_TRIADS, M.E_MOUNT_INDEX, M.E_MOUNT_ROTATION):
+        assert sum(w.startswith(f"{code} ") for w in want) >= 10, code
 
 
 @needs_gcc

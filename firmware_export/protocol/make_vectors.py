@@ -139,16 +139,59 @@ def main() -> None:
          "decoded": {"request": M.FLASH_BEGIN, "code": M.E_ARCH, "detail": 0xDEADBEEF,
                      "message": "other architecture"}},
     ]
+    # a quarter turn about z, and round(2^14 R) of the rotation with z-y-x angles 30, 20, 10 degrees
+    mount2 = M.MountingState([((0, 1, 2), (0, -16384, 0, 16384, 0, 0, 0, 0, 16384)),
+                              ((6, 7, 8), (13333, -7225, 6202, 7698, 14460, 295, -5604, 2673, 15162))])
+    eye = (16384, 0, 0, 0, 16384, 0, 0, 0, 16384)
+    messages += [
+        {"name": "SET_MOUNTING payload (2 triads)", "type": M.SET_MOUNTING, "payload": hx(mount2.encode()),
+         "decoded": {"triads": [[list(c), list(r)] for c, r in mount2.triads]}},
+        {"name": "SET_MOUNTING payload (identity: no triads)", "type": M.SET_MOUNTING,
+         "payload": hx(M.MountingState([]).encode()), "decoded": {"triads": []}},
+        {"name": "GET_MOUNTING reply", "type": M.GET_MOUNTING | M.REPLY,
+         "payload": hx(M.MountingState(mount2.triads, 7).encode_reply()),
+         "decoded": {"generation": 7, "triads": [[list(c), list(r)] for c, r in mount2.triads]}},
+    ]
+    four = [((3 * k, 3 * k + 1, 3 * k + 2), eye) for k in range(4)]
+    mount_src = [  # (name, n_inputs, payload): the device's verdict comes from gaitedge.protocol.check_mounting
+        ("2 triads, 12 channels", 12, mount2.encode()),
+        ("identity (no triads)", 6, M.MountingState([]).encode()),
+        ("4 triads (the maximum)", 12, M.MountingState(four).encode()),
+        ("a mirror (det -1) is accepted", 3, M.MountingState([((2, 1, 0), (16384, 0, 0, 0, -16384, 0, 0, 0,
+                                                                           16384))]).encode()),
+        ("5 triads", 15, M.MountingState(four + [((12, 13, 14), eye)]).encode()),
+        ("empty payload", 12, b""),
+        ("length is not 4 + 22 n", 12, mount2.encode() + b"\x00"),
+        ("index = n_inputs", 12, M.MountingState([((0, 12, 1), eye)]).encode()),
+        ("index repeated within a triad", 12, M.MountingState([((4, 5, 4), eye)]).encode()),
+        ("index repeated across triads", 12, M.MountingState([((0, 1, 2), eye), ((3, 2, 5), eye)]).encode()),
+        ("row not unit (0.9)", 12, M.MountingState([((0, 1, 2), eye), ((3, 4, 5), (14746, 0, 0, 0, 16384, 0, 0, 0,
+                                                                                   16384))]).encode()),
+        ("rows not orthogonal (5 degrees)", 12, M.MountingState([((0, 1, 2), (16384, 0, 0, 1428, 16322, 0, 0, 0,
+                                                                              16384))]).encode()),
+        ("entry beyond 2^14", 12, M.MountingState([((0, 1, 2), (16385, 0, 0, 0, 16384, 0, 0, 0, 16384))]).encode()),
+        ("largest Q1.14 rounding error is accepted", 12,
+         M.MountingState([((0, 1, 2), (11585, 11585, 0, -11585, 11585, 0, 0, 0, 16384))]).encode()),
+    ]
+    mounting = []
+    for name, n_in, payload in mount_src:
+        code, detail = M.check_mounting(payload, n_in)
+        enc = hx(M.MountingState.decode(payload).encode()) if code == 0 else "-"
+        mounting.append({"name": name, "n_inputs": n_in, "payload": hx(payload), "code": code, "detail": detail,
+                         "encoded": enc})
     doc = {
         "about": "Shared test vectors of firmware_export/PROTOCOL.md; used by tests/test_protocol.py for the "
                  "Python (gaitedge.protocol) and the C (ge_proto.c) implementation. Hex strings; verdicts "
                  "'ok:TT:SSSS:payload' ('-' = empty payload), 'crc', 'framing', 'oversize'; counters "
-                 "[frames_ok, crc_errors, framing_errors, oversize].",
+                 "[frames_ok, crc_errors, framing_errors, oversize]. 'mounting': SET_MOUNTING payloads with "
+                 "the device's verdict for a model of n_inputs channels (code 0 = accepted, else the NAK code "
+                 "and detail) and the payload re-encoded from the decoded mounting.",
         "crc32": [{"data": d, "crc": c} for d, c in crcs],
         "cobs": [{"decoded": d, "encoded": e} for d, e in cobs_known],
         "frames": frames,
         "streams": streams,
         "messages": messages,
+        "mounting": mounting,
     }
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {OUT}")

@@ -8,11 +8,15 @@
  *   D <hex>                 -> each verdict of a fresh decoder fed these bytes, space separated
  *                              ("ok:TT:SSSS:payloadhex", "crc", "framing", "oversize"),
  *                              then "| ok crc framing oversize" counters
+ *   M <n_inputs> <hex|->    -> SET_MOUNTING payload through fw_mount_decode (../firmware/fw_mount.c) for a
+ *                              model with n_inputs channels: "code detail hex", hex = fw_mount_encode of
+ *                              the decoded mounting ("-" when refused)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fw_mount.h"
 #include "ge_proto.h"
 
 static unsigned char *unhex(const char *s, size_t *n)
@@ -89,6 +93,22 @@ int main(void)
             }
             printf("| %lu %lu %lu %lu\n", (unsigned long)dec.cnt.frames_ok, (unsigned long)dec.cnt.crc_errors,
                    (unsigned long)dec.cnt.framing_errors, (unsigned long)dec.cnt.oversize);
+            free(b);
+        } else if (strcmp(cmd, "M") == 0) {
+            const unsigned n_inputs = (unsigned)strtoul(a, NULL, 0);
+            char *h = strtok(NULL, " \r\n");
+            ge_mounting m;
+            uint32_t detail = 0;
+            unsigned char enc[FW_MOUNT_MAX_BYTES];
+            int code;
+            b = unhex(h ? h : "-", &n);
+            code = fw_mount_decode(b, (uint32_t)n, (uint16_t)n_inputs, &m, &detail);
+            printf("%d %lu ", code, (unsigned long)detail);
+            if (code == 0)
+                puthex(enc, fw_mount_encode(&m, enc));
+            else
+                printf("-");
+            printf("\n");
             free(b);
         } else {
             printf("?\n");
