@@ -141,3 +141,23 @@ def test_mounting_estimate_cli(worn, tmp_path, capsys):
     out2 = tmp_path / "m2.toml"
     assert main(["mounting", "estimate", "--data", f"csv:{short}?rate=100&label=label", "--out", str(out2)]) == 2
     assert "swing" in capsys.readouterr().err and not out2.exists()
+
+
+def test_stream_warns_about_a_frame_mismatch_and_deg_s(canon_run, worn, tmp_path, capsys):
+    """Unmounted rotated input gets a frame warning; gyro in deg/s gets a units warning; both name the fix."""
+    _, w, path = worn
+    log = tmp_path / "w.jsonl"
+    main(["stream", "--replay", str(path), "--model", str(canon_run / "model.pt"), "--backend", "torch",
+          "--speed", "0", "--quiet", "--samples", "2500", "--log", str(log)])
+    notes = [r["detail"] for r in read_log(log) if r["kind"] == "notice"]
+    assert any("gravity" in n and "--mounting auto" in n for n in notes), notes
+    deg = tmp_path / "deg.csv"
+    gyr = [i for i, c in enumerate(w.channels) if "gyr_" in c]
+    sig = w.signals.copy()
+    sig[:, gyr] *= 180.0 / np.pi
+    save_csv(replace(w, signals=sig), deg)
+    log2 = tmp_path / "d.jsonl"
+    main(["stream", "--replay", str(deg), "--model", str(canon_run / "model.pt"), "--backend", "torch",
+          "--mounting", "x=x,y=y,z=z", "--speed", "0", "--quiet", "--samples", "2500", "--log", str(log2)])
+    notes = [r["detail"] for r in read_log(log2) if r["kind"] == "notice"]
+    assert any("deg/s" in n and "gyr=deg" in n for n in notes), notes

@@ -26,7 +26,14 @@ from typing import Sequence
 import numpy as np
 
 from gaitedge.errors import DataError
-from gaitedge.stream.backends import QUANT_FILE, Backend, DeviceBackend, MountedBackend, load_backend
+from gaitedge.stream.backends import (
+    QUANT_FILE,
+    Backend,
+    CheckedBackend,
+    DeviceBackend,
+    MountedBackend,
+    load_backend,
+)
 from gaitedge.stream.sources import ALIASES, ColumnMap, PortSource, ReplaySource, Source, load_replay
 from gaitedge.stream.session import Lane, Session, Summary
 
@@ -94,7 +101,7 @@ def make_backends(args: argparse.Namespace) -> list[tuple[str, Backend]]:
     if kind != "device":
         if device:
             raise DataError("--device applies to --backend device")
-        pairs = [(name, load_backend(path, kind)) for name, path in parse_models(args.model or [])]
+        pairs = [(name, CheckedBackend(load_backend(path, kind))) for name, path in parse_models(args.model or [])]
         return [(name, mount_backend(be, mounting, lane_location(name, getattr(args, "foot", None))))
                 for name, be in pairs] if mounting else pairs
     if mounting:
@@ -245,7 +252,7 @@ def _notice_to(session: Session, lane: str, echo: bool):
 
 def _lane_title(ln: Lane) -> str:
     be = ln.backend
-    if isinstance(be, MountedBackend):
+    while isinstance(be, (MountedBackend, CheckedBackend)):
         be = be.inner
     if isinstance(be, DeviceBackend):
         return f"{ln.name}=board {be.info.board} ({be.info.family}, weights {be.info.model_hash[:12]}) on {be.url}"
@@ -265,8 +272,10 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane]) ->
         history_s=15.0 if args.plot else 0.0,
     )
     for ln in lanes:
-        if isinstance(ln.backend, MountedBackend):
-            ln.backend.on_notice = _notice_to(session, ln.name, args.quiet)
+        be = ln.backend
+        while isinstance(be, (MountedBackend, CheckedBackend)):
+            be.on_notice = _notice_to(session, ln.name, args.quiet)
+            be = be.inner
     title = f"{source.description}  {args.backend}  " + ", ".join(_lane_title(ln) for ln in lanes)
     view = None if args.quiet else TerminalView(session, title=title)
     try:

@@ -73,6 +73,8 @@ class Backend(ABC):
     min_run: int
     #: where the model came from.
     path: str = ""
+    #: coordinate frame the model expects its IMU channels in (``gaitedge.data.mounting``).
+    frame: str = "sensor"
 
     @property
     def label_lag(self) -> int:
@@ -110,6 +112,7 @@ class OnnxBackend(Backend):
         self.rate_hz = info.rate_hz
         self.delay = info.delay
         self.min_run = self.clf.min_run
+        self.frame = info.frame
         self._lag = self.clf.label_lag
 
     def push(self, x: np.ndarray) -> Decisions:
@@ -165,6 +168,7 @@ class TorchBackend(Backend):
         self.rate_hz = float(tm.rate_hz)
         self.delay = int(tm.delay)
         self.min_run = max(1, int(tm.min_run))
+        self.frame = tm.frame
         self._mean = np.asarray(tm.normalizer.mean, np.float32)
         self._std = np.asarray(tm.normalizer.std, np.float32)
         swing = self.classes.index("swing") if "swing" in self.classes else -1
@@ -273,6 +277,7 @@ class MountedBackend(Backend):
         self.path = inner.path
         self.channels, self.units, self.classes = inner.channels, inner.units, inner.classes
         self.rate_hz, self.delay, self.min_run = inner.rate_hz, inner.delay, inner.min_run
+        self.frame = inner.frame
         self.location = location
         self.on_notice = on_notice
         self.min_confidence = float(min_confidence)
@@ -355,6 +360,59 @@ class MountedBackend(Backend):
     def reset(self) -> None:
         """A new stream from the same sensors: the locked mounting stays."""
         self._held = []
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class CheckedBackend(Backend):
+    """A desktop backend that looks at the first ``check_s`` seconds of its input once.
+
+    The samples it passes on (after any mounting) are checked with
+    :func:`gaitedge.data.sanity.input_warnings` (units, and for a
+    canonical-frame model gravity and the walking rotation axis); each warning
+    goes to ``on_notice`` once.  Classification is not changed.
+    """
+
+    def __init__(self, inner: Backend, check_s: float = 20.0, on_notice: Any = None) -> None:
+        self.inner = inner
+        self.kind, self.path, self.frame = inner.kind, inner.path, inner.frame
+        self.channels, self.units, self.classes = inner.channels, inner.units, inner.classes
+        self.rate_hz, self.delay, self.min_run = inner.rate_hz, inner.delay, inner.min_run
+        self.on_notice = on_notice
+        self._n = max(1, int(round(check_s * self.rate_hz)))
+        self._seen: list[np.ndarray] | None = []
+        #: the warnings given (plain text)
+        self.warnings: list[str] = []
+
+    def _check(self) -> None:
+        from gaitedge.data.recording import Recording
+        from gaitedge.data.sanity import input_warnings
+
+        seen, self._seen = self._seen, None
+        if not seen:
+            return
+        rec = Recording(np.asarray(seen, np.float32), list(self.channels), list(self.units), self.rate_hz,
+                        source="stream")
+        self.warnings = [w.replace("stream:unknown: ", "") for w in input_warnings([rec], self.frame)]
+        for w in self.warnings:
+            if self.on_notice is not None:
+                self.on_notice(w)
+
+    def push(self, x: np.ndarray) -> Decisions:
+        if self._seen is not None:
+            self._seen.append(np.asarray(x, np.float32))
+            if len(self._seen) >= self._n:
+                self._check()
+        return self.inner.push(x)
+
+    def flush(self) -> Decisions:
+        if self._seen is not None and len(self._seen) >= self.rate_hz:
+            self._check()
+        return self.inner.flush()
+
+    def reset(self) -> None:
         self.inner.reset()
 
     def close(self) -> None:
