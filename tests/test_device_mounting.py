@@ -311,3 +311,19 @@ def test_emulated_cortex_m4_board(models):
         r = _cli("device", "info", emu.url)  # the board serves one client at a time
         assert r.returncode == 0 and "mounting (generation 1): 4 triads" in r.stdout, r.stderr
     assert "Lockup" not in emu.log()
+
+
+def test_mounting_sources_compile_without_warnings(host):
+    """fw_mount.c and fw_mount_store.c are -Werror -pedantic clean for the host and the Cortex-M4."""
+    fwd = ROOT / "firmware_export" / "firmware"
+    inc = [f"-I{p}" for p in (ROOT / "firmware_export/runtime/include", host.out_dir / "model",
+                              host.out_dir / "gen", ROOT / "firmware_export/protocol", fwd)]
+    for src in (fwd / "fw_mount.c", fwd / "fw_mount_store.c", fwd / "fw_app.c"):
+        p = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", *inc,
+                            "-c", str(src), "-o", os.devnull], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        if have("arm-none-eabi-gcc"):
+            p = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", "-mcpu=cortex-m4", "-mthumb",
+                                "-mfloat-abi=soft", "-DGE_USE_DSP", "-Wall", "-Wextra", "-Werror", "-pedantic", *inc,
+                                "-c", str(src), "-o", os.devnull], capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
