@@ -244,10 +244,25 @@ def test_mounting_file_to_triads(tmp_path):
         read_mounting_file(tmp_path / "bad.toml")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli_process(*args: str) -> subprocess.CompletedProcess:
+    """``python -m gaitedge ARGS`` as a separate process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "gaitedge", *args], capture_output=True, text=True, env=env,
                           timeout=60)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """``gaitedge ARGS`` in this process (``gaitedge.cli.main``): return code, stdout, stderr.
+    An exception other than a GaitedgeError (a traceback for the user) fails the test."""
+    import contextlib
+    import io
+
+    from gaitedge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def test_cli_device_mounting_and_info(models, host, tmp_path):
@@ -279,7 +294,7 @@ def test_cli_device_mounting_and_info(models, host, tmp_path):
             assert len(lines) == 1 and lines[0].startswith("gaitedge: error:") and text in lines[0], r.stderr
         with emu.client() as dev:
             assert dev.mounting().generation == 2
-    r = _cli("device", "mounting", "--port", "socket://127.0.0.1:9", str(f), "--timeout", "0.3")
+    r = _cli_process("device", "mounting", "--port", "socket://127.0.0.1:9", str(f), "--timeout", "0.3")
     lines = r.stderr.strip().splitlines()
     assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("gaitedge: error:"), r.stderr
 
