@@ -199,3 +199,17 @@ def test_window_api_with_mounting_bit_exact(tmp_path):
     r = run_c(exe, win, *mount_args([Triad((0, 0, 1), triads[0].rot)]), "run", str(len(win)))
     assert r.returncode == 5 and r.stdout.decode().strip() == "status -6"
     assert subprocess.run([str(exe), "selftest"], capture_output=True, text=True).stdout.strip() == "ok"
+
+
+def test_evaluate_quant_with_mounting(model):
+    """The integer evaluation path takes the mounting too (predict_counts == Runner with it)."""
+    from gaitedge.quant.evaluate import predict_counts
+
+    qm, recs, _ = model
+    counts = [recording_counts(qm, r)[:300] for r in recs]
+    triads = random_triads(12)
+    a = predict_counts(qm, counts, mounting=triads)
+    runner = Runner(qm, batch=1, mounting=triads)
+    ref = runner.run(np.concatenate([counts[0], np.repeat(counts[0][-1:], qm.delay, 0)]))["raw_label"][0]
+    assert np.array_equal(a[0], ref[qm.delay : qm.delay + len(counts[0])])
+    assert not all(np.array_equal(x, y) for x, y in zip(a, predict_counts(qm, counts)))

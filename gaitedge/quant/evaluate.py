@@ -10,6 +10,7 @@ from gaitedge.errors import DataError
 from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.metrics import MetricAccumulator
 from gaitedge.quant.model import QuantModel, Runner
+from gaitedge.quant.mounting import Triad
 
 
 def recording_counts(qm: QuantModel, rec: Recording) -> np.ndarray:
@@ -20,11 +21,14 @@ def recording_counts(qm: QuantModel, rec: Recording) -> np.ndarray:
     return qm.to_counts(r.signals)
 
 
-def predict_counts(qm: QuantModel, counts: list[np.ndarray], batch: int = 64) -> list[np.ndarray]:
+def predict_counts(qm: QuantModel, counts: list[np.ndarray], batch: int = 64,
+                   mounting: list[Triad] | None = None) -> list[np.ndarray]:
     """Raw argmax labels per sample (output delay removed) for each counts array.
 
     Streams are run side by side (``batch`` at a time); each stream is extended by
-    ``delay`` copies of its last sample, as the float pipeline does.
+    ``delay`` copies of its last sample, as the float pipeline does.  ``mounting``:
+    sensor triads rotated in every stream before the preprocessing
+    (:mod:`gaitedge.quant.mounting`); None = identity.
     """
     out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(counts)
     order = np.argsort([len(c) for c in counts])
@@ -36,7 +40,7 @@ def predict_counts(qm: QuantModel, counts: list[np.ndarray], batch: int = 64) ->
             c = counts[i]
             xb[b, : len(c)] = c
             xb[b, len(c) :] = c[-1]
-        runner = Runner(qm, batch=len(idx))
+        runner = Runner(qm, batch=len(idx), mounting=mounting)
         labels = np.zeros((len(idx), tmax), np.int64)
         for t in range(tmax):
             labels[:, t] = runner.step(xb[:, t]).raw_label
@@ -45,10 +49,13 @@ def predict_counts(qm: QuantModel, counts: list[np.ndarray], batch: int = 64) ->
     return out
 
 
-def evaluate_quant(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 50.0) -> dict:
+def evaluate_quant(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 50.0,
+                   mounting: list[Triad] | None = None) -> dict:
     """Pooled metrics (as ``gaitedge.evaluate.evaluate_model``) of the integer pipeline.
 
     A whole-window model runs each recording as one window (``gaitedge.quant.window``).
+    ``mounting``: sensor triads rotated on the raw counts of every recording, as the
+    device does (:mod:`gaitedge.quant.mounting`); None = identity.
     """
     labelled = [r for r in recs if has_labels(r)]
     if not labelled:
@@ -57,9 +64,9 @@ def evaluate_quant(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 
     if qm.report.get("window"):
         from gaitedge.quant.window import predict_windows
 
-        preds = predict_windows(qm, counts)
+        preds = predict_windows(qm, counts, mounting=mounting)
     else:
-        preds = predict_counts(qm, counts)
+        preds = predict_counts(qm, counts, mounting=mounting)
     acc = MetricAccumulator(qm.classes, tolerance_ms=tolerance_ms)
     for rec, p in zip(labelled, preds):
         lab = debounce_labels(p, qm.min_run)

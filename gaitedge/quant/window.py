@@ -223,11 +223,13 @@ def window_run(qm: QuantModel, counts: np.ndarray, lengths: np.ndarray | None = 
     return {"logits": logits, "raw_label": raw, "label": label}
 
 
-def predict_windows(qm: QuantModel, counts: list[np.ndarray], batch: int = 32) -> list[np.ndarray]:
+def predict_windows(qm: QuantModel, counts: list[np.ndarray], batch: int = 32,
+                    mounting: list[Triad] | None = None) -> list[np.ndarray]:
     """Raw argmax labels per sample (delay removed) with each counts array as one whole window.
 
     Each window is extended by ``delay`` copies of its last sample (as the float
     pipeline's ``predict``); windows run ``batch`` at a time, sorted by length.
+    ``mounting``: sensor triads rotated before the preprocessing; None = identity.
     """
     out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(counts)
     order = np.argsort([len(c) for c in counts])
@@ -239,7 +241,7 @@ def predict_windows(qm: QuantModel, counts: list[np.ndarray], batch: int = 32) -
             c = counts[i]
             xb[j, : len(c)] = c
             xb[j, len(c) :] = c[-1]
-        raw = window_run(qm, xb, lens)["raw_label"]
+        raw = window_run(qm, xb, lens, mounting=mounting)["raw_label"]
         for j, i in enumerate(idx):
             out[i] = raw[j, qm.delay : qm.delay + len(counts[i])]
     return out
