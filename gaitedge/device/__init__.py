@@ -2,7 +2,9 @@
 
 - :class:`DeviceClient` — request/response client on any pyserial URL
   (``/dev/ttyACM0``, ``socket://127.0.0.1:PORT``, ...): ``info()``, ``ping()``,
-  ``samples(counts)``, ``stream(counts)``, ``reset()``, ``stats()``, ``flash(blob)``.
+  ``samples(counts)``, ``stream(counts)``, ``reset()``, ``stats()``, ``flash(blob)``,
+  ``set_mounting(triads)`` / ``mounting()`` (the sensor mounting, kept in the board's flash).
+- :mod:`gaitedge.device.mounting` — a mounting file -> the device's triads.
 - :class:`Emulator` — the ``mps2-an386`` board under QEMU, or the host build, on a
   loopback TCP port.
 - :mod:`gaitedge.device.blob` — weights blobs.

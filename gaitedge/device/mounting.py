@@ -62,7 +62,8 @@ def read_mounting_file(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{p}: not a JSON or TOML mounting file ({'; '.join(errors)})")
     sensors = doc.get("sensors") if isinstance(doc, dict) else None
     if not isinstance(sensors, dict) or not sensors:
-        raise DataError(f'{p}: expected a table "sensors" with entries such as left = {{matrix = [[...], [...], [...]]}}')
+        raise DataError(f'{p}: expected a table "sensors" with entries such as '
+                        f'left = {{matrix = [[...], [...], [...]]}}')
     out: dict[str, np.ndarray] = {}
     for name, entry in sensors.items():
         if name not in (*SENSORS, "*"):
