@@ -342,3 +342,54 @@ def test_mounting_sources_compile_without_warnings(host):
                                 "-mfloat-abi=soft", "-DGE_USE_DSP", "-Wall", "-Wextra", "-Werror", "-pedantic", *inc,
                                 "-c", str(src), "-o", os.devnull], capture_output=True, text=True)
             assert p.returncode == 0, p.stderr
+
+
+def test_device_verdicts_equal_python_on_random_payloads(models, host):
+    """Random SET_MOUNTING payloads over the link (sanitized host build): the board's NAK code and
+    detail, or the mounting it reports, equal gaitedge.protocol's check_mounting."""
+    qa = models[0]
+    rng = np.random.default_rng(9)
+    with Emulator(host.image) as emu, emu.client() as dev:
+        accepted = 0
+        for _ in range(150):
+            n = int(rng.integers(0, 6))
+            perm = rng.permutation(16)
+            triads = []
+            for k in range(n):
+                q = np.round(Rotation.random(random_state=int(rng.integers(1 << 30))).as_matrix() * 16384)
+                q = q + rng.integers(-40, 41, (3, 3)) * (rng.random() < 0.4)
+                triads.append((tuple(int(c) for c in perm[3 * k : 3 * k + 3]), tuple(int(v) for v in q.ravel())))
+            payload = M.MountingState(triads).encode()
+            if rng.random() < 0.1:
+                payload = payload[: int(rng.integers(0, len(payload) + 1))]
+            code, detail = M.check_mounting(payload, qa.n_inputs)
+            if code:
+                with pytest.raises(DeviceNak) as e:
+                    dev.request(M.SET_MOUNTING, payload)
+                assert (e.value.nak.code, e.value.nak.detail) == (code, detail)
+            else:
+                got = M.MountingState.decode_reply(dev.request(M.SET_MOUNTING, payload))
+                assert got.triads == M.MountingState.decode(payload).triads
+                accepted += 1
+        assert accepted >= 10
+        assert dev.mounting().triads == got.triads or accepted == 0
+    assert "runtime error" not in emu.log() and "AddressSanitizer" not in emu.log()
+
+
+def test_flash_file_of_the_slots_only_size_gets_settings_pages(models, host):
+    """A flash file written by a firmware without settings pages keeps its slots and gains the pages."""
+    qa, qb, recs = models
+    flash = tmpdir("mount-oldfile") / "flash.bin"
+    flash.write_bytes(b"\xff" * SLOTS)
+    with Emulator(host.image, flash_file=flash) as emu, emu.client() as dev:
+        dev.flash(build_blob(qb))
+    flash.write_bytes(flash.read_bytes()[:SLOTS])  # as the older firmware left it
+    t2 = foot_triads(10, 2)
+    with Emulator(host.image, flash_file=flash) as emu, emu.client() as dev:
+        assert dev.info().model_hash == qb.weights_hash() and dev.mounting().generation == 0
+        dev.set_mounting(t2)
+    assert flash.stat().st_size == SLOTS + 2 * CFG
+    counts = recording_counts(qa, recs[0])[:100]
+    with Emulator(host.image, flash_file=flash) as emu, emu.client() as dev:
+        assert dev.mounting() == M.MountingState.of(t2, 1)
+        assert_same(dev.samples(counts), twin(qb, counts, t2))
