@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -138,8 +139,10 @@ def model_events(path: Path, recs: list) -> tuple[dict, str, float]:
     tm = load_checkpoint(path)
     cfg = tm.config
     tr = cfg.get("train", {})
+    where = path.parent if path.name == "model.pt" else path
+    where = where.resolve().relative_to(ROOT) if where.resolve().is_relative_to(ROOT) else where
     name = (f"gaitedge {cfg.get('model', {}).get('name', tm.model.family).upper()}-"
-            f"{cfg.get('model', {}).get('hidden', '?')} (`{path.parent if path.name == 'model.pt' else path}`; "
+            f"{cfg.get('model', {}).get('hidden', '?')} (`{where}`; "
             f"rotation ±{tr.get('augment_rotation_deg', 0):g}°{', mirror' if tr.get('augment_mirror') else ''})")
     out = {}
     t0 = time.perf_counter()
@@ -181,6 +184,8 @@ def score(recs: list, pred: dict, tolerance_ms: float, strides: dict | None = No
                 inside = ((t[:, None] >= se[None, :, 0]) & (t[:, None] <= se[None, :, 1])).any(axis=1) \
                     if len(se) else np.zeros(len(t), bool)
                 outside[kind] += int((~inside).sum())
+                for ti in t[~inside]:
+                    outside[(kind, phase_of(int(ti), meta, rec.rate_hz))] += 1
     s = acc.summary()
     out = {"events": s["events"], "event_f1": s["event_f1"],
            "event_median_abs_error_ms": s["event_median_abs_error_ms"],
@@ -190,7 +195,12 @@ def score(recs: list, pred: dict, tolerance_ms: float, strides: dict | None = No
                         for kind in EVENT_KINDS}}
     if strides is not None:
         out["strides_detected"] = int(sum(len(strides[r.source]) for r in recs))
+        out["per_recording"] = {Path(r.source).stem: {"strides": len(strides[r.source]),
+                                                      "annotated_swings": len(r.events["heel_strike"])}
+                                for r in recs}
         out["true_events_outside_strides"] = {k: outside[k] for k in EVENT_KINDS}
+        out["true_events_outside_strides_by_phase"] = {k: {ph: outside[(k, ph)] for ph in PHASES}
+                                                       for k in EVENT_KINDS}
     return out
 
 
@@ -260,8 +270,16 @@ def main() -> None:
     def gm_facts(name: str) -> str:
         r = results[name]
         out = r["true_events_outside_strides"]
-        return (f"{r['strides_detected']} strides segmented for {n_true['heel_strike']} annotated swings; "
-                f"annotated events outside every segmented stride: HS {out['heel_strike']}, TO {out['toe_off']}; "
+        few = [f"{k} {v['strides']}/{v['annotated_swings']}" for k, v in r["per_recording"].items()
+               if v["strides"] < 0.7 * v["annotated_swings"]]
+        feet = {f: sum(v["strides"] for k, v in r["per_recording"].items() if k.endswith(f)) for f in ("lf", "rf")}
+        return (f"{r['strides_detected']} strides segmented for {n_true['heel_strike']} annotated swings "
+                f"(left feet {feet['lf']}, right feet {feet['rf']}; recordings with fewer than 70 % of their "
+                f"swings segmented: {', '.join(few) if len(few) <= 10 else f'{len(few)} of {len(recs)}'}); "
+                f"annotated events outside every segmented stride: HS {out['heel_strike']}, TO {out['toe_off']} "
+                "(" + ", ".join(f"{ph} {r['true_events_outside_strides_by_phase']['heel_strike'][ph]} / "
+                                f"{r['true_events_outside_strides_by_phase']['toe_off'][ph]}" for ph in PHASES)
+                + "); "
                 f"HS F1 {fmt(r['events']['heel_strike']['f1'])}, TO F1 {fmt(r['events']['toe_off']['f1'])}")
 
     extra = ["| method | HS / TO F1 at ±{:g} ms | HS / TO signed median offset ms (detected − annotated, ±{:g} ms) |"
@@ -292,9 +310,17 @@ def main() -> None:
         f"Same detections at a wider tolerance, and their systematic offset:\n\n" + "\n".join(extra) + "\n\n"
         f"gaitmap: {gm_facts(gm_name)}.  \n"
         f"Frame check (control, x and y negated before the same pipeline): {gm_facts(flip_name)}.  \n"
-        "Time for all recordings: " + "; ".join(f"{n.split(' (')[0]} {s:.1f} s" for n, s in seconds.items())
+        "Time for all recordings (machine shared with other jobs): "
+        + "; ".join(f"{n.split(' (`')[0].split(' (o')[0]}{' ' + n.split('`')[1] if '`' in n else ''} {s:.1f} s"
+                    for n, s in seconds.items())
         + " (gaitmap includes its first-call compilation).\n"
     )
+    # a hand-written reading of the numbers, kept across re-runs
+    if Path(args.md).exists():
+        old = re.search(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", Path(args.md).read_text(), re.S | re.M)
+        notes = re.search(r"^\*\*What it shows\.\*\*.*?(?=\n\n|\Z)", old.group(0), re.S | re.M) if old else None
+        if notes:
+            body += "\n" + notes.group(0).strip() + "\n"
     out = {"data": spec, "n_recordings": len(recs), "n_trials": len(grouped), "n_true_events": n_true,
            "tolerance_ms": args.tolerance_ms, "wide_tolerance_ms": args.wide_tolerance_ms,
            "gaitmap_version": gaitmap.__version__, "machine": {"cpu": cpu_model(), "nproc": nproc}, "date": when,
