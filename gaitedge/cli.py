@@ -562,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--index", type=int, default=0, help="which recording of a multi-recording data spec (default 0)")
     st.add_argument("--baud", type=int, default=115200, help="baud rate for real serial ports (default 115200)")
     st.add_argument("--log", help="event log: events.jsonl or events.csv")
+    st.add_argument("--events-table", metavar="EVENTS.csv",
+                    help="at the end, write the detected events as a gaitmap-style stride table "
+                         "(s_id, foot, start, end, ic, tc, min_vel; sample indices of the stream)")
     st.add_argument("--plot", action="store_true", help="live matplotlib plot")
     st.add_argument("--duration", type=float, help="stop after this many seconds")
     st.add_argument("--samples", type=int, help="stop after this many input samples")

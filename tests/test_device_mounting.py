@@ -233,14 +233,17 @@ def test_mounting_file_to_triads(tmp_path):
         triads_for_channels(channels[:6] + channels[6:12] + channels[12:] + ["back_gyr_x", "back_gyr_y", "back_gyr_z"],
                             read_mounting_file(write_file(tmp_path / "s.json", {"*": left})), "left")
     with pytest.raises(DataError, match="not a rotation"):
-        triads_for_channels(channels, read_mounting_file(write_file(tmp_path / "n.json", {"left": 2 * left})))
-    with pytest.raises(DataError, match="no such mounting file"):
+        read_mounting_file(write_file(tmp_path / "n.json", {"left": 2 * left}))
+    # axis maps work as well as files
+    amap = read_mounting_file("left=x=-y,y=x,z=z,right=x=y,y=-x,z=z")
+    assert np.array_equal(amap["left"], [[0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    with pytest.raises(DataError, match="mounting file not found"):
         read_mounting_file(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text('{"sensors": {"nose": {"matrix": [[1,0,0],[0,1,0],[0,0,1]]}}}')
     with pytest.raises(DataError, match="unknown sensor"):
         read_mounting_file(tmp_path / "bad.json")
     (tmp_path / "bad.toml").write_text("sensors = 3\n[[x")
-    with pytest.raises(DataError, match="not a JSON or TOML"):
+    with pytest.raises(DataError, match="not a valid mounting file"):
         read_mounting_file(tmp_path / "bad.toml")
 
 
@@ -285,9 +288,10 @@ def test_cli_device_mounting_and_info(models, host, tmp_path):
         assert r.returncode == 0 and "mounting: none" in r.stdout, r.stderr
         # errors: one line, no traceback, nothing changed on the board
         write_file(tmp_path / "skew.json", {"left": np.eye(3) + 0.1})
-        for args, text in [((str(tmp_path / "nope.json"),), "no such mounting file"),
+        for args, text in [((str(tmp_path / "nope.json"),), "mounting file not found"),
                            ((str(tmp_path / "skew.json"),), "not a rotation"),
-                           ((str(f), "--identity"), "not both")]:
+                           ((str(f), "--identity"), "not both"),
+                           (("auto",), "auto needs --data")]:
             r = _cli("device", "mounting", "--port", emu.url, *args)
             assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
             lines = r.stderr.strip().splitlines()

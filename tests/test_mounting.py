@@ -166,3 +166,32 @@ def test_estimate_is_stable_within_a_trial(ipol_root):
     a = estimate_sensor(rec.signals[:mid, :3], rec.signals[:mid, 3:], rec.rate_hz).matrix
     b = estimate_sensor(rec.signals[mid:, :3], rec.signals[mid:, 3:], rec.rate_hz).matrix
     assert angular_error_deg(a, b) < 10.0
+
+
+def test_estimator_finds_mirrored_sensor_frames(ipol_root):
+    """A left-handed export (y negated) is recognised from the heel rises on most recordings, a
+    right-handed sensor is never taken as mirrored, and the matrices fit; combining keeps the majority."""
+    from dataclasses import replace as _replace
+
+    from gaitedge.data.mounting import combine
+
+    rng = np.random.default_rng(11)
+    mirror = np.diag([1.0, -1.0, 1.0])
+    left_handed = Rotation.from_euler("zyx", [120, 25, -10], degrees=True).as_matrix() @ mirror
+    found, ests = 0, []
+    recs = load_trial(ipol_root, 12, 1) + load_trial(ipol_root, 12, 2) + load_trial(ipol_root, 13, 1)
+    for rec in recs:
+        for true in (Rotation.random(random_state=rng).as_matrix(), left_handed):
+            worn = _replace(apply_mounting(rec, Mounting({"*": SensorMounting(np.linalg.inv(true))})), frame="sensor")
+            est = estimate_recording(worn).sensors[rec.location.split("_")[0]]
+            if np.linalg.det(true) > 0:
+                assert np.linalg.det(est.matrix) > 0 and angular_error_deg(est.matrix, true) < 1.0
+                continue
+            ests.append(Mounting({"left": est}))
+            if np.linalg.det(est.matrix) < 0:
+                found += 1
+                assert angular_error_deg(est.matrix, true) < 3.0
+    assert found >= 4, found
+    both = combine(ests)
+    assert np.linalg.det(both.sensors["left"].matrix) < 0
+    assert angular_error_deg(both.sensors["left"].matrix, left_handed) < 3.0

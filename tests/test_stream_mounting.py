@@ -74,6 +74,16 @@ def test_stream_with_a_declared_mounting_equals_predict(canon_run, worn, tmp_pat
                  "--mounting", str(mfile), "--foot", "left", "--speed", "0", "--quiet", "--log", str(log)]) == 0
     got = _events(log)
     assert got == {k: v.tolist() for k, v in want.items()}
+    # the gaitmap-style table of that stream holds the same events, stride by stride
+    from gaitedge.data.gaitmap import read_event_table
+
+    table = tmp_path / "strides.csv"
+    assert main(["stream", "--replay", str(path), "--model", str(canon_run / "model.pt"), "--backend", "torch",
+                 "--mounting", str(mfile), "--foot", "left", "--speed", "0", "--quiet",
+                 "--events-table", str(table)]) == 0
+    strides = read_event_table(table)["left"]
+    assert set(strides.ic.tolist()) <= set(got["heel_strike"]) and set(strides.tc.tolist()) <= set(got["toe_off"])
+    assert len(strides.ic) >= len(got["heel_strike"]) - 3
     # without the mounting the same stream gives other events, and evaluate warns about the frame
     log2 = tmp_path / "plain.jsonl"
     main(["stream", "--replay", str(path), "--model", str(canon_run / "model.pt"), "--backend", "torch",

@@ -17,8 +17,10 @@ A mounting is declared (an axis map such as ``x=-y,y=x,z=z``: canonical x is
 minus the sensor's y, ...; a 3×3 matrix in a file) or estimated from a recording
 with some standing and some walking (:func:`estimate_sensor`): gravity while
 still gives z; the dominant rotation axis while walking gives the medio-lateral
-y axis; its sign comes from the swing itself (the foot turns toe-up during
-swing, a large negative angular rate about +y); x = y × z.
+y axis; its sign comes from the gait itself: the foot leaves and regains its
+flat mid-stance by turning toe-down (heel rise before toe off, the forefoot
+coming down after heel strike), a positive rate about +y at both edges of every
+quiet stance, while the swing in between turns it toe-up; x = y × z.
 """
 
 from __future__ import annotations
@@ -398,8 +400,10 @@ class Estimate:
     swings: int
     gravity_spread_deg: float
     planarity: float
-    #: ratio of the larger to the smaller 1 % excursion of the rate about y (> 1)
+    #: fraction (0.5..1) of quiet-stance edges that turn toe-down about the chosen +y
     sign_margin: float
+    #: fraction of heel rises pushing along the chosen +x (the handedness check); NaN if none
+    forward_agreement: float = float("nan")
 
     def to_sensor(self) -> SensorMounting:
         return SensorMounting(
@@ -412,6 +416,7 @@ class Estimate:
                 "gravity_spread_deg": round(self.gravity_spread_deg, 2),
                 "planarity": round(self.planarity, 3),
                 "sign_margin": round(self.sign_margin, 3),
+                "forward_agreement": None if math.isnan(self.forward_agreement) else round(self.forward_agreement, 3),
             },
         )
 
@@ -444,18 +449,53 @@ def swing_peaks(gyr: np.ndarray, rate_hz: float) -> np.ndarray:
     return peaks
 
 
+def _quiet_stances(gyr: np.ndarray, rate_hz: float) -> list[tuple[int, int]]:
+    """Quiet stances while walking: stretches of 0.08..1.5 s with an angular rate below 1 rad/s,
+    at least 0.1 s from both ends of the recording."""
+    gn = _moving(np.linalg.norm(gyr, axis=1), 0.05 * rate_hz)
+    quiet = gn < 1.0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    w = max(int(round(0.1 * rate_hz)), 1)
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])
+            if 0.08 * rate_hz <= b - a <= 1.5 * rate_hz and a >= w and b + w <= len(gyr)]
+
+
+def _edge_votes(stances: list[tuple[int, int]], rate_y: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Mean rate about y over 0.1 s before and after each quiet stance."""
+    w = max(int(round(0.1 * rate_hz)), 1)
+    votes = []
+    for a, b in stances:
+        votes += [float(rate_y[a - w : a].mean()), float(rate_y[b : b + w].mean())]
+    return np.asarray(votes)
+
+
+def _forward_votes(stances: list[tuple[int, int]], acc_x: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Change of the acceleration along x from each quiet stance to the 0.1 s after it (m/s²).
+
+    As the heel rises the foot is pushed forward: positive along the true +x.
+    """
+    w = max(int(round(0.1 * rate_hz)), 1)
+    return np.asarray([float(acc_x[b : b + w].mean() - acc_x[a:b].mean()) for a, b in stances])
+
+
+#: Fraction of heel rises that must push along -x before a sensor frame is taken as mirrored.
+MIRROR_EVIDENCE = 0.8
+
+
 def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str = "recording",
                     foot: bool = True) -> Estimate:
     """Estimate one sensor's mounting from acc (m/s²) and gyro (rad/s) samples at ``rate_hz``.
 
     Needs at least ``MIN_STANDING_S`` of standing and ``MIN_SWINGS`` swings; raises
     DataError naming what is missing otherwise.  The sensor frame is taken as
-    right-handed (a mirrored export must be declared).  ``foot=False`` (a trunk
-    sensor) aligns gravity only and keeps the sensor's heading.
+    right-handed unless at least ``MIRROR_EVIDENCE`` of the heel rises push
+    along the computed -x (then the estimate is a mirrored matrix, det -1).
+    ``foot=False`` (a trunk sensor) aligns gravity only and keeps the sensor's
+    heading.
 
     Confidence (0..1) is the product of three factors: how tightly the still
     periods agree on gravity, how planar the walking rotation is, and how
-    consistently the swing peaks turn the same way.
+    consistently the edges of the quiet stances turn toe-down (the sign of y).
     """
     acc = np.asarray(acc, np.float64)
     gyr = np.asarray(gyr, np.float64)
@@ -487,28 +527,51 @@ def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str
         rot, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [z])
         m = rot.as_matrix()
         conf = float(np.exp(-spread / 10.0))
-        return Estimate(m, conf, standing_s, len(peaks), spread, 0.0, 0.0)
+        return Estimate(m, conf, standing_s, len(peaks), spread, 0.0, 0.0, float("nan"))
     walking = _moving(np.linalg.norm(gyr, axis=1), 0.1 * rate_hz) > 1.0
     gh = gyr[walking] - np.outer(gyr[walking] @ z, z)
     w, v = np.linalg.eigh(gh.T @ gh)
     y = v[:, -1]
     total = float(np.sum(gyr[walking] ** 2))
     planarity = float(w[-1] / total) if total > 0 else 0.0
-    # Sign: the swing turns the foot toe-up (a negative rate about +y), and the
-    # fastest rotation of a stride is the opposite one, the foot slapping flat
-    # after heel strike: the rate about +y peaks higher on the positive side.
-    rate = gyr[walking] @ y
-    lo, hi = (abs(float(v)) for v in np.percentile(rate, [1, 99]))
-    if lo > hi:
-        y = -y
-        lo, hi = hi, lo
-    sign_margin = hi / max(lo, 1e-9)
+    # Sign: in the canonical frame the swing turns the foot toe-up (negative
+    # rate about +y), and the foot leaves and regains its flat mid-stance by
+    # turning toe-down (heel rise before toe off, the forefoot coming down after
+    # heel strike): positive rate about +y at both edges of each quiet stance.
+    stances = _quiet_stances(gyr, rate_hz)
+    votes = _edge_votes(stances, gyr @ y, rate_hz)
+    if len(votes) >= 4:
+        frac = float(np.mean(votes > 0))
+        if frac < 0.5:
+            y = -y
+            frac = 1.0 - frac
+        sign_factor = min(1.0, (2.0 * frac - 1.0) / 0.5)
+        sign_margin = frac
+    else:
+        # too few quiet stances: the rate about +y peaks higher on the positive
+        # side (the push-off before toe off is the fastest turn of a stride)
+        rate = gyr[walking] @ y
+        lo, hi = (abs(float(v)) for v in np.percentile(rate, [1, 99]))
+        if lo > hi:
+            y = -y
+            lo, hi = hi, lo
+        sign_margin = 0.5 + 0.5 * min(1.0, hi / max(lo, 1e-9) - 1.0)
+        sign_factor = min(1.0, (hi / max(lo, 1e-9) - 1.0) / 0.3)
     y -= (y @ z) * z
     y /= np.linalg.norm(y)
     x = np.cross(y, z)
+    # Handedness: z (gravity) and y (the gait's turning) are physical, so a
+    # left-handed (mirrored) sensor frame shows as x = y × z pointing backward:
+    # the heel rises push along -x.  Only strong evidence flips it.
+    fwd = _forward_votes(stances, acc @ x, rate_hz)
+    mirrored = len(fwd) >= 4 and float(np.mean(fwd < 0)) >= MIRROR_EVIDENCE
+    forward_agreement = float(np.mean(fwd > 0)) if len(fwd) else float("nan")
+    if mirrored:
+        x = -x
+        forward_agreement = 1.0 - forward_agreement
     m = np.stack([x, y, z])
-    conf = float(np.exp(-spread / 10.0) * min(1.0, planarity / 0.6) * min(1.0, (sign_margin - 1.0) / 0.3))
-    return Estimate(m, conf, standing_s, len(peaks), spread, planarity, sign_margin)
+    conf = float(np.exp(-spread / 10.0) * min(1.0, planarity / 0.6) * sign_factor)
+    return Estimate(m, conf, standing_s, len(peaks), spread, planarity, sign_margin, forward_agreement)
 
 
 def estimate_recording(rec: Recording) -> Mounting:
@@ -538,18 +601,31 @@ def _check_units(rec: Recording, idx: list[int]) -> None:
 
 
 def combine(mountings: list[Mounting], source: str = "") -> Mounting:
-    """One mounting per sensor from several estimates: the confidence-weighted mean rotation."""
+    """One mounting per sensor from several estimates: the confidence-weighted mean rotation.
+
+    Estimates disagreeing on the handedness are settled by a confidence-weighted
+    vote; the mean is taken over the estimates of the winning handedness.
+    """
     out = Mounting(source=source)
+    mirror = np.diag([1.0, -1.0, 1.0])
     names = sorted({n for m in mountings for n in m.sensors})
     for name in names:
         items = [m.sensors[name] for m in mountings if name in m.sensors]
         wts = np.array([max(s.confidence, 1e-3) for s in items])
-        rot = Rotation.from_matrix(np.stack([s.matrix for s in items]))
-        mean = rot.mean(weights=wts)
+        left = np.array([np.linalg.det(s.matrix) < 0 for s in items])
+        mirrored = float(wts[left].sum()) > float(wts[~left].sum())
+        keep = left == mirrored
+        mats = np.stack([s.matrix @ mirror if mirrored else s.matrix for s, k in zip(items, keep) if k])
+        rot = Rotation.from_matrix(mats)
+        mean = rot.mean(weights=wts[keep])
         spread = np.degrees((mean.inv() * rot).magnitude())
         details = {"recordings": len(items), "spread_deg_median": round(float(np.median(spread)), 2)}
-        conf = float(np.average([s.confidence for s in items], weights=wts)) * math.exp(-float(np.median(spread)) / 10)
-        out.sensors[name] = SensorMounting(mean.as_matrix(), method="estimated", confidence=conf, details=details)
+        if (~keep).any():
+            details["other_handedness"] = int((~keep).sum())
+        conf = float(np.average([s.confidence for s, k in zip(items, keep) if k], weights=wts[keep]))
+        conf *= math.exp(-float(np.median(spread)) / 10) * float(keep.mean())
+        m = mean.as_matrix() @ mirror if mirrored else mean.as_matrix()
+        out.sensors[name] = SensorMounting(m, method="estimated", confidence=conf, details=details)
     return out
 
 

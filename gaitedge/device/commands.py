@@ -121,7 +121,19 @@ def _cmd_device_mounting(args: argparse.Namespace) -> int:
 
     if args.file and args.identity:
         raise DeviceError("give a mounting FILE or --identity, not both")
-    sensors = read_mounting_file(args.file) if args.file else None  # file errors before the port is opened
+    if args.file and args.file.strip().lower() == "auto":
+        # estimated from a recording of the board's own sensors, before the port is opened
+        from gaitedge.data.mounting import estimate_mounting
+        from gaitedge.data.spec import load_spec
+
+        if not args.data:
+            raise DeviceError("auto needs --data SPEC: a recording of these sensors with standing and walking")
+        mounting, per = estimate_mounting(load_spec(args.data, other_foot=True))
+        print(f"mounting estimated from {len(per)} recording(s) of {args.data}:")
+        print(mounting.describe())
+        sensors = {name: sm.matrix for name, sm in mounting.sensors.items()}
+    else:
+        sensors = read_mounting_file(args.file) if args.file else None  # errors before the port is opened
     with DeviceClient(args.port, timeout=args.timeout) as dev:
         info = dev.info()
         if sensors is not None:
@@ -222,9 +234,10 @@ def add_commands(sub) -> None:
     di.add_argument("--timeout", type=float, default=2.0, help="seconds per request (default 2)")
     di.set_defaults(func=_cmd_device_info)
     dm = dsub.add_parser("mounting", help="set, clear or show the sensor mounting of a device (kept in its flash)")
-    dm.add_argument("file", nargs="?", help='mounting file (JSON or TOML): {"sensors": {"left": {"matrix": '
-                                            '[[..],[..],[..]]}, "right": ..., "back": ...}}; without FILE and '
-                                            '--identity: show the current one')
+    dm.add_argument("file", nargs="?", help="mounting file (from 'gaitedge mounting estimate'), axis maps "
+                                            "(x=-y,y=x,z=z or left=MAP,right=MAP), or auto (estimated from "
+                                            "--data); without FILE and --identity: show the current one")
+    dm.add_argument("--data", help="with auto: data spec of a recording of these sensors (standing, then walking)")
     dm.add_argument("--port", required=True, help="pyserial URL of the board")
     dm.add_argument("--foot", choices=["left", "right"], default="left",
                     help="foot the board is worn on: its acc_*/gyr_* channels take that sensor's matrix, "

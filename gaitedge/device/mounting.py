@@ -15,73 +15,42 @@ sensors by name: ``acc_*`` / ``gyr_*`` belong to the foot the board is worn on
 :func:`gaitedge.quant.mounting.rotation_q14`.  Sensors without a matrix are not
 rotated.
 
-:func:`read_mounting_file` is the one place that reads the file; it returns plain
-matrices so that it can be replaced by the float side's loader
-(``gaitedge.data.mounting``) without touching the mapping or the device code.
+:func:`read_mounting_file` reads it with the float side's parser
+(:func:`gaitedge.data.mounting.parse_mounting`, which also takes axis maps).
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
+from gaitedge.data.mounting import parse_mounting, sensor_of_prefix
 from gaitedge.errors import DataError
 from gaitedge.quant.mounting import MAX_TRIADS, Triad, rotation_q14
 
-#: physical sensor names a mounting file may name (and "*")
-SENSORS = ("left", "right", "back")
 #: channel-name prefixes of the IMU groups, per the board's foot: prefix -> sensor
 _OTHER = {"left": "right", "right": "left"}
 
 
 def read_mounting_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Sensor name (``left``, ``right``, ``back`` or ``*``) -> float64 3×3 matrix, from a JSON
-    or TOML mounting file (by suffix; other suffixes are tried as JSON, then TOML).
+    """Sensor name (``left``, ``right``, ``back`` or ``*``) -> float64 3×3 matrix.
 
-    Raises :class:`gaitedge.errors.DataError` for a missing or unreadable file, an
-    unknown sensor name, or an entry without a 3×3 numeric ``matrix``.  Orthogonality is
-    checked later (:func:`gaitedge.quant.mounting.rotation_q14`).
+    ``path`` is a mounting file (TOML or JSON, as ``gaitedge mounting estimate``
+    writes it) or axis maps (``x=-y,y=x,z=z``, ``left=...,right=...``), read by
+    :func:`gaitedge.data.mounting.parse_mounting`; its errors are DataErrors
+    naming the file and the problem.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such mounting file")
-    text = p.read_text(encoding="utf-8", errors="replace")
-    doc = None
-    errors = []
-    order = ("toml", "json") if p.suffix.lower() == ".toml" else ("json", "toml")
-    for kind in order:
-        try:
-            doc = json.loads(text) if kind == "json" else tomllib.loads(text)
-            break
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            errors.append(f"{kind.upper()}: {exc}")
-    if doc is None:
-        raise DataError(f"{p}: not a JSON or TOML mounting file ({'; '.join(errors)})")
-    sensors = doc.get("sensors") if isinstance(doc, dict) else None
-    if not isinstance(sensors, dict) or not sensors:
-        raise DataError(f'{p}: expected a table "sensors" with entries such as '
-                        f'left = {{matrix = [[...], [...], [...]]}}')
-    out: dict[str, np.ndarray] = {}
-    for name, entry in sensors.items():
-        if name not in (*SENSORS, "*"):
-            raise DataError(f"{p}: unknown sensor {name!r} (known: {', '.join(SENSORS)}, or '*' for all)")
-        mat = entry.get("matrix") if isinstance(entry, dict) else entry
-        try:
-            a = np.asarray(mat, dtype=np.float64)
-        except (TypeError, ValueError):
-            a = np.zeros(0)
-        if a.shape != (3, 3) or not np.all(np.isfinite(a)):
-            raise DataError(f"{p}: sensor {name!r}: 'matrix' must be a 3×3 array of numbers")
-        out[name] = a
-    return out
+    m = parse_mounting(str(path))
+    if isinstance(m, str):
+        raise DataError("a device mounting is a file or axis maps here; estimate one first with "
+                        "'gaitedge mounting estimate --data SPEC --out FILE' (or give --data SPEC with auto)")
+    return {name: sm.matrix for name, sm in m.sensors.items()}
 
 
 def sensor_of_channel_prefix(prefix: str, foot: str) -> str:
     """The physical sensor of a channel group (``""``, ``"other_"``, ``"back_"``) on a board worn on ``foot``."""
-    return {"": foot, "other_": _OTHER[foot], "back_": "back"}[prefix]
+    return sensor_of_prefix(prefix, f"{foot}_foot")
 
 
 def triads_for_channels(channels: list[str], sensors: dict[str, np.ndarray],

@@ -35,7 +35,7 @@ from gaitedge.stream.backends import (
     load_backend,
 )
 from gaitedge.stream.sources import ALIASES, ColumnMap, PortSource, ReplaySource, Source, load_replay
-from gaitedge.stream.session import Lane, Session, Summary
+from gaitedge.stream.session import MAX_STRIDE_S, Lane, Session, Summary
 
 
 def parse_models(items: Sequence[str]) -> list[tuple[str, str]]:
@@ -323,6 +323,17 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane]) ->
     if session.error is not None and not isinstance(session.error, DataError):
         raise session.error
     print(format_summary(s))
+    if getattr(args, "events_table", None):
+        from gaitedge.data.gaitmap import write_event_table
+
+        feet = {}
+        for k, ln in enumerate(lanes):
+            foot = ln.name if ln.name in ("left", "right") else (getattr(args, "foot", None) or "left")
+            if foot in feet:
+                raise DataError("--events-table: two lanes for one foot; name the models left= and right=")
+            feet[foot] = session.trackers[k].events
+        n = write_event_table(args.events_table, feet, session.rate_hz, max_stride_s=MAX_STRIDE_S)
+        print(f"event table: {args.events_table} ({n} strides, gaitmap layout)")
     for ln in lanes:
         if isinstance(ln.backend, DeviceBackend):
             print(f"  {ln.backend.describe()}")

@@ -184,6 +184,8 @@ class GaitTracker:
         self.phases: list[tuple[float, float]] = []
         self._last_hs = -1
         self._last_to = -1
+        #: every gait event so far: kind -> sample indices (stream samples)
+        self.events: dict[str, list[int]] = {"heel_strike": [], "toe_off": []}
 
     def on_labels(self, start: int, labels: Sequence[int]) -> None:
         self.phase = int(labels[-1])
@@ -191,6 +193,7 @@ class GaitTracker:
 
     def on_event(self, kind: str, sample: int) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.events.setdefault(kind, []).append(int(sample))
         if kind == "toe_off":
             self._last_to = sample
             return
