@@ -179,6 +179,12 @@ def check_input(tm: TrainedModel, rec: Recording) -> None:
     missing = [c for c in tm.channels if c not in rec.channels]
     if missing:
         raise DataError(f"{rec.source}: lacks channel(s) {', '.join(missing)} that the model needs")
+    if tm.frame != rec.frame and rec.frame == "foot-canonical":
+        raise DataError(
+            f"{rec.name}: the data is in the canonical foot frame but the model expects the sensor frame of "
+            "its own training data (it was trained before gaitedge rotated data into the canonical frame); "
+            "for IPOL data use ipol?frame=sensor, or train the model again"
+        )
     rec.check_finite()
 
 

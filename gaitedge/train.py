@@ -225,7 +225,8 @@ class Teachers:
             for what, mine, theirs in (("channels", list(tm.channels), list(t.channels)),
                                        ("classes", list(tm.classes), list(t.classes)),
                                        ("rate (Hz)", tm.rate_hz, t.rate_hz),
-                                       ("output delay (samples)", tm.delay, t.delay)):
+                                       ("output delay (samples)", tm.delay, t.delay),
+                                       ("frame", tm.frame, t.frame)):
                 if mine != theirs:
                     raise ConfigError(f"train.teachers: {path}: {what} {theirs} differ from the model's {mine}")
             t.model.eval().to(device)
@@ -304,10 +305,11 @@ class WindowSampler:
         self.rng = np.random.default_rng(seed)
 
     def batch(
-        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0, time_warp: float = 0.0
+        self, size: int, gain: float, noise: float, rotation_deg: float = 0.0, time_warp: float = 0.0,
+        mirror: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw and cut one whole batch: :meth:`plan` then :meth:`materialize` of every window."""
-        plan = self.plan(size, gain, noise, rotation_deg, time_warp)
+        plan = self.plan(size, gain, noise, rotation_deg, time_warp, mirror)
         return self.materialize(plan, np.arange(size))
 
     def plan(
@@ -564,6 +566,7 @@ def _train(
         try:
             if cfg.data.test:
                 test_recs = load_spec(cfg.data.test, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
+                test_recs = mount_all(test_recs, cfg.data.mounting, "data.mounting")
                 overlap = {r.subject for r in test_recs} & {r.subject for r in data.train + data.val}
                 if overlap:
                     raise ConfigError(

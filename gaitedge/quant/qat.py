@@ -159,7 +159,7 @@ def finetune(
     from gaitedge.config import from_dict
     from gaitedge.quant.evaluate import evaluate_quant
     from gaitedge.quant.quantizer import quantize_model
-    from gaitedge.train import WindowSampler, _loss_labels, imu_triads
+    from gaitedge.train import WindowSampler, _loss_labels, imu_triads, mirror_signs
 
     cfg = from_dict(tm.config) if tm.config else None
     tc = cfg.train if cfg is not None else None
@@ -174,7 +174,7 @@ def finetune(
     sampler = WindowSampler(
         [r.signals for r in prepped],
         [_loss_labels(r.labels, boundary, tm.delay) for r in prepped],
-        window, burn, seed, tm.normalizer, imu_triads(tm.channels),
+        window, burn, seed, tm.normalizer, imu_triads(tm.channels), mirror_signs(tm.channels),
     )
     fixed = {
         "input_range": qm.pre.input_range,
@@ -207,7 +207,8 @@ def finetune(
         tot = 0.0
         for _ in range(steps):
             xb, yb = sampler.batch(bs, tc.augment_gain if tc else 0.1, tc.augment_noise if tc else 0.03,
-                                   tc.augment_rotation_deg if tc else 0.0, tc.augment_time_warp if tc else 0.0)
+                                   tc.augment_rotation_deg if tc else 0.0, tc.augment_time_warp if tc else 0.0,
+                                   tc.augment_mirror if tc else False)
             logits = fq(xb)
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
             opt.zero_grad(set_to_none=True)

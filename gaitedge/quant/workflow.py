@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge.checkpoint import TrainedModel, load_checkpoint
+from gaitedge.data.mounting import mount_all
 from gaitedge.data.recording import Recording
 from gaitedge.data.splits import by_subjects
 from gaitedge.errors import ConfigError, DataError
@@ -39,6 +40,7 @@ def load_training_data(tm: TrainedModel, spec: str | None = None) -> tuple[list[
     if not spec:
         raise ConfigError("the run does not record its training data; pass --calib DATA")
     recs = load_spec(spec, other_foot=d.get("other_foot", False), lower_back=d.get("lower_back", False))
+    recs = mount_all(recs, d.get("mounting", ""), "data.mounting")
     train = calibration_recordings(tm, recs)
     val_subjects = tm.info.get("val_subjects", [])
     val = by_subjects(recs, val_subjects) if val_subjects else []
@@ -95,6 +97,7 @@ def quantize_run(
 
         d = tm.config.get("data", {}) if tm.config else {}
         test_recs = load_spec(test, other_foot=d.get("other_foot", False), lower_back=d.get("lower_back", False))
+        test_recs = mount_all(test_recs, d.get("mounting", ""), "data.mounting")
         overlap = {r.subject for r in test_recs} & set(tm.info.get("train_subjects", []))
         if overlap:
             raise DataError(f"test data shares subject(s) {sorted(overlap)} with the training data")
