@@ -478,8 +478,10 @@ def _forward_votes(stances: list[tuple[int, int]], acc_x: np.ndarray, rate_hz: f
     return np.asarray([float(acc_x[b : b + w].mean() - acc_x[a:b].mean()) for a, b in stances])
 
 
-#: Fraction of heel rises that must push along -x before a sensor frame is taken as mirrored.
+#: Fraction of heel rises that must push along -x before a sensor frame is taken as mirrored ...
 MIRROR_EVIDENCE = 0.8
+#: ... with a median push of at least this (m/s²; IPOL heel rises: median 1.4 m/s² along +x).
+MIRROR_PUSH_M_S2 = 0.7
 
 
 def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str = "recording",
@@ -489,7 +491,8 @@ def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str
     Needs at least ``MIN_STANDING_S`` of standing and ``MIN_SWINGS`` swings; raises
     DataError naming what is missing otherwise.  The sensor frame is taken as
     right-handed unless at least ``MIRROR_EVIDENCE`` of the heel rises push
-    along the computed -x (then the estimate is a mirrored matrix, det -1).
+    along the computed -x, by a median of ``MIRROR_PUSH_M_S2`` or more (then the
+    estimate is a mirrored matrix, det -1).
     ``foot=False`` (a trunk sensor) aligns gravity only and keeps the sensor's
     heading.
 
@@ -564,7 +567,8 @@ def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str
     # left-handed (mirrored) sensor frame shows as x = y × z pointing backward:
     # the heel rises push along -x.  Only strong evidence flips it.
     fwd = _forward_votes(stances, acc @ x, rate_hz)
-    mirrored = len(fwd) >= 4 and float(np.mean(fwd < 0)) >= MIRROR_EVIDENCE
+    mirrored = (len(fwd) >= 4 and float(np.mean(fwd < 0)) >= MIRROR_EVIDENCE
+                and float(np.median(fwd)) <= -MIRROR_PUSH_M_S2)
     forward_agreement = float(np.mean(fwd > 0)) if len(fwd) else float("nan")
     if mirrored:
         x = -x

@@ -3,10 +3,12 @@
 Each synthetic subject has its own cadence (0.8-1.2 strides/s), swing fraction,
 signal amplitudes, sensor tilt and noise.  Each trial is: standing still, walking
 with alternating left/right swings (small stride-to-stride jitter), standing
-still.  Foot IMUs are simulated in a sensor frame with x forward, y lateral and z
-up: gravity on z at rest, a pitch-rate (gyr_y) peak during swing with negative dips
-around toe off and heel strike, forward/vertical acceleration in swing and a
-decaying heel-strike impact.  Labels and events follow exactly the IPOL
+still.  Foot IMUs are simulated in the canonical foot frame (x toward the toe,
+y left, z up; ``gaitedge.data.mounting``) with a small per-subject mounting error
+(about 7°): gravity on z at rest, the foot turning toe-up in swing (a negative
+pitch rate, gyr_y) and toe-down (positive) in the push-off before toe off and
+as it comes down flat after heel strike, forward/vertical acceleration in swing
+and a decaying heel-strike impact.  Labels and events follow exactly the IPOL
 convention (swing = [toe_off, heel_strike), rest outside the walking bout), so
 every downstream stage treats synthetic and real data alike.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaitedge.data.ipol import CHANNELS, UNITS
+from gaitedge.data.mounting import CANONICAL
 from gaitedge.data.recording import Recording, labels_from_swings
 
 GRAVITY = 9.81  # m/s²
@@ -63,14 +66,17 @@ def _foot_signals(n: int, rate: float, swings: list[tuple[int, int]], p: dict, r
         a = max(to - w, 0)
         ramp = np.sin(0.5 * np.pi * (np.arange(a, to) - a + 1) / max(w, 1))
         gyr[a:to, 1] -= p["push_off"] * ramp
-        # heel-strike: short negative pitch dip and a decaying impact oscillation
+        # heel strike: the forefoot comes down flat (a pitch-rate bump over 120 ms, twice
+        # the push-off) and a decaying impact oscillation
         k = np.arange(hs, min(hs + int(0.12 * rate), n))
         tau = (k - hs) / rate
         decay = np.exp(-tau / 0.025)
         imp = rng.uniform(0.7, 1.3) * p["impact"]
         acc[k, 2] += imp * decay * np.cos(2 * np.pi * 22 * tau)
         acc[k, 0] -= 0.5 * imp * decay * np.sin(2 * np.pi * 22 * tau)
-        gyr[k, 1] -= 1.5 * decay
+        gyr[k, 1] -= 2.0 * p["push_off"] * np.sin(np.pi * np.minimum(tau / 0.12, 1.0))
+    # the pitch above is about the foot's right-pointing axis; the canonical y points left
+    gyr[:, 1] = -gyr[:, 1]
     # slow body sway, sensor tilt and noise
     acc[:, 1] += 0.2 * np.sin(2 * np.pi * 0.3 * t + rng.uniform(0, 6.28))
     acc = acc @ p["rot"].T + rng.normal(0, p["noise_acc"], size=acc.shape)
@@ -129,6 +135,7 @@ def synth_trial(
                 subject=f"syn{subject}",
                 location=f"{foot}_foot",
                 source=f"synthetic:{subject}-{trial}",
+                frame=CANONICAL,
             )
         )
     return out
