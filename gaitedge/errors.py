@@ -25,3 +25,12 @@ class ModelError(GaitedgeError):
 
 class DeviceError(GaitedgeError):
     """A board, emulator or serial link refused a request, answered wrongly or not at all."""
+
+
+class SkippedTrialWarning(UserWarning):
+    """A loader left out one trial or file of a dataset that it could not use.
+
+    The message reads ``skipped SOURCE: REASON``.  Turn it into an error with
+    ``strict`` (see :func:`gaitedge.data.load_spec`) or with
+    ``warnings.simplefilter("error", SkippedTrialWarning)``.
+    """

@@ -3,12 +3,13 @@
 This package knows nothing of models: it yields :class:`Recording` objects.
 """
 
-from gaitedge.data.csvload import load_csv, save_csv
+from gaitedge.data.csvload import load_csv, load_csv_dir, save_csv
 from gaitedge.data.fetch import fetch_ipol
 from gaitedge.data.gaitmap import load_gaitmap, read_event_table, write_event_table
 from gaitedge.data.ipol import load_ipol, load_trial
 from gaitedge.data.preprocess import Normalizer, causal_filter, design_lowpass, prepare, resample
 from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording, labels_from_swings
+from gaitedge.data.skips import Recordings, Skipped, SkippedTrialWarning, skipped_of
 from gaitedge.data.spec import load_spec
 from gaitedge.data.splits import kfold_subjects, parse_subjects, split_subjects, subjects_of
 from gaitedge.data.synthetic import synth_dataset
@@ -18,12 +19,16 @@ __all__ = [
     "UNLABELED",
     "Normalizer",
     "Recording",
+    "Recordings",
+    "Skipped",
+    "SkippedTrialWarning",
     "causal_filter",
     "design_lowpass",
     "fetch_ipol",
     "kfold_subjects",
     "labels_from_swings",
     "load_csv",
+    "load_csv_dir",
     "load_gaitmap",
     "load_ipol",
     "load_spec",
@@ -33,6 +38,7 @@ __all__ = [
     "read_event_table",
     "resample",
     "save_csv",
+    "skipped_of",
     "split_subjects",
     "subjects_of",
     "synth_dataset",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording
+from gaitedge.data.skips import Recordings, check_not_all_skipped, skip_trial
 from gaitedge.errors import DataError
 from gaitedge.events import labels_to_events
 
@@ -142,6 +144,38 @@ def load_csv(
         location=location,
         source=str(path),
     )
+
+
+def load_csv_dir(
+    folder: str | Path,
+    subjects: list[str] | None = None,
+    strict: bool = False,
+    **kwargs: Any,
+) -> Recordings:
+    """Load every ``*.csv`` in ``folder`` (sorted by name) with :func:`load_csv`.
+
+    ``kwargs`` go to :func:`load_csv` for each file.  ``subjects`` keeps only the
+    files of those subjects (the ``subject`` option, else the file stem).  A
+    file that cannot be loaded is left out with one
+    :class:`~gaitedge.errors.SkippedTrialWarning` and listed in the result's
+    ``skipped``; ``strict=True`` raises its :class:`DataError` instead.  If
+    every file is left out, that is an error naming the reasons.
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise DataError(f"{folder}: no .csv files in this folder")
+    if subjects is not None:
+        wanted = {str(x) for x in subjects}
+        files = [f for f in files if (kwargs.get("subject") or f.stem) in wanted]
+    recs = Recordings()
+    for f in files:
+        try:
+            recs.append(load_csv(f, **kwargs))
+        except DataError as exc:
+            skip_trial(recs.skipped, exc, [f], strict=strict)
+    check_not_all_skipped(len(recs), recs.skipped, folder)
+    return recs
 
 
 def save_csv(rec: Recording, path: str | Path) -> None:

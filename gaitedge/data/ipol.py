@@ -33,6 +33,7 @@ import numpy as np
 
 from gaitedge.data.mounting import CANONICAL, SENSOR, SensorMounting, estimate_sensor, rotate_signals
 from gaitedge.data.recording import Recording, labels_from_swings
+from gaitedge.data.skips import Recordings, check_not_all_skipped, skip_trial
 from gaitedge.errors import DataError
 
 IMU_COLUMNS = ("Acc_X", "Acc_Y", "Acc_Z", "Gyr_X", "Gyr_Y", "Gyr_Z")
@@ -211,6 +212,13 @@ def load_trial(
     start, end = (int(v) for v in meta["TrialBoundaries"])
     if end > n:
         raise DataError(f"{d / f'{stem}.json'}: TrialBoundaries end {end} beyond the {n} samples recorded")
+    for foot in FEET:
+        for a, b in meta[FEET[foot][1]]:
+            if int(a) < end and int(b) > n:
+                raise DataError(
+                    f"{d / f'{stem}.json'}: {foot} swing [{int(a)}, {int(b)}) of the trial ends past the {n} "
+                    "samples recorded"
+                )
     mountings: dict[str, dict] = {}
     if frame == "canonical":
         for code in list(imu):
@@ -233,8 +241,8 @@ def load_trial(
             parts.append(imu["lb"][:n])
             channels += [f"back_{c}" for c in CHANNELS]
             units += list(UNITS)
-        # A few trials list swings past the end of the recorded signal; those
-        # cannot be observed and are dropped.
+        # A few trials list swings after the trial's end that run past the
+        # recorded signal; those cannot be observed and are dropped.
         swings = [(int(a), int(b)) for a, b in meta[key] if int(b) <= n]
         labels = labels_from_swings(n, start, end, swings)
         events = {
@@ -269,15 +277,29 @@ def load_ipol(
     lower_back: bool = False,
     quality: str = "all",
     frame: str = "canonical",
-) -> list[Recording]:
+    strict: bool = False,
+) -> Recordings:
     """Load every trial (optionally only ``subjects``) as per-foot recordings.
 
     ``quality="checked"`` leaves out trials for which :func:`trial_issues`
     reports an annotation that the signals contradict (or, with
     ``lower_back``, a lower-back recording shorter than the trial).
+
+    A trial that cannot be loaded (see :mod:`gaitedge.data.skips`: annotations
+    past the end of its recording, non-finite samples, a truncated or
+    malformed file, a missing file, a mounting that cannot be estimated) is
+    left out whole with one :class:`~gaitedge.errors.SkippedTrialWarning` and
+    listed in the result's ``skipped``; ``strict=True`` raises its
+    :class:`DataError` instead.  If every trial is left out, that is an error.
     """
     if quality not in ("all", "checked"):
         raise DataError(f"quality must be 'all' or 'checked', got {quality!r}")
+    if frame not in FRAMES:
+        raise DataError(f"IPOL frame must be one of {', '.join(FRAMES)}, got {frame!r}")
+    for foot in feet:
+        if foot not in FEET:
+            raise DataError(f"unknown foot {foot!r}; use left or right")
+    d = find_data_dir(root)
     trials = list_trials(root)
     if subjects is not None:
         wanted = set(subjects)
@@ -286,9 +308,14 @@ def load_ipol(
         if absent:
             raise DataError(f"{root}: subject(s) {absent} not in the dataset (present: {sorted(present)})")
         trials = [(s, t) for s, t in trials if s in wanted]
-    recs: list[Recording] = []
+    recs = Recordings()
     for s, t in trials:
-        if quality == "checked" and trial_issues(root, s, t, lower_back=lower_back):
-            continue
-        recs.extend(load_trial(root, s, t, feet=feet, other_foot=other_foot, lower_back=lower_back, frame=frame))
+        try:
+            if quality == "checked" and trial_issues(root, s, t, lower_back=lower_back):
+                continue
+            recs.extend(load_trial(root, s, t, feet=feet, other_foot=other_foot, lower_back=lower_back, frame=frame))
+        except DataError as exc:
+            files = [d / f"{s}-{t}.json"] + [d / f"{s}-{t}_{c}.txt" for c in ("lf", "rf", "lb")]
+            skip_trial(recs.skipped, exc, files, strict=strict)
+    check_not_all_skipped(len(recs), recs.skipped, root)
     return recs

@@ -18,6 +18,11 @@
   204.8), ``subject`` (default the file stem), ``subjects``.
 
 Options after ``?`` are ``key=value`` pairs joined by ``&``.
+
+A spec naming many trials or files (``ipol``, a CSV folder) leaves out one it
+cannot use with a warning and lists it in the result's ``skipped`` (see
+:mod:`gaitedge.data.skips`); ``strict=true`` (any spec) makes that an error.
+A spec naming one file (``csv:FILE``, ``gaitmap:``) fails on a bad file.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gaitedge.data.csvload import load_csv
+from gaitedge.data.csvload import load_csv, load_csv_dir
 from gaitedge.data.gaitmap import DEFAULT_RATE_HZ, load_gaitmap
 from gaitedge.data.ipol import load_ipol
-from gaitedge.data.recording import Recording
+from gaitedge.data.skips import Recordings
 from gaitedge.data.splits import by_subjects, parse_subjects
 from gaitedge.data.synthetic import synth_dataset
 from gaitedge.errors import DataError
@@ -70,12 +75,31 @@ def _parse(spec: str) -> tuple[str, str, dict[str, str]]:
 def _take(opts: dict[str, str], allowed: set[str], spec: str) -> None:
     unknown = sorted(set(opts) - allowed)
     if unknown:
-        raise DataError(f"data spec {spec!r}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+        raise DataError(f"data spec {spec!r}: unknown option(s) {unknown}; allowed: {sorted(allowed | {'strict'})}")
 
 
-def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> list[Recording]:
-    """Load the recordings a data spec names (see the module docstring)."""
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _strict(opts: dict[str, str], spec: str) -> bool:
+    val = opts.pop("strict", "false").lower()
+    if val not in _TRUE + _FALSE:
+        raise DataError(f"data spec {spec!r}: strict must be true or false, got {val!r}")
+    return val in _TRUE
+
+
+def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False, strict: bool = False) -> Recordings:
+    """Load the recordings a data spec names (see the module docstring).
+
+    Returns a list of recordings whose ``skipped`` attribute lists the trials or
+    files left out, each a :class:`~gaitedge.data.skips.Skipped` (source,
+    reason), with one :class:`~gaitedge.errors.SkippedTrialWarning` each.
+    ``strict`` (or ``strict=true`` in the spec) raises instead of leaving a
+    trial out.
+    """
     kind, path, opts = _parse(spec)
+    strict = _strict(opts, spec) or strict
     subjects = parse_subjects(opts["subjects"]) if "subjects" in opts else None
     if kind == "synthetic":
         _take(opts, {"n", "subjects", "trials", "seed", "rate"}, spec)
@@ -94,7 +118,7 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> 
             raise DataError(f"data spec {spec!r}: {exc}") from None
         if subjects is not None:
             recs = by_subjects(recs, [f"syn{s}" if s.isdigit() else s for s in subjects])
-        return recs
+        return Recordings(recs)
     if kind == "ipol":
         _take(opts, {"subjects", "feet", "quality", "frame"}, spec)
         root = Path(path) if path else default_ipol_root()
@@ -110,29 +134,26 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> 
             lower_back=lower_back,
             quality=opts.get("quality", "all"),
             frame=opts.get("frame", "canonical"),
+            strict=strict,
         )
     if kind == "csv":
         _take(opts, {"rate", "columns", "label", "time", "subject", "subjects"}, spec)
         p = Path(path)
-        files = sorted(p.glob("*.csv")) if p.is_dir() else [p]
-        if not files:
-            raise DataError(f"{p}: no .csv files in this folder")
         try:
             rate = float(opts["rate"]) if "rate" in opts else None
         except ValueError:
             raise DataError(f"data spec {spec!r}: rate must be a number in Hz") from None
-        recs = [
-            load_csv(
-                f,
-                columns=opts["columns"].split(",") if "columns" in opts else None,
-                label_column=opts.get("label"),
-                time_column=opts.get("time"),
-                rate_hz=rate,
-                subject=opts.get("subject"),
-            )
-            for f in files
-        ]
-        return by_subjects(recs, subjects) if subjects is not None else recs
+        kwargs = dict(
+            columns=opts["columns"].split(",") if "columns" in opts else None,
+            label_column=opts.get("label"),
+            time_column=opts.get("time"),
+            rate_hz=rate,
+            subject=opts.get("subject"),
+        )
+        if p.is_dir():
+            return load_csv_dir(p, subjects=subjects, strict=strict, **kwargs)
+        recs = [load_csv(p, **kwargs)]
+        return Recordings(by_subjects(recs, subjects) if subjects is not None else recs)
     if kind == "gaitmap":
         _take(opts, {"events", "rate", "subject", "subjects"}, spec)
         if lower_back:
@@ -150,7 +171,7 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False) -> 
             subject=opts.get("subject"),
             other_foot=other_foot,
         )
-        return by_subjects(recs, subjects) if subjects is not None else recs
+        return Recordings(by_subjects(recs, subjects) if subjects is not None else recs)
     raise DataError(
         f"unknown data spec {spec!r}; use synthetic, ipol[:PATH], csv:PATH or gaitmap:IMU.csv?events=EVENTS.csv"
     )
