@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from gaitedge import __version__
-from gaitedge.errors import GaitedgeError
+from gaitedge.errors import GaitedgeError, SkippedTrialWarning
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             apply_override(cfg, item)
         out_dir = args.out
     _, metrics, out = train(cfg, out_dir=out_dir, progress=not args.no_progress, force=args.force,
-                            resume=bool(args.resume), device=args.device)
+                            resume=bool(args.resume), device=args.device, strict=args.strict)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 reports
     print(f"\nbest epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
@@ -54,6 +55,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if "test" in metrics:
         print("test (subjects " + ", ".join(metrics["test"]["subjects"]) + "):")
         print(format_summary(metrics["test"]))
+    if metrics.get("skipped"):
+        print(f"skipped {len(metrics['skipped'])} training trial(s) (listed in metrics.json)")
     print(f"\nrun directory: {out}")
     for name in ("model.pt", "config.toml", "metrics.json", "curves.png", "confusion.png"):
         print(f"  {out / name}")
@@ -150,20 +153,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gaitedge.train import _write_json
 
     from gaitedge.data.mounting import mount_all
+    from gaitedge.data.skips import skipped_of
 
     tm = load_checkpoint(args.run)
     dcfg = tm.config.get("data", {})
-    recs = load_spec(args.data, other_foot=dcfg.get("other_foot", False), lower_back=dcfg.get("lower_back", False))
+    recs = load_spec(args.data, other_foot=dcfg.get("other_foot", False), lower_back=dcfg.get("lower_back", False),
+                     strict=args.strict)
+    skipped = skipped_of(recs)
     recs = mount_all(recs, args.mounting)
     _warn_input(recs, tm.frame)
     detected: list = []
     m = evaluate_model(tm, recs, detected)
     m["data"] = args.data
+    m["skipped"] = [s.to_dict() for s in skipped]
     if args.mounting:
         m["mounting"] = args.mounting
         if args.mounting.strip().lower() == "auto":
             m["mounting_estimates"] = {r.name: r.meta.get("mounting", {}) for r in recs}
-    print(f"{m['n_recordings']} recordings, subjects {', '.join(m['subjects'])}")
+    print(f"{m['n_recordings']} recordings, subjects {', '.join(m['subjects'])}"
+          + (f"; {len(skipped)} trial(s) skipped (listed in the metrics JSON)" if skipped else ""))
     print(format_summary(m))
     run = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
     out = Path(args.out) if args.out else run / f"eval-{_slug(args.data)}.json"
@@ -242,10 +250,15 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_data_info(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from gaitedge.data.skips import skipped_of
     from gaitedge.data.spec import load_spec
     from gaitedge.data.splits import subjects_of
+    from gaitedge.errors import DataError
 
-    recs = load_spec(args.spec, other_foot=args.other_foot)
+    recs = load_spec(args.spec, other_foot=args.other_foot, strict=args.strict)
+    skipped = skipped_of(recs)
+    if not recs:
+        raise DataError(f"{args.spec}: no recordings")
     print(f"{len(recs)} recordings, {len(subjects_of(recs))} subjects: {', '.join(subjects_of(recs))}")
     r = recs[0]
     print(f"channels: {', '.join(f'{c} [{u}]' for c, u in zip(r.channels, r.units))}")
@@ -257,12 +270,22 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
         print("labels: " + ", ".join(f"{c} {n}" for c, n in zip(r.classes, counts)))
         n_ev = {k: sum(len(x.events.get(k, [])) for x in recs) for k in ("toe_off", "heel_strike")}
         print("events: " + ", ".join(f"{k} {v}" for k, v in n_ev.items()))
+    if skipped:
+        print(f"skipped {len(skipped)} trial(s) it cannot use (--strict makes this an error):")
+        for s in skipped:
+            print(f"  {s.source}: {s.reason}")
     if args.spec.split("?")[0].split(":")[0] == "ipol":
         from gaitedge.data.ipol import list_trials, trial_issues
 
         root = Path(args.spec.split("?")[0].partition(":")[2] or _default_ipol_root())
         subs = {int(x.subject) for x in recs}
-        flagged = [(s, t, trial_issues(root, s, t)) for s, t in list_trials(root) if s in subs]
+        flagged = []
+        for s, t in list_trials(root):
+            if s in subs:
+                try:
+                    flagged.append((s, t, trial_issues(root, s, t)))
+                except DataError:
+                    pass  # a trial that does not load is listed as skipped above
         flagged = [f for f in flagged if f[2]]
         print(f"annotation check: {len(flagged)} trial(s) with swings the signals contradict "
               "(left out by ?quality=checked)")
@@ -409,6 +432,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+_STRICT_HELP = ("fail on a trial or file of the data that cannot be used, instead of skipping it with a "
+                "warning (same as strict=true in a data spec)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(prog="gaitedge", description="Gait-phase recognition from IMUs, from training to the edge.")
@@ -427,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its train_state.pt")
     t.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    t.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     t.set_defaults(func=_cmd_train)
 
     sw = sub.add_parser("sweep", help="grid or random hyperparameter search, trials in parallel processes")
@@ -469,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--events-out", metavar="EVENTS.csv",
                    help="also write the detected events as a gaitmap-style stride table (one per recording; "
                         "a recording that names no foot is written as the left)")
+    e.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     e.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("data", help="datasets: fetch, info")
@@ -483,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = dsub.add_parser("info", help="summarise a data spec")
     i.add_argument("spec")
     i.add_argument("--other-foot", action="store_true", help="include the other foot's channels")
+    i.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     i.set_defaults(func=_cmd_data_info)
 
     mo = sub.add_parser("mounting", help="sensor mounting: the rotation into the canonical foot frame")
@@ -608,11 +638,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_skips(show_other):  # noqa: ANN001, ANN202
+    """A ``warnings.showwarning`` printing skipped trials as one ``gaitedge: warning:`` line on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if issubclass(category, SkippedTrialWarning):
+            print(f"gaitedge: warning: {message}", file=sys.stderr)
+        else:
+            show_other(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gaitedge`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        code = int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SkippedTrialWarning)
+            warnings.showwarning = _one_line_skips(warnings.showwarning)
+            code = int(args.func(args) or 0)
     except GaitedgeError as exc:
         print(f"gaitedge: error: {exc}", file=sys.stderr)
         code = 2

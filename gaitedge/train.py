@@ -10,7 +10,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -26,6 +26,7 @@ from gaitedge.config import Config, dump_toml
 from gaitedge.data.preprocess import Normalizer, design_lowpass, has_labels, prepare
 from gaitedge.data.mounting import mount_all
 from gaitedge.data.recording import UNLABELED, Recording
+from gaitedge.data.skips import Skipped, skipped_of
 from gaitedge.data.spec import load_spec
 from gaitedge.data.splits import split_subjects
 from gaitedge.errors import ConfigError, DataError, GaitedgeError
@@ -47,6 +48,8 @@ class PreparedData:
     classes: tuple[str, ...]
     #: coordinate frame of the IMU channels (``gaitedge.data.mounting``)
     frame: str = "sensor"
+    #: trials the loader left out (``gaitedge.data.skips``)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def _check_config(cfg: Config) -> None:
@@ -75,10 +78,16 @@ def _check_config(cfg: Config) -> None:
             raise ConfigError(msg)
 
 
-def prepare_data(cfg: Config, recs: list[Recording] | None = None) -> PreparedData:
-    """Load (unless given), select channels, resample, filter and split by subject."""
+def prepare_data(cfg: Config, recs: list[Recording] | None = None, strict: bool = False) -> PreparedData:
+    """Load (unless given), select channels, resample, filter and split by subject.
+
+    ``strict`` makes a trial of ``data.train`` that cannot be used an error
+    instead of a skip (see :func:`gaitedge.data.load_spec`).
+    """
     if recs is None:
-        recs = load_spec(cfg.data.train, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
+        recs = load_spec(cfg.data.train, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back,
+                         strict=strict)
+    skipped = skipped_of(recs)
     recs = [r for r in recs if has_labels(r)]
     if not recs:
         raise DataError(f"{cfg.data.train}: no labelled recordings to train on")
@@ -101,7 +110,7 @@ def prepare_data(cfg: Config, recs: list[Recording] | None = None) -> PreparedDa
         seed=cfg.train.seed,
         val_subjects=list(cfg.data.val_subjects) or None,
     )
-    return PreparedData(train, val, channels, list(prepped[0].units), tuple(classes), frames[0])
+    return PreparedData(train, val, channels, list(prepped[0].units), tuple(classes), frames[0], skipped)
 
 
 def _loss_labels(labels: np.ndarray, boundary: int, delay: int) -> np.ndarray:
@@ -477,6 +486,7 @@ def train(
     log=print,
     resume: bool = False,
     device: str | None = None,
+    strict: bool = False,
 ) -> tuple[TrainedModel, dict, Path]:
     """Train a model as ``cfg`` says; write the run directory; return (model, metrics, dir).
 
@@ -493,6 +503,10 @@ def train(
     bit-identical to one that was never interrupted.  ``device`` is ``cpu`` (default), ``cuda``,
     ``cuda:N`` or ``auto``.
 
+    Trials of ``data.train`` / ``data.test`` the loader left out are listed in
+    ``metrics["skipped"]`` / ``metrics["test"]["skipped"]`` as ``{"source",
+    "reason"}``; ``strict`` makes them errors instead.
+
     Under ``torchrun`` (environment ``WORLD_SIZE > 1``) every process calls this
     function: they form a process group (gloo on CPU, nccl on CUDA), train a
     DistributedDataParallel model on their shards of the training recordings
@@ -505,7 +519,7 @@ def train(
     ctx = gd.setup(device)
     ok = False
     try:
-        result = _train(cfg, ctx, out_dir, recs, progress, force, log, resume)
+        result = _train(cfg, ctx, out_dir, recs, progress, force, log, resume, strict)
         ok = True
         return result
     finally:
@@ -521,6 +535,7 @@ def _train(
     force: bool,
     log: Callable[..., None],
     resume: bool,
+    strict: bool = False,
 ) -> tuple[TrainedModel, dict, Path]:
     """The body of :func:`train` for one process of a (possibly one-process) job."""
     t0 = time.time()
@@ -544,7 +559,7 @@ def _train(
         raise err
     assert out is not None
 
-    data = prepare_data(cfg, recs)
+    data = prepare_data(cfg, recs, strict=strict)
     if not data.train or not data.val:
         raise DataError("the subject split left no training or no validation recordings")
     torch.manual_seed(cfg.train.seed)
@@ -562,10 +577,13 @@ def _train(
     )
 
     test_recs = None
+    test_skipped: list[Skipped] = []
     if main:
         try:
             if cfg.data.test:
-                test_recs = load_spec(cfg.data.test, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back)
+                test_recs = load_spec(cfg.data.test, other_foot=cfg.data.other_foot, lower_back=cfg.data.lower_back,
+                                      strict=strict)
+                test_skipped = skipped_of(test_recs)
                 test_recs = mount_all(test_recs, cfg.data.mounting, "data.mounting")
                 overlap = {r.subject for r in test_recs} & {r.subject for r in data.train + data.val}
                 if overlap:
@@ -854,9 +872,11 @@ def _train(
             "val_subjects": tm.info["val_subjects"],
             "val": best_val,
             "history": history,
+            "skipped": [x.to_dict() for x in data.skipped],
         }
         if test_recs is not None:
             metrics["test"] = evaluate_model(tm, test_recs)
+            metrics["test"]["skipped"] = [x.to_dict() for x in test_skipped]
         tm.info["weights_sha256"] = tm.weights_hash()
         tm.save(out / "model.pt")
         (out / "config.toml").write_text(dump_toml(cfg))
