@@ -68,6 +68,26 @@ def test_evaluate_on_csv_of_held_out_subject(tiny_run, tmp_path):
     assert "macro-F1" in r.stdout and (tmp_path / "e.png").is_file()
 
 
+def test_evaluate_lists_skipped_trials_and_strict_fails(tiny_run, tmp_path):
+    from test_data_skips import _folder
+
+    out, _ = tiny_run
+    d = _folder(tmp_path / "ipol", ["trial_end_past_recording", "nan_block"])
+    spec = f"ipol:{tmp_path / 'ipol'}?frame=sensor"
+    r = run("evaluate", str(out), "--data", spec, "--out", str(tmp_path / "e.json"))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "e.json").read_text())
+    assert m["n_recordings"] == 2 and m["subjects"] == ["1"]
+    assert [s["source"] for s in m["skipped"]] == [str(d / "2-1.json"), str(d / "4-1_rf.txt")]
+    assert m["skipped"][0]["reason"] == "TrialBoundaries end 700 beyond the 600 samples recorded"
+    assert m["skipped"][1]["reason"].startswith("non-finite value at sample 10")
+    warned = [ln for ln in r.stderr.splitlines() if ln.startswith("gaitedge: warning: skipped ")]
+    assert len(warned) == 2 and "2 trial(s) skipped" in r.stdout
+    r = run("evaluate", str(out), "--data", spec, "--out", str(tmp_path / "s.json"), "--strict")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "s.json").exists()
+    assert "gaitedge: error: " in r.stderr and "2-1.json: TrialBoundaries end 700" in r.stderr
+
+
 def test_refuses_to_overwrite_a_run(tiny_run):
     out, _ = tiny_run
     r = run("train", *TINY, "--epochs", "1", "--out", str(out))
