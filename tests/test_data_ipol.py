@@ -10,6 +10,10 @@ from gaitedge.errors import DataError
 from gaitedge.events import labels_to_events
 from tests.conftest import write_ipol_trial
 
+# A folder whose only trial is bad warns that it skips it, then fails; the
+# warnings themselves are checked in test_data_skips.py.
+pytestmark = pytest.mark.filterwarnings("ignore::gaitedge.errors.SkippedTrialWarning")
+
 
 def test_shared_dataset_loads_15_subjects(ipol_root):
     trials = list_trials(ipol_root)

@@ -192,6 +192,12 @@ def load_trial(
     ``frame="canonical"`` rotates every sensor into the canonical foot frame
     with a mounting estimated from this trial (kept in ``meta["mounting"]``);
     ``frame="sensor"`` keeps the Xsens frames.
+
+    Raises :class:`DataError` for a trial that cannot be used whole: a missing,
+    truncated or malformed file, non-finite samples, ``TrialBoundaries`` or a
+    swing starting inside them that end past the recorded samples, or (in the
+    canonical frame) a mounting that cannot be estimated.  Swings after the
+    trial's end that run past the recording are dropped.
     """
     if frame not in FRAMES:
         raise DataError(f"IPOL frame must be one of {', '.join(FRAMES)}, got {frame!r}")
