@@ -92,7 +92,8 @@ def test_distillation_from_teachers(tmp_path):
     from gaitedge.data.spec import load_spec
 
     quiet = dict(progress=False, log=lambda *_: None)
-    teacher, _, t_dir = train(tiny(0.0, epochs=6), out_dir=tmp_path / "teacher", **quiet)
+    # a teacher trained briefly: its probabilities differ clearly from the labels
+    teacher, _, t_dir = train(tiny(0.0, epochs=1), out_dir=tmp_path / "teacher", **quiet)
     base, _, _ = train(tiny(0.0), out_dir=tmp_path / "base", **quiet)
 
     cfg = tiny(0.0)
@@ -112,7 +113,7 @@ def test_distillation_from_teachers(tmp_path):
         return float(np.mean(np.concatenate([tm.predict(r)[1].argmax(1) == teacher.predict(r)[1].argmax(1)
                                              for r in recs])))
 
-    assert agreement(student) > agreement(base) + 0.05
+    assert agreement(student) > agreement(base) + 0.05, (agreement(student), agreement(base))
 
     bad = tiny(0.0)
     bad.train.teachers = [str(tmp_path / "nowhere")]
