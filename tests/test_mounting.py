@@ -195,3 +195,12 @@ def test_estimator_finds_mirrored_sensor_frames(ipol_root):
     both = combine(ests)
     assert np.linalg.det(both.sensors["left"].matrix) < 0
     assert angular_error_deg(both.sensors["left"].matrix, left_handed) < 3.0
+
+
+def test_estimator_names_wrong_units(ipol_root):
+    rec = _sensor_trial(ipol_root, 1, 1)
+    acc, gyr = rec.signals[:, :3], rec.signals[:, 3:]
+    with pytest.raises(DataError, match="in g, not m/s²"):
+        estimate_sensor(acc / 9.81, gyr, rec.rate_hz)
+    with pytest.raises(DataError, match="in deg/s, not rad/s"):
+        estimate_sensor(acc, np.degrees(gyr) + 1.0, rec.rate_hz)

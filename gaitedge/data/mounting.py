@@ -509,9 +509,16 @@ def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str
     still = still_mask(acc, gyr, rate_hz)
     standing_s = float(still.sum() / rate_hz)
     if standing_s < MIN_STANDING_S:
+        med_acc = float(np.median(np.linalg.norm(acc, axis=1))) if len(acc) else 0.0
+        gyr_peak = float(np.percentile(np.linalg.norm(gyr, axis=1), 99.9)) if len(gyr) else 0.0
+        hint = ""
+        if 0.5 < med_acc < 2.0:
+            hint = f" (the acceleration's median magnitude is {med_acc:.2f}: in g, not m/s²?)"
+        elif gyr_peak > 40.0:
+            hint = f" (the gyro peaks at {gyr_peak:.0f}: in deg/s, not rad/s?)"
         raise DataError(
             f"{where}: only {standing_s:.1f} s of standing still (at least {MIN_STANDING_S:.0f} s needed "
-            "to find gravity); record a few seconds of quiet standing before walking, "
+            f"to find gravity){hint}; record a few seconds of quiet standing before walking, "
             "or declare the mounting (--mounting x=..,y=..,z=..)"
         )
     up_samples = acc[still] / np.linalg.norm(acc[still], axis=1, keepdims=True)
