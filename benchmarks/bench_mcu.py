@@ -4,7 +4,7 @@
   3 classes) are quantized, exported with ``gaitedge export c`` and built with
   ``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb`` (portable C and the DSP path,
   ``-DGE_USE_DSP``) into firmware for QEMU ``-M mps2-an386``.  A TCG plugin
-  (``firmware_export/bench/icount_plugin.c``) counts the guest instructions of
+  (``gaitedge/csrc/bench/icount_plugin.c``) counts the guest instructions of
   every ``ge_step()`` call between two marker functions, exactly (method:
   ../shared/notes/EMULATOR.md); the marker overhead (an empty bracket) is
   subtracted.  The firmware also prints every step's output, which must equal
@@ -35,7 +35,6 @@ of BENCHMARKS.md (the rest of the file is kept).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -48,6 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from benchlib import cpu_model, load_avg, tool_version, write_section
+
+from gaitedge import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Microcontroller runtime (Cortex-M4, QEMU mps2-an386)"
@@ -79,11 +80,9 @@ def kept_subsections(path: Path) -> str:
 
 
 def _load_mcu():
-    spec = importlib.util.spec_from_file_location("ge_mcu", ROOT / "firmware_export" / "bench" / "mcu.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ge_mcu"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from gaitedge.firmware import mcu
+
+    return mcu
 
 
 def bench_recordings(n_channels: int = 6):
@@ -170,13 +169,13 @@ def host_times(res: dict, work: Path, rounds: int = 7) -> dict:
 
     from gaitedge.export import export_onnx
 
-    rt = ROOT / "firmware_export" / "runtime"
+    rt = resources.runtime_dir()
     counts = res["counts"]
     reps = max(1, 5_000 // len(counts))
     exe = work / "host-c"
     subprocess.run(["gcc", "-std=c99", "-O2", f"-I{rt / 'include'}", f"-I{work / 'model'}",
                     *map(str, sorted((rt / "src").glob("*.c"))), str(work / "model" / "model_data.c"),
-                    str(ROOT / "firmware_export" / "host" / "ge_harness.c"), "-o", str(exe)], check=True)
+                    str(resources.host_dir() / "ge_harness.c"), "-o", str(exe)], check=True)
     tm = res["tm"]
     paths = export_onnx(tm, work / "onnx")
     so = ort.SessionOptions()
@@ -236,11 +235,11 @@ def c_matches_python(run: Path, work: Path) -> dict:
     qm = load_quant(run)
     recs = load_spec("ipol?subjects=12-15", other_foot=tm.config["data"]["other_foot"])
     export_c(qm, work / "model", copy_runtime=False, measure_code=False)
-    rt = ROOT / "firmware_export" / "runtime"
+    rt = resources.runtime_dir()
     exe = work / "harness"
     subprocess.run(["gcc", "-std=c99", "-O2", f"-I{rt / 'include'}", f"-I{work / 'model'}",
                     *map(str, sorted((rt / "src").glob("*.c"))), str(work / "model" / "model_data.c"),
-                    str(ROOT / "firmware_export" / "host" / "ge_harness.c"), "-o", str(exe)], check=True)
+                    str(resources.host_dir() / "ge_harness.c"), "-o", str(exe)], check=True)
     counts = [recording_counts(qm, r) for r in recs]
     tmax = max(len(c) for c in counts)
     xb = np.stack([np.concatenate([c, np.repeat(c[-1:], tmax - len(c), 0)]) for c in counts])
@@ -290,7 +289,7 @@ def render(args, mcu_res: dict, host: dict, acc: list[dict], src: str, load_befo
     L.append(f"- toolchain: {tool_version(['arm-none-eabi-gcc', '--version'])}, "
              f"{tool_version(['qemu-system-arm', '--version'])}, host {tool_version(['gcc', '--version'])}; "
              f"gaitedge {gaitedge.__version__}, onnxruntime {ort.__version__}")
-    L.append("- firmware: runtime + `gaitedge export c` model data + `firmware_export/bench/bench_main.c`, "
+    L.append("- firmware: runtime + `gaitedge export c` model data + `gaitedge/csrc/bench/bench_main.c`, "
              "`arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb -mfloat-abi=soft` (no FPU used), newlib-nano + "
              "semihosting; `-DGE_USE_DSP` for the DSP path (SMLAD/SXTB16 assembly), none for portable C99")
     L.append("- count: QEMU 7.2 `-M mps2-an386` with a TCG plugin counting every executed guest instruction between "

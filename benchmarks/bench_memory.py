@@ -13,7 +13,7 @@
 * **Cortex-M4** (QEMU ``mps2-an386``, ``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb``):
   guest instructions of ``ge_hopfield_sync_step``, ``ge_hopfield_async_sweep``,
   ``ge_hopfield_energy``, a whole ``ge_hopfield_run`` and the BAM passes, counted
-  exactly by the TCG plugin of ``firmware_export/bench`` (method in
+  exactly by the TCG plugin of ``gaitedge/csrc/bench`` (method in
   ../shared/notes/EMULATOR.md), marker overhead subtracted.  The firmware prints its
   recall result, which must equal the Python integer twin.
 
@@ -27,9 +27,7 @@ writes the section ``## Associative memories (Hopfield, BAM)`` of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -192,11 +190,9 @@ ICOUNT_NAMES = ["sync_step"] * 3 + ["async_sweep"] * 3 + ["energy", "run_async",
 
 
 def _load_mcu():
-    spec = importlib.util.spec_from_file_location("ge_mcu", ROOT / "firmware_export" / "bench" / "mcu.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ge_mcu"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from gaitedge.firmware import mcu
+
+    return mcu
 
 
 def measure_mcu(name: str, patterns: np.ndarray, codes: np.ndarray, probe: np.ndarray, work: Path, mcu) -> dict:

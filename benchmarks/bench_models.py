@@ -12,7 +12,7 @@ For each row (a family plus options) the script
 3. exports it to C, builds firmware for the emulated Cortex-M4 (QEMU
    ``mps2-an386``, ``arm-none-eabi-gcc -O2 -DGE_USE_DSP``) and counts the guest
    instructions of ``ge_step()`` exactly with the TCG plugin
-   (``firmware_export/bench``); the firmware's outputs must equal the Python twin.
+   (``gaitedge/csrc/bench``); the firmware's outputs must equal the Python twin.
 
 Results are kept per row in ``benchmarks/results/models.json`` (so rows can be
 measured separately, e.g. ``--rows ctrnn,gactrnn``) and the whole table is
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import importlib.util
 import json
 import subprocess
 import sys
@@ -71,11 +70,9 @@ def parse_row(spec: str) -> tuple[str, str, dict]:
 
 
 def _load_mcu():
-    spec = importlib.util.spec_from_file_location("ge_mcu", ROOT / "firmware_export" / "bench" / "mcu.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ge_mcu"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from gaitedge.firmware import mcu
+
+    return mcu
 
 
 def train_row(name: str, family: str, opts: dict, runs_dir: Path, epochs: int, retrain: bool, log) -> Path:
@@ -108,9 +105,6 @@ def measure_window(tm, qm, rep: dict, window: int, log) -> dict:
     if missing:
         out["mcu_missing"] = missing
         return out
-    spec = importlib.util.spec_from_file_location("ge_window_mcu", ROOT / "firmware_export" / "bench" / "window_mcu.py")
-    wmcu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(wmcu)
     rec = load_spec(TEST_SPEC, other_foot=tm.config["data"]["other_foot"])[0]
     counts = recording_counts(qm, rec)[:window]
     ref = window_run(qm, counts)
@@ -121,7 +115,7 @@ def measure_window(tm, qm, rep: dict, window: int, log) -> dict:
         plugin = mcu.build_plugin(work)
         (work / "fw").mkdir()
         mcu.write_bench_input(work / "fw" / "bench_input.h", counts)
-        fw = wmcu.build_window_firmware(work / "model", work / "fw", dsp=True)
+        fw = mcu.build_window_firmware(work / "model", work / "fw", dsp=True)
         res = mcu.run_qemu(fw.elf, plugin, timeout=600)
         if res.rc != 0:
             raise SystemExit(f"{tm.model.family}: window firmware failed (rc {res.rc})\n{res.stdout[-2000:]}")

@@ -2,9 +2,9 @@
 
 A GRU-64 with 12 inputs (both feet: acc + gyro each, as ``configs/ipol_gru.toml``),
 3 classes, random weights (seed 0), is quantized, exported with ``gaitedge export c``
-and built with ``firmware_export/bench/bench_mounting.c`` for QEMU ``-M mps2-an386``
+and built with ``gaitedge/csrc/bench/bench_mounting.c`` for QEMU ``-M mps2-an386``
 (``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb``, DSP path and portable C).  The
-TCG plugin (``firmware_export/bench/icount_plugin.c``) counts the guest
+TCG plugin (``gaitedge/csrc/bench/icount_plugin.c``) counts the guest
 instructions of every ``ge_step()`` (marker overhead subtracted) for the same
 samples with no mounting, a 2-triad mounting (one foot) and a 4-triad mounting (two
 feet), and of ``ge_mounting_apply()`` alone.  Every on-target output is compared with
@@ -39,6 +39,8 @@ import numpy as np
 from bench_mcu import SECTION, _load_mcu, make_model
 from benchlib import cpu_model, load_avg, tool_version
 
+from gaitedge import resources
+
 ROOT = Path(__file__).resolve().parents[1]
 SUBSECTION = "### Sensor mounting"
 #: yaw, pitch, roll (degrees) of the four sensors' mountings; the third is mirrored (det -1)
@@ -72,10 +74,15 @@ def baseline_steps(rev: str, qm, counts: np.ndarray, work: Path, mcu, plugin: Pa
 
     src = work / "baseline-src"
     src.mkdir()
-    arch = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "firmware_export/runtime"], check=True,
-                          capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(src)], input=arch, check=True)
-    saved, mcu.RUNTIME = mcu.RUNTIME, src / "firmware_export" / "runtime"
+    # the runtime's folder at that revision (it moved into the package from firmware_export/)
+    for rt_path in ("gaitedge/csrc/runtime", "firmware_export/runtime"):
+        arch = subprocess.run(["git", "-C", str(ROOT), "archive", rev, rt_path], capture_output=True)
+        if arch.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"no C runtime at git revision {rev}")
+    subprocess.run(["tar", "-x", "-C", str(src)], input=arch.stdout, check=True)
+    saved, mcu.RUNTIME = mcu.RUNTIME, src / rt_path
     out = {}
     try:
         for variant, dsp in (("dsp", True), ("portable", False)):
@@ -121,7 +128,7 @@ def measure(steps: int, work: Path, baseline: str | None = None) -> dict:
         mcu.write_bench_input(d / "bench_input.h", counts)
         write_mount_header(d / "bench_mount.h", triads)
         fw = mcu.build_firmware(work / "model", d, dsp=dsp, extra=kind_cflags(qm),
-                                main_src=ROOT / "firmware_export" / "bench" / "bench_mounting.c")
+                                main_src=resources.bench_dir() / "bench_mounting.c")
         run = mcu.run_qemu(fw.elf, plugin, timeout=300)
         if run.rc != 0:
             raise SystemExit(f"{variant}: firmware failed (rc {run.rc})\n{run.stdout[-2000:]}")
@@ -157,7 +164,7 @@ def report(res: dict, steps: int, date: str, load0, load1) -> str:
              f"- date: {date}",
              f"- toolchain: {tool_version(['arm-none-eabi-gcc', '--version'])}, "
              f"{tool_version(['qemu-system-arm', '--version'])}",
-             "- firmware: runtime + `gaitedge export c` model data + `firmware_export/bench/bench_mounting.c`, "
+             "- firmware: runtime + `gaitedge export c` model data + `gaitedge/csrc/bench/bench_mounting.c`, "
              "`arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb -mfloat-abi=soft` (`-DGE_USE_DSP` for the DSP path); "
              "QEMU 7.2 `-M mps2-an386`, TCG plugin counting the instructions between two markers around each call "
              "(exact; marker overhead subtracted)",

@@ -397,6 +397,12 @@ def _cmd_export_c(args: argparse.Namespace) -> int:
     if not getattr(tm.model, "causal", True):
         from gaitedge.export.c_window import export_c_window, window_summary
 
+        if args.layout == "library":
+            raise GaitedgeError(f"{tm.model.family} is a whole-window model: its export has the flat layout only "
+                                f"(leave out --layout library)")
+        if not args.out:
+            raise GaitedgeError("a whole-window model needs --out DIR")
+
         print(f"note: {tm.model.family} is a whole-window (non-causal) model, so it cannot stream through ge_step(); "
               f"exporting it for the window API (ge_window_run() in ge_window.h, arena for windows of up to "
               f"{args.window} samples)")
@@ -405,10 +411,20 @@ def _cmd_export_c(args: argparse.Namespace) -> int:
         print(f"wrote {len(res.files)} files to {res.out_dir}: model_data.h, model_data.c"
               + (" and the runtime sources" if res.report["runtime_copied"] else ""))
         return 0
-    res = export_c(qm, args.out, symbol=args.symbol, copy_runtime=not args.no_runtime)
+    from gaitedge.export.c_library import library_name
+
+    out = Path(args.out) if args.out else Path(library_name(qm))
+    res = export_c(qm, out, symbol=args.symbol, copy_runtime=not args.no_runtime, layout=args.layout or "library")
     print(res.summary())
-    print(f"wrote {len(res.files)} files to {res.out_dir}: model_data.h, model_data.c"
-          + (" and the runtime sources" if res.report["runtime_copied"] else ""))
+    if res.report["layout"] == "library":
+        srcs = res.report["library_sources"]
+        print(f"wrote the C library {res.report['name']} to {res.out_dir}: {len(res.files)} files; src/: "
+              f"{len(srcs)} sources ({', '.join(srcs)}); CMakeLists.txt (target gaitedge::model), zephyr/, "
+              f"library.properties, library.json, examples/main.c, README.md")
+        print(f"build it:  cmake -S {res.out_dir} -B {res.out_dir}/build && cmake --build {res.out_dir}/build")
+    else:
+        print(f"wrote {len(res.files)} files to {res.out_dir}: model_data.h, model_data.c"
+              + (", gaitedge_config.h and the runtime sources" if res.report["runtime_copied"] else ""))
     return 0
 
 
@@ -533,14 +549,19 @@ def build_parser() -> argparse.ArgumentParser:
     xo.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     xo.set_defaults(func=_cmd_export_onnx)
 
-    xc = xsub.add_parser("c", help="write model_data.h/.c for the fixed-point C runtime (with its sources)")
+    xc = xsub.add_parser("c", help="write a C library of the model for the fixed-point runtime "
+                                   "(CMake, Zephyr, Arduino, PlatformIO)")
     xc.add_argument("run", help="run directory (or its model.pt); uses RUN/quant.npz when present")
-    xc.add_argument("--out", required=True, help="output folder for the firmware sources")
+    xc.add_argument("--out", help="output folder (default: ./gaitedge_<family><hidden>)")
+    xc.add_argument("--layout", choices=["library", "flat"],
+                    help="library (default): include/ + src/ with only the kernels the model uses, a generated "
+                         "gaitedge_config.h, CMakeLists.txt, Zephyr module, Arduino / PlatformIO metadata, "
+                         "examples/main.c, README.md; flat: model_data.h/.c and every runtime file in one folder")
     xc.add_argument("--quant", help="quantized model file (default RUN/quant.npz)")
     xc.add_argument("--symbol", default="ge_model_data", help="C name of the model descriptor (default ge_model_data)")
     xc.add_argument("--lsb", action="append", metavar="CHANNEL=VALUE",
                     help="sensor resolution in channel units per count when quantizing here (repeatable)")
-    xc.add_argument("--no-runtime", action="store_true", help="write only model_data.h/.c")
+    xc.add_argument("--no-runtime", action="store_true", help="write only model_data.h/.c (into --out itself)")
     xc.add_argument("--window", type=int, default=256,
                     help="whole-window models: longest window in samples the window API's arena is sized for "
                          "(default 256)")

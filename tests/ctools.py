@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge import resources
+
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
-HARNESS = ROOT / "firmware_export" / "host" / "ge_harness.c"
+RUNTIME = resources.runtime_dir()
+HARNESS = resources.host_dir() / "ge_harness.c"
 GCC = shutil.which("gcc")
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
 CFLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic",

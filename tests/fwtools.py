@@ -9,8 +9,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from gaitedge import resources
+
 ROOT = Path(__file__).resolve().parents[1]
-PROTO = ROOT / "firmware_export" / "protocol"
+PROTO = resources.protocol_dir()
+FW = resources.firmware_dir()
+RUNTIME = resources.runtime_dir()
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 

@@ -23,7 +23,6 @@ from gaitedge.quant.window import window_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from windowtools import ARM_GCC, GCC, QEMU, arm_objects, build_harness, c_window, make_window_tm, py_window  # noqa: E402
-from windowtools import window_mcu  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -228,16 +227,15 @@ def test_arm_build_is_warning_free(syn, tmp_path, cpu, dsp):
 
 @pytest.mark.skipif(ARM_GCC is None or QEMU is None, reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 def test_qemu_cortex_m4_window_equals_twin(syn, tmp_path):
-    wm = window_mcu()
-    mcu = wm._mcu()
     from gaitedge.export.c_window import export_c_window
+    from gaitedge.firmware import mcu
 
     qm = quantize_model(make_window_tm(syn, "bilstm", hidden=12, merge="concat", delay=1), syn[:2])
     counts = recording_counts(qm, syn[2])[:120]
     export_c_window(qm, tmp_path / "m", window=len(counts), copy_runtime=False, measure_code=False)
     (tmp_path / "fw").mkdir()
     mcu.write_bench_input(tmp_path / "fw" / "bench_input.h", counts)
-    fw = wm.build_window_firmware(tmp_path / "m", tmp_path / "fw", dsp=True)
+    fw = mcu.build_window_firmware(tmp_path / "m", tmp_path / "fw", dsp=True)
     run = mcu.run_qemu(fw.elf, timeout=60)
     assert run.rc == 0, run.stdout
     got = np.array([list(map(int, ln.split())) for ln in run.stdout.splitlines() if ln and ln[0] in "-0123456789"])

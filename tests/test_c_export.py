@@ -85,9 +85,12 @@ def test_layer_packing_covers_every_weight_once(syn, family, hidden):
 
 def test_export_writes_sources_and_report(syn, tmp_path):
     qm = quantize_model(make_tm(syn, "lstm", hidden=64), syn[:1])
-    res = export_c(qm, tmp_path / "fw", measure_code=False)
+    res = export_c(qm, tmp_path / "fw", measure_code=False, layout="flat")
     names = {p.name for p in res.files}
-    assert {"model_data.h", "model_data.c", "gaitedge_rt.h", "ge_lstm.c", "ge_model.c", "ge_lut.c"} <= names
+    assert {"model_data.h", "model_data.c", "gaitedge_rt.h", "ge_lstm.c", "ge_model.c", "ge_lut.c",
+            "gaitedge_config.h"} <= names
+    assert all(p.parent == tmp_path / "fw" for p in res.files)
+    assert "#define GE_WITH_LSTM 1" in (tmp_path / "fw" / "gaitedge_config.h").read_text()
     h = (tmp_path / "fw" / "model_data.h").read_text()
     c = (tmp_path / "fw" / "model_data.c").read_text()
     assert f"#define GE_MODEL_DATA_ARENA_BYTES {arena_bytes(qm)}u" in h
@@ -133,9 +136,12 @@ def test_cli_quantize_and_export_c(run_dir, tmp_path, capsys):
     assert (run_dir / "quant.npz").is_file() and (run_dir / "quant.json").is_file()
     assert main(["export", "c", str(run_dir), "--out", str(tmp_path / "fw")]) == 0
     out = capsys.readouterr().out
-    assert "flash: weights" in out and "RAM:" in out
+    assert "flash: weights" in out and "RAM:" in out and "wrote the C library gaitedge_lstm8" in out
     qm = QuantModel.load(run_dir / "quant.npz")
-    assert qm.weights_hash() in (tmp_path / "fw" / "model_data.h").read_text()
+    assert qm.weights_hash() in (tmp_path / "fw" / "include" / "model_data.h").read_text()
+    assert (tmp_path / "fw" / "src" / "ge_lstm.c").is_file() and not (tmp_path / "fw" / "src" / "ge_gru.c").exists()
+    assert main(["export", "c", str(run_dir), "--out", str(tmp_path / "flat"), "--layout", "flat"]) == 0
+    assert (tmp_path / "flat" / "ge_gru.c").is_file() and qm.weights_hash() in (tmp_path / "flat" / "model_data.h").read_text()
 
 
 def test_cli_quantize_finetune_writes_new_run(run_dir, tmp_path, capsys):
@@ -190,7 +196,10 @@ def test_only_the_model_kinds_kernels_are_linked(tmp_path):
     import shutil
     import subprocess
 
-    from gaitedge.export.c_export import RUNTIME_DIR, kind_cflags, measure_code_bytes
+    from gaitedge.export.c_export import kind_cflags, measure_code_bytes
+    from gaitedge.resources import runtime_dir
+
+    RUNTIME_DIR = runtime_dir()
 
     assert kind_cflags(["gru", "gru"]) == ["-DGE_WITH_ALL_KINDS=0", "-DGE_WITH_GRU=1"]
     assert kind_cflags(["lstm", "elman"]) == ["-DGE_WITH_ALL_KINDS=0", "-DGE_WITH_ELMAN=1", "-DGE_WITH_LSTM=1"]

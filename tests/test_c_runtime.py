@@ -9,7 +9,6 @@ emulated Cortex-M4 (DSP assembly path) and Cortex-M3 (portable) boards.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from gaitedge.quant.evaluate import recording_counts
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_quant import make_tm  # noqa: E402
 
-from ctools import GCC, ROOT, RUNTIME, build, c_steps, py_steps  # noqa: E402
+from ctools import GCC, RUNTIME, build, c_steps, py_steps  # noqa: E402
 from ctools import runtime_objects  # noqa: E402
 from ctools import compile_cmd as _compile  # noqa: E402
 
@@ -143,11 +142,9 @@ def test_ipol_test_recordings_bit_exact(ipol, runtime_objs, tmp_path, family):
 
 
 def _mcu():
-    spec_ = importlib.util.spec_from_file_location("ge_mcu", ROOT / "firmware_export" / "bench" / "mcu.py")
-    mod = importlib.util.module_from_spec(spec_)
-    sys.modules["ge_mcu"] = mod
-    spec_.loader.exec_module(mod)
-    return mod
+    from gaitedge.firmware import mcu
+
+    return mcu
 
 
 ARM_GCC = shutil.which("arm-none-eabi-gcc")

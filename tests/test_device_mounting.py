@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from fwtools import SANITIZE, have, sanitizers_work, tmpdir
+from fwtools import FW, PROTO, RUNTIME, SANITIZE, have, sanitizers_work, tmpdir
 from gaitedge.data.spec import load_spec
 from gaitedge.device import DeviceClient, Emulator
 from gaitedge.device.blob import build_blob
@@ -334,9 +334,8 @@ def test_emulated_cortex_m4_board(models):
 
 def test_mounting_sources_compile_without_warnings(host):
     """fw_mount.c and fw_mount_store.c are -Werror -pedantic clean for the host and the Cortex-M4."""
-    fwd = ROOT / "firmware_export" / "firmware"
-    inc = [f"-I{p}" for p in (ROOT / "firmware_export/runtime/include", host.out_dir / "model",
-                              host.out_dir / "gen", ROOT / "firmware_export/protocol", fwd)]
+    fwd = FW
+    inc = [f"-I{p}" for p in (RUNTIME / "include", host.out_dir / "model", host.out_dir / "gen", PROTO, fwd)]
     for src in (fwd / "fw_mount.c", fwd / "fw_mount_store.c", fwd / "fw_app.c"):
         p = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", *inc,
                             "-c", str(src), "-o", os.devnull], capture_output=True, text=True)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from fwtools import ROOT, have, host_firmware, sanitizers_work, tiny_models, tmpdir
+from fwtools import FW, PROTO, RUNTIME, have, host_firmware, sanitizers_work, tiny_models, tmpdir
 from gaitedge.device import DeviceClient, Emulator
 from gaitedge.device.blob import HEADER_BYTES, arch_hash, build_blob, parse_blob
 from gaitedge.device.client import DeviceNak, DeviceTimeout
@@ -22,7 +22,6 @@ from gaitedge.protocol.framing import FrameDecoder, encode_frame
 from gaitedge.quant.model import Runner
 
 pytestmark = pytest.mark.skipif(not have("gcc"), reason="no host C compiler")
-FW = ROOT / "firmware_export" / "firmware"
 
 
 def synthetic_counts(qm, n=400, seed=0):
@@ -45,9 +44,8 @@ def host(models):
 
 def test_own_sources_compile_without_warnings(host):
     """The firmware's own C (app, slots, protocol, host board, generated binding) is -Werror clean."""
-    inc = [f"-I{p}" for p in (ROOT / "firmware_export/runtime/include", host.out_dir / "model",
-                              host.out_dir / "gen", ROOT / "firmware_export/protocol", FW)]
-    srcs = [FW / "fw_app.c", FW / "fw_blob.c", ROOT / "firmware_export/protocol/ge_proto.c",
+    inc = [f"-I{p}" for p in (RUNTIME / "include", host.out_dir / "model", host.out_dir / "gen", PROTO, FW)]
+    srcs = [FW / "fw_app.c", FW / "fw_blob.c", PROTO / "ge_proto.c",
             host.out_dir / "gen/fw_model.c"]
     for src in srcs + [FW / "boards/host/board.c"]:
         std = "-std=gnu99" if "boards" in str(src) else "-std=c99"

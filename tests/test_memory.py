@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gaitedge import resources
 from gaitedge.cli import main as cli_main
 from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError, ModelError
@@ -39,8 +40,7 @@ from gaitedge.quant import hopfield as qhop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fwtools import SANITIZE, sanitizers_work  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
+RUNTIME = resources.runtime_dir()
 GCC = shutil.which("gcc")
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
 needs_gcc = pytest.mark.skipif(GCC is None, reason="no host C compiler (gcc)")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from gaitedge import resources
 from gaitedge.checkpoint import TrainedModel
 from gaitedge.data.preprocess import Normalizer
 from gaitedge.data.spec import load_spec
@@ -29,8 +30,7 @@ import test_c_runtime as crt  # noqa: E402
 from test_c_runtime import build, c_steps, py_steps_batch  # noqa: E402
 from ctools import runtime_objects  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
+RUNTIME = resources.runtime_dir()
 
 
 def _model(c=5, k=3, h=8, h1=6, **kw) -> PCRNNClassifier:

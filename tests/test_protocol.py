@@ -1,4 +1,4 @@
-"""The wire protocol (firmware_export/PROTOCOL.md) in Python and C, held to the shared vectors.
+"""The wire protocol (gaitedge/csrc/PROTOCOL.md) in Python and C, held to the shared vectors.
 
 The C framing (ge_proto.c) is compiled for the host, with ASan/UBSan where the
 compiler supports them, and run on the same vectors, on random streams against the
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fwtools import PROTO, compile_host, have
+from fwtools import FW, PROTO, RUNTIME, compile_host, have
 from gaitedge.protocol import messages as M
 from gaitedge.protocol.framing import (
     MAX_FRAME,
@@ -138,7 +138,7 @@ def test_encode_frame_refuses_oversized_payload():
 # ---- C against the vectors -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def c_vectors():
-    fw, rt = PROTO.parent / "firmware", PROTO.parent / "runtime"
+    fw, rt = FW, RUNTIME
     exe = compile_host("proto_vectors", [PROTO / "ge_proto.c", PROTO / "tests" / "proto_vectors.c", fw / "fw_mount.c",
                                          rt / "src" / "ge_mounting.c"], includes=(fw, rt / "include"))
 

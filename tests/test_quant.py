@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,6 +10,7 @@ from hypothesis import strategies as st
 from scipy import signal
 from torch import nn
 
+from gaitedge import resources
 from gaitedge.checkpoint import TrainedModel
 from gaitedge.data.preprocess import Normalizer, causal_filter, design_lowpass
 from gaitedge.data.spec import load_spec
@@ -26,7 +25,6 @@ from gaitedge.quant.evaluate import evaluate_quant, recording_counts
 from gaitedge.quant.model import QLayer, QPreproc
 from gaitedge.quant.preproc import FilterState, preproc_step
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_tm(recs, family="gru", hidden=16, layers=1, lowpass=0.0, order=2, delay=0, min_run=3, seed=0,
@@ -94,7 +92,7 @@ def test_lut_base_slope_form_equals_knot_form():
 
 
 def test_committed_lut_source_is_generated_from_spec():
-    src = (ROOT / "firmware_export/runtime/src/ge_lut.c").read_text()
+    src = (resources.runtime_dir() / "src" / "ge_lut.c").read_text()
     assert src == spec.generate_lut_c()
 
 

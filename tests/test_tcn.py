@@ -8,10 +8,8 @@ emulated Cortex-M4 (DSP assembly path).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ from gaitedge.quant.evaluate import recording_counts
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.tcn import aux_words, tcn_step
 
-from ctools import ARM_GCC, GCC, ROOT, RUNTIME, runtime_objects  # noqa: E402
+from ctools import ARM_GCC, GCC, RUNTIME, runtime_objects  # noqa: E402
 from ctools import build as build_harness, c_steps, compile_cmd as _compile, py_steps  # noqa: E402
 QEMU = shutil.which("qemu-system-arm")
 FAMILIES = ["tcn", "tcn_gru", "tcn_lstm"]
@@ -298,10 +296,8 @@ def test_arm_build_warning_free(cpu, dsp, tmp_path):
 
 @pytest.mark.skipif(ARM_GCC is None or QEMU is None, reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 def test_qemu_cortex_m4_dsp_bit_exact(syn, tmp_path):
-    spec_ = importlib.util.spec_from_file_location("ge_mcu", ROOT / "firmware_export" / "bench" / "mcu.py")
-    mcu = importlib.util.module_from_spec(spec_)
-    sys.modules["ge_mcu"] = mcu
-    spec_.loader.exec_module(mcu)
+    from gaitedge.firmware import mcu
+
     _, qm = quantized("tcn_lstm", syn)
     export_c(qm, tmp_path / "m", copy_runtime=False, measure_code=False)
     counts = recording_counts(qm, syn[-1])[:200]

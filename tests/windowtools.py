@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import atexit
 import functools
-import importlib.util
 import shutil
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gaitedge import resources
 from gaitedge.checkpoint import TrainedModel
 from gaitedge.data.preprocess import Normalizer
 from gaitedge.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "firmware_export" / "runtime"
-HARNESS = ROOT / "firmware_export" / "host" / "ge_window_harness.c"
-BENCH = ROOT / "firmware_export" / "bench"
+RUNTIME = resources.runtime_dir()
+HARNESS = resources.host_dir() / "ge_window_harness.c"
 GCC = shutil.which("gcc")
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
 QEMU = shutil.which("qemu-system-arm")
@@ -105,12 +102,3 @@ def arm_objects(qm, work: Path, cpu: str, dsp: bool) -> list[Path]:
         _compile([ARM_GCC, *flags, "-c", str(src), "-o", str(o)])
         objs.append(o)
     return objs
-
-
-def window_mcu():
-    """``firmware_export/bench/window_mcu.py`` imported by path."""
-    spec_ = importlib.util.spec_from_file_location("ge_window_mcu", BENCH / "window_mcu.py")
-    mod = importlib.util.module_from_spec(spec_)
-    sys.modules["ge_window_mcu"] = mod
-    spec_.loader.exec_module(mod)
-    return mod

@@ -1,10 +1,10 @@
 """C export of a quantized model: ``model_data.h`` / ``model_data.c`` for the C runtime.
 
-:func:`export_c` writes the const arrays and the ``ge_model`` descriptor that
-``firmware_export/runtime`` executes, copies the runtime sources next to them
-(one folder, ready to drop into a firmware project), and returns a report with
-flash and RAM needs.  The packing of the weight arrays mirrors
-``ge_matvec.c`` exactly (see ``firmware_export/QUANTIZATION.md``).
+:func:`export_c` writes the const arrays and the ``ge_model`` descriptor that the
+C runtime (``gaitedge/csrc/runtime``, located by :mod:`gaitedge.resources`) executes,
+copies the runtime sources next to them (one folder, ready to drop into a firmware
+project), and returns a report with flash and RAM needs.  The packing of the weight
+arrays mirrors ``ge_matvec.c`` exactly (see ``gaitedge/csrc/QUANTIZATION.md``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge import resources
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import KERNELS, kernel_for
@@ -27,8 +28,6 @@ from gaitedge.quant.packing import pack_group, pack_groups
 __all__ = ["CExport", "arena_bytes", "export_c", "layer_order", "mult_order", "pack_group", "pack_head", "pack_layer",
            "weight_bytes"]
 
-#: the C runtime sources in a source checkout.
-RUNTIME_DIR = Path(__file__).resolve().parents[2] / "firmware_export" / "runtime"
 #: sizeof(ge_state) on a 32-bit Cortex-M (arm-none-eabi-gcc; printed by the benchmark firmware).
 STATE_STRUCT_BYTES = 44
 LUT_BYTES = 256 * 4 * 4
@@ -252,7 +251,8 @@ def model_h_source(qm: QuantModel, symbol: str = "ge_model_data") -> str:
         f"/** Bytes of the arena ge_init() needs (state + scratch); allocate 8-byte aligned. */\n"
         f"#define {pre}_ARENA_BYTES {arena_bytes(qm)}u\n"
         f'#define {pre}_WEIGHTS_SHA256 "{qm.weights_hash()}"\n'
-        f"/** Compile the runtime with these flags to link only the kernels this model uses. */\n"
+        f"/** The kernels this model uses, as compiler flags for a build of the whole runtime (an exported\n"
+        f" *  library's gaitedge_config.h sets them, so it needs none). */\n"
         f'#define {pre}_KIND_CFLAGS "{" ".join(kind_cflags(qm))}"\n\n'
         f"extern const ge_model {symbol};\n\n"
         f"#endif\n"
@@ -265,11 +265,18 @@ def _version() -> str:
     return gaitedge.__version__
 
 
-def runtime_files(runtime_dir: Path = RUNTIME_DIR) -> list[Path]:
-    """The runtime's headers and sources (empty if the runtime is not in this installation)."""
-    if not (runtime_dir / "include" / "gaitedge_rt.h").is_file():
-        return []
-    return sorted((runtime_dir / "include").glob("*.h")) + sorted((runtime_dir / "src").glob("*.c"))
+def runtime_files(runtime_dir: Path | None = None) -> list[Path]:
+    """The runtime's headers and sources (default: the runtime shipped with gaitedge).
+
+    Raises :class:`gaitedge.resources.MissingSourcesError` when they are not there.
+    """
+    if runtime_dir is None:
+        return resources.runtime_files()
+    rt = Path(runtime_dir)
+    files = sorted((rt / "include").glob("*.h")) + sorted((rt / "src").glob("*.c"))
+    if not (rt / "include" / "gaitedge_rt.h").is_file() or not any(f.suffix == ".c" for f in files):
+        raise resources.MissingSourcesError(f"{rt}: no C runtime sources here")
+    return files
 
 
 def kind_cflags(kinds: "list[str] | QuantModel") -> list[str]:
@@ -283,7 +290,7 @@ def kind_cflags(kinds: "list[str] | QuantModel") -> list[str]:
     return ["-DGE_WITH_ALL_KINDS=0", *[f"-DGE_WITH_{n}=1" for n in names]]
 
 
-def measure_code_bytes(runtime_dir: Path = RUNTIME_DIR, dsp: bool = True, cflags: list[str] | None = None,
+def measure_code_bytes(runtime_dir: Path | None = None, dsp: bool = True, cflags: list[str] | None = None,
                        roots: tuple[str, ...] = ("ge_model",)) -> int | None:
     """.text + .rodata of the runtime compiled with arm-none-eabi-gcc -O2 for Cortex-M4 (None if absent).
 
@@ -296,9 +303,10 @@ def measure_code_bytes(runtime_dir: Path = RUNTIME_DIR, dsp: bool = True, cflags
     gcc = shutil.which("arm-none-eabi-gcc")
     size = shutil.which("arm-none-eabi-size")
     nm = shutil.which("arm-none-eabi-nm")
-    files = [f for f in runtime_files(runtime_dir) if f.suffix == ".c" and f.name != "ge_lut.c"]
-    if not gcc or not size or not nm or not files:
+    if not gcc or not size or not nm:
         return None
+    runtime_dir = Path(runtime_dir) if runtime_dir is not None else resources.runtime_dir()
+    files = [f for f in runtime_files(runtime_dir) if f.suffix == ".c" and f.name != "ge_lut.c"]
     with tempfile.TemporaryDirectory() as td:
         objs = []
         for f in files:
@@ -342,25 +350,40 @@ def linked_objects(nm: str, objs: list[str], roots: tuple[str, ...]) -> list[str
     return [o for o in objs if o in keep]
 
 
-def write_export(out: Path, texts: dict[str, str], copies: list[Path]) -> list[Path]:
-    """Write generated ``texts`` (name -> text) and copies of ``copies`` into ``out``.
+def write_export(out: Path, texts: dict[str, str], copies: list[Path], stale: tuple[str, ...] = ()) -> list[Path]:
+    """Write generated ``texts`` (relative path -> text) and copies of ``copies`` into ``out``.
 
     Everything goes into a temporary folder inside ``out`` first and is then renamed
-    into place, so that a failure leaves no half-written output.  Returns the paths.
+    into place, so that a failure leaves no half-written output.  ``stale``: relative
+    paths of files an earlier export may have left that this one does not write
+    (they are removed).  Returns the written paths.
     """
     tmp = Path(tempfile.mkdtemp(prefix=".gaitedge-export-", dir=out))
     written: list[Path] = []
     try:
-        for name, text in texts.items():
-            (tmp / name).write_text(text)
-        for f in copies:
-            shutil.copyfile(f, tmp / f.name)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
-            written.append(out / f.name)
+        items = [(name, text) for name, text in texts.items()] + [(f.name, f) for f in copies]
+        for name, item in items:
+            dst = tmp / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(item, Path):
+                shutil.copyfile(item, dst)
+            else:
+                dst.write_text(item)
+        for name in sorted(name for name, _ in items):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / name, out / name)
+            written.append(out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    keep = set(written)
+    for name in stale:
+        if out / name not in keep and (out / name).is_file():
+            (out / name).unlink()
     return written
+
+
+#: output layouts of :func:`export_c`.
+LAYOUTS = ("library", "flat")
 
 
 def export_c(
@@ -369,12 +392,25 @@ def export_c(
     symbol: str = "ge_model_data",
     copy_runtime: bool = True,
     measure_code: bool = True,
+    layout: str = "library",
+    name: str | None = None,
 ) -> CExport:
-    """Write ``model_data.h`` / ``model_data.c`` (and the runtime sources) into ``out_dir``.
+    """Export a streaming model for the C runtime into ``out_dir``.
+
+    ``layout``: ``"library"`` (default) writes a self-contained library folder
+    (``include/``, ``src/`` with only the runtime sources this model links, a
+    generated ``gaitedge_config.h``, CMake, Zephyr, Arduino and PlatformIO files,
+    ``examples/main.c`` and ``README.md``; see :mod:`gaitedge.export.c_library`);
+    ``"flat"`` writes ``model_data.h/.c``, the generated config and every runtime file
+    into one folder.  ``copy_runtime=False`` writes only ``model_data.h/.c``.
+    ``name``: the library's name (default ``gaitedge_<family><hidden>``).
 
     All files are written into a temporary folder first and then renamed into
-    place, so that a failure leaves no half-written output.
+    place, so that a failure leaves no half-written output.  Raises
+    :class:`gaitedge.resources.MissingSourcesError` when the runtime is not installed.
     """
+    from gaitedge.export import c_library
+
     if qm.report.get("window"):
         raise ModelError(f"{qm.family} is a whole-window (non-causal) model: the streaming runtime (ge_step) cannot "
                          f"run it; use the window API (gaitedge.export.c_window.export_c_window, ge_window_run)")
@@ -383,11 +419,12 @@ def export_c(
             raise ModelError(f"layer '{lay.family}' has no C kernel")
     if not symbol.isidentifier():
         raise ModelError(f"--symbol {symbol!r} is not a C identifier")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    texts = {"model_data.h": model_h_source(qm, symbol), "model_data.c": model_c_source(qm, symbol)}
-    rt = runtime_files() if copy_runtime else []
-    written = write_export(out, texts, rt)
+    if layout not in LAYOUTS:
+        raise ModelError(f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")
+    name = name or c_library.library_name(qm)
+    if not name.isidentifier():
+        raise ModelError(f"library name {name!r} is not a C identifier")
+    rt = runtime_files() if copy_runtime else []  # before anything is written: no partial export
     from gaitedge.quant.quantizer import saturation_summary
 
     report = {
@@ -402,6 +439,7 @@ def export_c(
         "arena_bytes": arena_bytes(qm),
         "state_struct_bytes": STATE_STRUCT_BYTES,
         "runtime_copied": bool(rt),
+        "layout": layout if rt else "model",
         "saturation": saturation_summary(qm),
     }
     if measure_code:
@@ -409,4 +447,23 @@ def export_c(
         if code is not None:
             report["code_bytes"] = code
             report["code_note"] = "arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -DGE_USE_DSP, tables excluded"
+    version = _version()
+    copies: list[Path] = []
+    stale: tuple[str, ...] = ()
+    if not rt:
+        texts = {"model_data.h": model_h_source(qm, symbol), "model_data.c": model_c_source(qm, symbol)}
+    elif layout == "flat":
+        texts = {"model_data.h": model_h_source(qm, symbol), "model_data.c": model_c_source(qm, symbol),
+                 "gaitedge_config.h": c_library.config_h_source(qm, version)}
+        copies = [f for f in rt if f.name not in texts]
+    else:
+        texts = c_library.library_texts(qm, symbol, name, rt, report, version)
+        texts["include/model_data.h"] = model_h_source(qm, symbol)
+        texts["src/model_data.c"] = model_c_source(qm, symbol, header="../include/model_data.h")
+        stale = tuple(f"{'include' if f.suffix == '.h' else 'src'}/{f.name}" for f in rt)
+        report["library_sources"] = sorted(p[len("src/"):] for p in texts if p.startswith("src/") and p.endswith(".c"))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_export(out, texts, copies, stale)
+    report["name"] = name
     return CExport(out, written, report)

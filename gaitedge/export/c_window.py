@@ -2,7 +2,7 @@
 
 Bidirectional RNNs and encoder-decoders cannot run through the streaming
 ``ge_step()``; :func:`export_c_window` writes their descriptor for the window
-API (``firmware_export/runtime/include/ge_window.h``, ``ge_window_run()``), with
+API (``gaitedge/csrc/runtime/include/ge_window.h``, ``ge_window_run()``), with
 the arena sized for windows of ``window`` samples.  Weights are packed exactly
 as for the stream (:func:`gaitedge.export.c_export.pack_layer`); the head keeps
 only the columns it reads.  The Python twin is :mod:`gaitedge.quant.window`.
@@ -170,10 +170,10 @@ def export_c_window(qm: QuantModel, out_dir: str | Path, window: int = DEFAULT_W
     if not 1 <= int(window) <= 1 << 20:
         raise ModelError(f"window must be 1 .. {1 << 20} samples, got {window}")
     window = int(window)
+    rt = runtime_files() if copy_runtime else []  # before anything is written: no partial export
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     texts = {"model_data.h": window_h_source(qm, window, symbol), "model_data.c": window_c_source(qm, symbol)}
-    rt = runtime_files() if copy_runtime else []
     written = write_export(out, texts, rt)
     from gaitedge.quant.quantizer import saturation_summary
 

@@ -1,6 +1,6 @@
 """Firmware images for IMU boards: the C runtime + an exported model + the wire protocol.
 
-:func:`build_firmware` compiles ``firmware_export/firmware`` for a board
+:func:`build_firmware` compiles ``gaitedge/csrc/firmware`` for a board
 (``mps2-an386`` under QEMU, or ``host``) with a model compiled in; the weights can
 later be replaced over serial (``gaitedge.device.DeviceClient.flash``).
 """

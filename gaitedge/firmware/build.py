@@ -24,11 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gaitedge import resources
 from gaitedge.errors import GaitedgeError
 
-FIRMWARE_EXPORT = Path(__file__).resolve().parents[2] / "firmware_export"
-FW_DIR = FIRMWARE_EXPORT / "firmware"
-PROTO_DIR = FIRMWARE_EXPORT / "protocol"
 BOARDS = ("mps2-an386", "host")
 #: bytes of one weight slot (boards/*/board.c)
 SLOT_BYTES = {"mps2-an386": 512 * 1024, "host": 512 * 1024}
@@ -98,12 +96,11 @@ def elf_sizes(elf: Path) -> dict:
 
 
 def runtime_sources(runtime_dir: Path | None = None) -> tuple[Path, list[Path]]:
-    from gaitedge.export.c_export import RUNTIME_DIR
-
-    rt = Path(runtime_dir) if runtime_dir else RUNTIME_DIR
+    """(include folder, ``.c`` files) of the C runtime (default: the one shipped with gaitedge)."""
+    rt = Path(runtime_dir) if runtime_dir else resources.runtime_dir()
     srcs = sorted((rt / "src").glob("*.c"))
     if not srcs:
-        raise BuildError(f"{rt}: no C runtime sources here (a source checkout of gaitedge is needed)")
+        raise BuildError(f"{rt}: no C runtime sources here")
     return rt / "include", srcs
 
 
@@ -128,6 +125,8 @@ def build_firmware(
         hint = ("apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" if board != "host"
                 else "install a C compiler")
         raise BuildError(f"{', '.join(missing)} not found ({hint})")
+    fw_dir, proto_dir = resources.firmware_dir(), resources.protocol_dir()
+    inc, rt_srcs = runtime_sources(Path(runtime_dir) if runtime_dir else None)
     qm = load_quant_model(source, log=log)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,12 +137,11 @@ def build_firmware(
     (gen / "fw_model.h").write_text(fw_model_h(qm))
     (gen / "fw_model.c").write_text(fw_model_c(qm))
     blob = write_blob(qm, out / "weights.blob")
-    inc, rt_srcs = runtime_sources(Path(runtime_dir) if runtime_dir else None)
-    board_dir = FW_DIR / "boards" / board.replace("-", "_")
-    srcs = [*rt_srcs, out / "model" / "model_data.c", gen / "fw_model.c", PROTO_DIR / "ge_proto.c",
-            FW_DIR / "fw_app.c", FW_DIR / "fw_blob.c", FW_DIR / "fw_mount.c", FW_DIR / "fw_mount_store.c",
+    board_dir = fw_dir / "boards" / board.replace("-", "_")
+    srcs = [*rt_srcs, out / "model" / "model_data.c", gen / "fw_model.c", proto_dir / "ge_proto.c",
+            fw_dir / "fw_app.c", fw_dir / "fw_blob.c", fw_dir / "fw_mount.c", fw_dir / "fw_mount_store.c",
             *sorted(board_dir.glob("*.c"))]
-    incs = [f"-I{p}" for p in (inc, out / "model", gen, PROTO_DIR, FW_DIR)]
+    incs = [f"-I{p}" for p in (inc, out / "model", gen, proto_dir, fw_dir)]
     cmds: list[str] = []
     objdir = out / "obj"
     objdir.mkdir(exist_ok=True)

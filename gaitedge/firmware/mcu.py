@@ -1,10 +1,11 @@
-"""Build the C runtime + an exported model into Cortex-M firmware and run it on QEMU.
+"""Benchmark firmware: the C runtime + an exported model built for Cortex-M and run on QEMU.
 
-Shared by ``benchmarks/bench_mcu.py`` and the tests (imported by path; not part of
-the ``gaitedge`` package).  Method (see ../../../shared/notes/EMULATOR.md):
-``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb`` with newlib-nano + semihosting,
-``qemu-system-arm -M mps2-an386`` and a TCG plugin (``icount_plugin.c``) that counts
-the guest instructions executed between two marker functions.
+Used by the benchmarks (``benchmarks/bench_mcu.py`` and others) and the tests.
+Method: ``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb`` with newlib-nano +
+semihosting, ``qemu-system-arm -M mps2-an386`` and a TCG plugin
+(``gaitedge/csrc/bench/icount_plugin.c``) that counts the guest instructions
+executed between two marker functions.  The sources are in
+:func:`gaitedge.resources.bench_dir`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-RUNTIME = HERE.parent / "runtime"
+from gaitedge import resources
+
+#: the runtime the benchmark firmware is built from (None: the one shipped with gaitedge;
+#: a benchmark may point it at another revision's runtime).
+RUNTIME: Path | None = None
 ARM_GCC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -33,7 +37,7 @@ def build_plugin(out_dir: Path) -> Path:
     """Compile the instruction-counting TCG plugin for the host."""
     so = Path(out_dir) / "icount_plugin.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o", str(so),
-                    str(HERE / "icount_plugin.c")], check=True, capture_output=True, text=True)
+                    str(resources.bench_dir() / "icount_plugin.c")], check=True, capture_output=True, text=True)
     return so
 
 
@@ -61,28 +65,31 @@ def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4
     """Compile runtime + model (``model_dir`` holds model_data.c/.h) + a bench main into an ELF.
 
     ``main_src``: the bench program (default ``bench_main.c``, the streaming step).
+    ``work`` must hold ``bench_input.h`` (:func:`write_bench_input`).
     """
+    here = resources.bench_dir()
+    runtime = Path(RUNTIME) if RUNTIME is not None else resources.runtime_dir()
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     arch = ["-mcpu=" + cpu, "-mthumb", "-mfloat-abi=soft"]
-    base = ["-O2", *arch, "-ffunction-sections", "-fdata-sections", f"-I{RUNTIME / 'include'}", f"-I{model_dir}",
+    base = ["-O2", *arch, "-ffunction-sections", "-fdata-sections", f"-I{runtime / 'include'}", f"-I{model_dir}",
             f"-I{work}"] + (["-DGE_USE_DSP"] if dsp else []) + (extra or [])
     objs: dict[str, Path] = {}
-    srcs = sorted((RUNTIME / "src").glob("*.c")) + [Path(model_dir) / "model_data.c"]
+    srcs = sorted((runtime / "src").glob("*.c")) + [Path(model_dir) / "model_data.c"]
     for src in srcs:
         o = work / (src.stem + ".o")
         subprocess.run([ARM_GCC, *WARN, *base, "-fstack-usage", "-c", str(src), "-o", str(o)], check=True,
                        capture_output=True, text=True)
         objs[src.stem] = o
-    for src, flags in ((main_src or HERE / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"]),
-                       (HERE / "startup.c", ["-std=c99", "-Wall"])):
+    for src, flags in ((main_src or here / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"]),
+                       (here / "startup.c", ["-std=c99", "-Wall"])):
         o = work / (src.stem + ".o")
         subprocess.run([ARM_GCC, *flags, *base, "-c", str(src), "-o", str(o)], check=True, capture_output=True,
                        text=True)
         objs[src.stem] = o
     elf = work / "fw.elf"
     subprocess.run([ARM_GCC, *arch, "--specs=nano.specs", "--specs=rdimon.specs", "-T",
-                    str(HERE / "mps2_an386.ld"), "-Wl,--gc-sections", *map(str, objs.values()), "-o", str(elf)],
+                    str(here / "mps2_an386.ld"), "-Wl,--gc-sections", *map(str, objs.values()), "-o", str(elf)],
                    check=True, capture_output=True, text=True)
     su: dict[str, int] = {}
     for f in work.glob("*.su"):
@@ -91,6 +98,16 @@ def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4
             if len(parts) >= 2:
                 su[parts[0].split(":")[-1]] = int(parts[1])
     return Firmware(elf, objs, su)
+
+
+def build_window_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4",
+                          print_steps: bool = True) -> Firmware:
+    """Compile runtime + window model (``model_dir``: model_data.c/.h of a ``ge_window_model``) + ``bench_window.c``.
+
+    ``bench_window.c`` runs one window through ``ge_window_run()`` between the
+    instruction-counting markers; ``work`` must hold ``bench_input.h``.
+    """
+    return build_firmware(model_dir, work, dsp, cpu, print_steps, main_src=resources.bench_dir() / "bench_window.c")
 
 
 def symbol(elf: Path, name: str) -> int:

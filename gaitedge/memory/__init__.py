@@ -9,7 +9,7 @@ and a gait-template memory built on them.
 * :mod:`gaitedge.memory.capacity` — recall rate against load m/n, and its plot.
 
 The int8 fixed-point versions for microcontrollers are ``gaitedge.quant.hopfield`` /
-``gaitedge.quant.bam`` and ``firmware_export/runtime/src/ge_hopfield.c`` /
+``gaitedge.quant.bam`` and ``gaitedge/csrc/runtime/src/ge_hopfield.c`` /
 ``ge_bam.c``.  This package may use ``gaitedge.data``; nothing in ``gaitedge.data``
 or ``gaitedge.models`` imports it.
 """

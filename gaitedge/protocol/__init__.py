@@ -1,4 +1,4 @@
-"""The gaitedge wire protocol (firmware_export/PROTOCOL.md): framing and message codecs.
+"""The gaitedge wire protocol (gaitedge/csrc/PROTOCOL.md): framing and message codecs.
 
 Transport-agnostic: :class:`FrameDecoder` eats bytes from anything (a pyserial
 port, a socket, a file) and :func:`encode_frame` produces bytes to write.

@@ -1,8 +1,8 @@
 """Framing of the gaitedge wire protocol: COBS + 0x00 delimiter, CRC-32, header.
 
-The single Python implementation of ``firmware_export/PROTOCOL.md`` (sections
-"Framing" and "Decoder"); ``firmware_export/protocol/ge_proto.c`` is its C twin and
-both are held to ``firmware_export/protocol/vectors.json``.
+The single Python implementation of ``gaitedge/csrc/PROTOCOL.md`` (sections
+"Framing" and "Decoder"); ``gaitedge/csrc/protocol/ge_proto.c`` is its C twin and
+both are held to ``gaitedge/csrc/protocol/vectors.json``.
 
 On the wire a frame is ``0x00  COBS(header | payload | crc32)  0x00`` with the
 header ``version u8, type u8, seq u16, len u16`` (little-endian) and the CRC-32 of

@@ -1,7 +1,7 @@
 """Fixed-point quantization and the integer reference of the C runtime.
 
 One module per C kernel, each the exact twin of its C file in
-``firmware_export/runtime/src`` (``ge_<name>.c`` <-> ``gaitedge.quant.<name>``):
+``gaitedge/csrc/runtime/src`` (``ge_<name>.c`` <-> ``gaitedge.quant.<name>``):
 the shared ``matvec``, ``dense``, ``argmax``, ``events``, ``preproc``; the layer
 kinds ``lstm``, ``gru``, ``elman``, ``ctrnn``, ``gactrnn``, ``pcrnn``, ``jordan``,
 ``peephole``, ``tcn``, ``reservoir`` (registered in ``kernels``); ``model`` (the
@@ -10,7 +10,7 @@ memories ``hopfield`` and ``bam``.  ``spec`` holds the constants and the primiti
 operations (``ge_math.c``, ``ge_lut.c``).  ``quantizer`` turns a float checkpoint
 into a :class:`QuantModel` through the family quantizers in ``families``; ``qat``
 fine-tunes LSTM / GRU / Elman with fake quantization.  The arithmetic is specified
-in ``firmware_export/QUANTIZATION.md``.
+in ``gaitedge/csrc/QUANTIZATION.md``.
 """
 
 from gaitedge.quant.model import QLayer, QPreproc, QuantModel, Runner, StepOutput

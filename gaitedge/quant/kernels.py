@@ -7,7 +7,7 @@ and the int32 scratch it needs (``ge_layer_scratch()`` in ``ge_layers.c``).
 :class:`gaitedge.quant.model.Runner` and the C exporter dispatch through it.
 
 A new kind registers itself from its own module (imported at the end of this
-file) and adds the matching cases to ``firmware_export/runtime/src/ge_layers.c``.
+file) and adds the matching cases to ``gaitedge/csrc/runtime/src/ge_layers.c``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ filter).  On the device ``M`` is a Q1.14 int16 matrix ``R = round(M * 2^14)``
     out[idx[i]] = sat16((sum_j R[i, j] * counts[idx[j]] + 2^13) >> 14)
 
 with int32 accumulation and an arithmetic shift; channels in no triad pass
-unchanged (``firmware_export/QUANTIZATION.md``, "Sensor mounting").  The mounting
+unchanged (``gaitedge/csrc/QUANTIZATION.md``, "Sensor mounting").  The mounting
 is per user and wear, not part of the model weights: ``Runner(qm, mounting=...)``
 and ``window_run(..., mounting=...)`` take it as an argument, and the device
 receives it over the wire protocol (``SET_MOUNTING``).

@@ -2,7 +2,7 @@
 
 Activation ranges (per-channel input range, LSTM cell range, logit range) are
 calibrated on the recordings given, which must be training data.  The scheme is
-the one in ``firmware_export/QUANTIZATION.md``: int8 weights with one scale per
+the one in ``gaitedge/csrc/QUANTIZATION.md``: int8 weights with one scale per
 output row, int32 biases and accumulators, int16 activations and state.
 """
 

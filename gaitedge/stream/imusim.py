@@ -11,7 +11,7 @@ Each sample goes out as one line ``t,<channels>`` (``seq,t,<channels>`` with
 ``counter``): ``t`` in s with 6 decimals, values with 9 significant digits so
 that float32 samples arrive bit-exact.  With ``format="frames"`` the board
 sends binary SAMPLES frames of the wire protocol instead
-(``firmware_export/PROTOCOL.md``): int16 sensor counts
+(``gaitedge/csrc/PROTOCOL.md``): int16 sensor counts
 (``floor(value / lsb + 0.5)``, saturated, as ``QuantModel.to_counts``), up to
 ``frame_samples`` samples per frame, the frame's sequence number being the
 index of its first sample modulo 65536 (read them with

@@ -10,7 +10,7 @@ bytes into samples and knows nothing of ports.
 * :class:`TextLineDecoder` splits the byte stream into lines and hands each to
   a :class:`LineParser` (``t,ax,ay,az,gx,gy,gz``-style lines, as Arduino IMU
   sketches print them).  :class:`SamplesFrameDecoder` reads the binary
-  SAMPLES frames of the wire protocol (``firmware_export/PROTOCOL.md``) instead;
+  SAMPLES frames of the wire protocol (``gaitedge/csrc/PROTOCOL.md``) instead;
   :class:`PortSource` takes either.
 * :class:`ReplaySource` plays a :class:`~gaitedge.data.Recording` at its real
   rate, faster, or as fast as possible.
@@ -470,7 +470,7 @@ class SamplesFrameDecoder(Decoder):
     """Binary SAMPLES frames of the wire protocol, as an IMU streams them (no I/O).
 
     A frame is ``0x00 COBS(header | payload | crc32) 0x00``
-    (``firmware_export/PROTOCOL.md``, sections 1 and 3.2); a SAMPLES payload
+    (``gaitedge/csrc/PROTOCOL.md``, sections 1 and 3.2); a SAMPLES payload
     holds ``n`` samples of ``channels`` int16 sensor counts.  The frame's
     sequence number counts samples: it is the index of the frame's first sample
     modulo :data:`SEQ_MODULO` (with one sample per frame: the frame number), so

@@ -1,6 +1,6 @@
 """Writes vectors.json, the shared test vectors of PROTOCOL.md (run once; the file is committed).
 
-    python firmware_export/protocol/make_vectors.py
+    python gaitedge/csrc/protocol/make_vectors.py
 
 Known answers that do not come from this code (CRC check value, the COBS examples of
 the COBS literature) are written in literally; frames and decoder verdicts are
@@ -180,7 +180,7 @@ def main() -> None:
         mounting.append({"name": name, "n_inputs": n_in, "payload": hx(payload), "code": code, "detail": detail,
                          "encoded": enc})
     doc = {
-        "about": "Shared test vectors of firmware_export/PROTOCOL.md; used by tests/test_protocol.py for the "
+        "about": "Shared test vectors of gaitedge/csrc/PROTOCOL.md; used by tests/test_protocol.py for the "
                  "Python (gaitedge.protocol) and the C (ge_proto.c) implementation. Hex strings; verdicts "
                  "'ok:TT:SSSS:payload' ('-' = empty payload), 'crc', 'framing', 'oversize'; counters "
                  "[frames_ok, crc_errors, framing_errors, oversize]. 'mounting': SET_MOUNTING payloads with "

@@ -7,12 +7,15 @@
  *                      needs __ARM_FEATURE_DSP
  *   -DGE_USE_DSP_EMULATE  the DSP code path with the instructions emulated in C
  *                      (host testing of the DSP path's data layout)
+ * (or GE_USE_DSP from gaitedge_config.h, as an exported library's config sets it).
  */
 #ifndef GE_MATH_H
 #define GE_MATH_H
 
 #include <stdint.h>
 #include <string.h>
+
+#include "gaitedge_config.h"
 
 #if (defined(GE_USE_DSP) || defined(GE_USE_DSP_EMULATE)) && defined(__BYTE_ORDER__) && \
     defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__

@@ -7,10 +7,12 @@
  *
  * Only the kinds a firmware needs have to be linked: every kind is compiled in
  * unless GE_WITH_<KIND> says otherwise; `-DGE_WITH_ALL_KINDS=0 -DGE_WITH_GRU=1`
- * links only the GRU kernel (model_data.h of an exported model lists its flags).
+ * links only the GRU kernel.  The generated gaitedge_config.h of an exported
+ * model defines them for its kinds; flags on the command line take precedence.
  * A descriptor with a kind left out is refused by ge_check_model()
  * (GE_ERR_UNSUPPORTED).
  */
+#include "gaitedge_config.h"
 #include "ge_layers.h"
 
 #ifndef GE_WITH_ALL_KINDS
@@ -47,16 +49,36 @@
 #define GE_WITH_GACTRNN GE_WITH_ALL_KINDS
 #endif
 
+#if GE_WITH_CTRNN
 #include "ge_ctrnn.h"
+#endif
+#if GE_WITH_ELMAN
 #include "ge_elman.h"
+#endif
+#if GE_WITH_GACTRNN
 #include "ge_gactrnn.h"
+#endif
+#if GE_WITH_GRU
 #include "ge_gru.h"
+#endif
+#if GE_WITH_JORDAN
 #include "ge_jordan.h"
+#endif
+#if GE_WITH_PEEPHOLE
 #include "ge_peephole.h"
+#endif
+#if GE_WITH_LSTM
 #include "ge_lstm.h"
+#endif
+#if GE_WITH_RESERVOIR
 #include "ge_reservoir.h"
+#endif
+#if GE_WITH_PCRNN
 #include "ge_pcrnn.h"
+#endif
+#if GE_WITH_TCN
 #include "ge_tcn.h"
+#endif
 
 ge_status ge_layer_check(const ge_rnn_params *p)
 {

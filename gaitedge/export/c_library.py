@@ -1,0 +1,448 @@
+"""``gaitedge export c``: a self-contained C library folder for one quantized model.
+
+Layout of the folder (``--layout library``, the default)::
+
+    include/        gaitedge_rt.h (the API), model_data.h, gaitedge_config.h (generated:
+                    this model's layer kinds, the DSP path), the runtime headers used
+    src/            model_data.c and only the runtime sources this model links
+                    (the core, and the kernels of its layer kinds), gaitedge_model.h
+                    (the header an Arduino sketch includes)
+    CMakeLists.txt  target gaitedge_model (alias gaitedge::model); standalone or
+                    add_subdirectory(); option GAITEDGE_DSP=AUTO|ON|OFF
+    cmake/arm-none-eabi.cmake   toolchain file (GAITEDGE_CPU=cortex-m0plus|m4|m33|...)
+    zephyr/         module.yml, CMakeLists.txt, Kconfig (a Zephyr module)
+    library.properties, library.json   Arduino and PlatformIO metadata
+    examples/main.c the whole integration: imu_read(), ge_init, ge_step, an event callback
+    README.md       calling sequence, channels, units and scale, rate, flash and RAM
+
+The runtime sources include their headers as ``"../include/<name>.h"`` so that
+every build system finds them without include flags (the Arduino IDE only adds
+``src/``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from gaitedge.errors import ModelError
+from gaitedge.quant.kernels import KERNELS, kernel_for
+from gaitedge.quant.model import QuantModel
+
+__all__ = ["CORE_SOURCES", "library_files", "library_name", "library_sources", "library_texts", "kernel_source"]
+
+#: runtime sources every streaming model links: ge_init/ge_step and what they call
+#: (preprocessing, mounting, the layer dispatch, dense head, argmax, events, the
+#: matrix pass and the sigmoid/tanh table).
+CORE_SOURCES = ("ge_argmax.c", "ge_dense.c", "ge_events.c", "ge_layers.c", "ge_lut.c", "ge_matvec.c",
+                "ge_model.c", "ge_mounting.c", "ge_preproc.c")
+#: headers generated for the model (not copied from the runtime).
+GENERATED_HEADERS = ("gaitedge_config.h", "model_data.h")
+_INCLUDE = re.compile(r'^(\s*#\s*include\s+)"([^"/]+)"', re.M)
+
+
+def kernel_source(kind: str) -> str:
+    """The runtime file of a layer kind's kernel, e.g. ``ge_gru.c`` for ``gru``."""
+    return "ge_" + kernel_for(kind).c_name[len("GE_LAYER_"):].lower() + ".c"
+
+
+def library_sources(qm: QuantModel) -> list[str]:
+    """Names of the runtime ``.c`` files a streaming model links (core + its kinds' kernels)."""
+    return sorted(set(CORE_SOURCES) | {kernel_source(lay.family) for lay in qm.layers})
+
+
+def library_name(qm: QuantModel) -> str:
+    """Default name of the library (and of its folder): ``gaitedge_<family><hidden>``."""
+    return re.sub(r"\W", "_", f"gaitedge_{qm.family}{qm.hidden}")
+
+
+def library_files(qm: QuantModel, runtime: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(headers, sources) of the runtime this model needs, from the runtime's ``files``.
+
+    Headers are the ``#include "..."`` closure of the sources and ``gaitedge_rt.h``
+    without the generated ones and without other kinds' kernel headers (whose
+    includes in ``ge_layers.c`` the generated config switches off).
+    """
+    by_name = {f.name: f for f in runtime}
+    names = library_sources(qm)
+    missing = [n for n in names + ["gaitedge_rt.h"] if n not in by_name]
+    if missing:
+        raise ModelError(f"the C runtime lacks {', '.join(missing)}")
+    used_kinds = {lay.family for lay in qm.layers}
+    skip = set(GENERATED_HEADERS) | {kernel_source(k)[:-2] + ".h" for k in KERNELS if k not in used_kinds}
+    headers: set[str] = set()
+    todo = ["gaitedge_rt.h", *names]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name.endswith(".h"):
+            headers.add(name)
+        for _, inc in _INCLUDE.findall(by_name[name].read_text()):
+            if inc in by_name and inc not in skip:
+                todo.append(inc)
+    return [by_name[h] for h in sorted(headers)], [by_name[s] for s in names]
+
+
+def _relocate_includes(text: str, headers: set[str]) -> str:
+    """``#include "x.h"`` -> ``#include "../include/x.h"`` for the library's headers."""
+    return _INCLUDE.sub(lambda m: f'{m.group(1)}"../include/{m.group(2)}"' if m.group(2) in headers
+                        else m.group(0), text)
+
+
+# ---------------------------------------------------------------------------------------
+# generated text
+# ---------------------------------------------------------------------------------------
+
+
+def config_h_source(qm: QuantModel, version: str) -> str:
+    """``gaitedge_config.h``: this model's layer kinds and the DSP path, so no -D flags are needed."""
+    kinds = sorted({kernel_for(lay.family).c_name[len("GE_LAYER_"):] for lay in qm.layers})
+    lines = [
+        f"/* Generated by gaitedge {version} (gaitedge export c); do not edit.",
+        " * Build configuration of the runtime for this model; flags on the command line",
+        " * (-DGE_WITH_<KIND>=..., -DGE_USE_DSP, -DGE_NO_DSP) take precedence. */",
+        "#ifndef GAITEDGE_CONFIG_H",
+        "#define GAITEDGE_CONFIG_H",
+        "",
+        f"/* Layer kinds compiled into ge_layers.c: {', '.join(k.lower() for k in kinds)} (this library holds",
+        " * no other kind's kernel). */",
+        "#ifndef GE_WITH_ALL_KINDS",
+        "#define GE_WITH_ALL_KINDS 0",
+        "#endif",
+    ]
+    for k in kinds:
+        lines += [f"#ifndef GE_WITH_{k}", f"#define GE_WITH_{k} 1", "#endif"]
+    lines += [
+        "",
+        "/* The Cortex-M DSP path (SMLAD/SXTB16 assembly, same results as portable C) is used",
+        " * wherever the compiler targets a core with the DSP extension (Cortex-M4/M7/M33/M55);",
+        " * define GE_NO_DSP for the portable C path there (CMake: -DGAITEDGE_DSP=OFF). */",
+        "#if !defined(GE_USE_DSP) && !defined(GE_NO_DSP) && !defined(GE_USE_DSP_EMULATE) && \\",
+        "    defined(__ARM_FEATURE_DSP)",
+        "#if __ARM_FEATURE_DSP",
+        "#define GE_USE_DSP 1",
+        "#endif",
+        "#endif",
+        "",
+        "#endif",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _cmake_list(files: list[str], indent: str = "    ") -> str:
+    return "\n".join(f"{indent}{f}" for f in files)
+
+
+def cmake_source(name: str, sources: list[str], version: str) -> str:
+    """``CMakeLists.txt`` of the library (standalone, or through add_subdirectory())."""
+    srcs = _cmake_list([f"${{CMAKE_CURRENT_SOURCE_DIR}}/src/{s}" for s in sources])
+    return f"""# Generated by gaitedge {version} (gaitedge export c).
+#
+# Standalone (host):      cmake -S . -B build && cmake --build build && ./build/{name}_example
+# Cortex-M:               cmake -S . -B build-m4 -DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake \\
+#                               -DGAITEDGE_CPU=cortex-m4 && cmake --build build-m4
+# In a firmware project:  add_subdirectory(path/to/{name})
+#                         target_link_libraries(app PRIVATE gaitedge::model)
+cmake_minimum_required(VERSION 3.13)
+project({name} VERSION {version} LANGUAGES C)
+
+set(GAITEDGE_DSP "AUTO" CACHE STRING
+    "Cortex-M DSP path (SMLAD/SXTB16): AUTO = where the core has the DSP extension, ON, OFF = portable C")
+set_property(CACHE GAITEDGE_DSP PROPERTY STRINGS AUTO ON OFF)
+if(CMAKE_SOURCE_DIR STREQUAL CMAKE_CURRENT_SOURCE_DIR)
+  set(_gaitedge_top ON)
+else()
+  set(_gaitedge_top OFF)
+endif()
+option(GAITEDGE_BUILD_EXAMPLE "Build examples/main.c ({name}_example)" ${{_gaitedge_top}})
+
+add_library({name} STATIC
+{srcs}
+)
+add_library(gaitedge::model ALIAS {name})
+target_include_directories({name} PUBLIC ${{CMAKE_CURRENT_SOURCE_DIR}}/include)
+set_target_properties({name} PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
+if(GAITEDGE_DSP STREQUAL "ON")
+  target_compile_definitions({name} PRIVATE GE_USE_DSP=1)
+elseif(GAITEDGE_DSP STREQUAL "OFF")
+  target_compile_definitions({name} PRIVATE GE_NO_DSP=1)
+elseif(NOT GAITEDGE_DSP STREQUAL "AUTO")
+  message(FATAL_ERROR "GAITEDGE_DSP must be AUTO, ON or OFF (got '${{GAITEDGE_DSP}}')")
+endif()
+
+if(GAITEDGE_BUILD_EXAMPLE)
+  add_executable({name}_example ${{CMAKE_CURRENT_SOURCE_DIR}}/examples/main.c)
+  target_link_libraries({name}_example PRIVATE gaitedge::model)
+  set_target_properties({name}_example PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON)
+endif()
+"""
+
+
+def toolchain_source(version: str) -> str:
+    """``cmake/arm-none-eabi.cmake``: arm-none-eabi-gcc for a Cortex-M core."""
+    return f"""# Generated by gaitedge {version} (gaitedge export c).
+# arm-none-eabi-gcc for a Cortex-M core:
+#   cmake -S . -B build -DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake -DGAITEDGE_CPU=cortex-m33
+# GAITEDGE_CPU: -mcpu (cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33, ...).
+# The runtime is integer-only: the soft-float ABI costs nothing (GAITEDGE_FLOAT_ABI to match
+# an application built with hard float).  Executables link newlib-nano with nosys stubs.
+set(CMAKE_SYSTEM_NAME Generic)
+set(CMAKE_SYSTEM_PROCESSOR arm)
+set(CMAKE_C_COMPILER arm-none-eabi-gcc)
+set(CMAKE_CXX_COMPILER arm-none-eabi-g++)
+set(CMAKE_ASM_COMPILER arm-none-eabi-gcc)
+set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+if(NOT GAITEDGE_CPU)
+  set(GAITEDGE_CPU cortex-m4)
+endif()
+if(NOT GAITEDGE_FLOAT_ABI)
+  set(GAITEDGE_FLOAT_ABI soft)
+endif()
+set(GAITEDGE_CPU "${{GAITEDGE_CPU}}" CACHE STRING "Cortex-M core (-mcpu)")
+set(GAITEDGE_FLOAT_ABI "${{GAITEDGE_FLOAT_ABI}}" CACHE STRING "-mfloat-abi (soft, softfp, hard)")
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES GAITEDGE_CPU GAITEDGE_FLOAT_ABI)
+# target flags as options (not CMAKE_C_FLAGS_INIT) so that a CMAKE_C_FLAGS of the caller adds to them
+add_compile_options(-mcpu=${{GAITEDGE_CPU}} -mthumb -mfloat-abi=${{GAITEDGE_FLOAT_ABI}} -ffunction-sections -fdata-sections)
+add_link_options(-mcpu=${{GAITEDGE_CPU}} -mthumb -mfloat-abi=${{GAITEDGE_FLOAT_ABI}} --specs=nano.specs --specs=nosys.specs
+                 -Wl,--gc-sections)
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+"""
+
+
+def zephyr_sources(name: str, sources: list[str], qm: QuantModel, version: str) -> dict[str, str]:
+    """``zephyr/module.yml``, ``zephyr/CMakeLists.txt`` and ``zephyr/Kconfig``."""
+    srcs = _cmake_list([f"${{GAITEDGE_MODEL_DIR}}/src/{s}" for s in sources], "    ")
+    module = f"""# Generated by gaitedge {version} (gaitedge export c).
+# A Zephyr module: list this folder in ZEPHYR_EXTRA_MODULES (or in west.yml), then CONFIG_GAITEDGE_MODEL=y.
+name: {name}
+build:
+  cmake: zephyr
+  kconfig: zephyr/Kconfig
+"""
+    cmake = f"""# Generated by gaitedge {version} (gaitedge export c).
+if(CONFIG_GAITEDGE_MODEL)
+  get_filename_component(GAITEDGE_MODEL_DIR ${{CMAKE_CURRENT_LIST_DIR}}/.. ABSOLUTE)
+  zephyr_library_named({name})
+  zephyr_library_sources(
+{srcs}
+  )
+  zephyr_include_directories(${{GAITEDGE_MODEL_DIR}}/include)
+  if(CONFIG_GAITEDGE_MODEL_PORTABLE_C)
+    zephyr_library_compile_definitions(GE_NO_DSP=1)
+  endif()
+endif()
+"""
+    kconfig = f"""# Generated by gaitedge {version} (gaitedge export c).
+config GAITEDGE_MODEL
+	bool "gaitedge gait-phase model ({qm.family}, {qm.hidden} units, {qm.n_inputs} inputs)"
+	help
+	  The fixed-point gait-phase model exported by gaitedge and the parts of
+	  its C runtime it needs: ge_init(), ge_step() and the model descriptor
+	  in model_data.h.  No heap, no floating point.
+
+config GAITEDGE_MODEL_PORTABLE_C
+	bool "Portable C path on cores with the DSP extension"
+	depends on GAITEDGE_MODEL
+	help
+	  The runtime uses the Cortex-M DSP instructions (SMLAD/SXTB16) wherever
+	  the core has them (Cortex-M4/M7/M33/M55); say y to build the portable
+	  C path instead.  Both give identical results.
+"""
+    return {"zephyr/module.yml": module, "zephyr/CMakeLists.txt": cmake, "zephyr/Kconfig": kconfig}
+
+
+def _describe(qm: QuantModel) -> str:
+    return (f"Gait-phase recognition from IMU counts: {qm.family} model, {qm.hidden} units, "
+            f"{qm.n_inputs} inputs at {qm.rate_hz:g} Hz, classes {', '.join(qm.classes)}")
+
+
+def arduino_sources(name: str, qm: QuantModel, version: str) -> dict[str, str]:
+    """``library.properties`` (Arduino), ``library.json`` (PlatformIO) and ``src/gaitedge_model.h``."""
+    props = "\n".join([
+        f"name={name}",
+        f"version={version}",
+        "author=gaitedge export c",
+        "maintainer=gaitedge export c",
+        f"sentence={_describe(qm)}.",
+        "paragraph=Integer-only, no heap: ge_init() once, then ge_step() on every IMU sample "
+        "(gait phase, heel-strike and toe-off events).",
+        "category=Sensors",
+        "url=https://pypi.org/project/gaitedge/",
+        "architectures=*",
+        "includes=gaitedge_model.h",
+        "",
+    ])
+    pio = {
+        "name": name,
+        "version": version,
+        "description": _describe(qm),
+        "keywords": ["gait", "imu", "fixed-point", "inference"],
+        "frameworks": "*",
+        "platforms": "*",
+        "headers": ["gaitedge_model.h", "model_data.h", "gaitedge_rt.h"],
+        "build": {"srcDir": "src", "includeDir": "include"},
+        "export": {"exclude": ["zephyr", "cmake"]},
+    }
+    header = (f"/* Generated by gaitedge {version} (gaitedge export c); do not edit.\n"
+              " * The header to include from an Arduino sketch or a PlatformIO project: the model\n"
+              " * descriptor and the runtime API (ge_init, ge_step). */\n"
+              "#ifndef GAITEDGE_MODEL_H\n#define GAITEDGE_MODEL_H\n\n"
+              '#include "../include/model_data.h"\n\n#endif\n')
+    return {"library.properties": props, "library.json": json.dumps(pio, indent=2) + "\n",
+            "src/gaitedge_model.h": header}
+
+
+def example_source(qm: QuantModel, symbol: str, version: str) -> str:
+    """``examples/main.c``: the whole integration in about 40 lines."""
+    pre = symbol.upper()
+    chans = ", ".join(qm.channels)
+    return f"""/* Generated by gaitedge {version} (gaitedge export c): the whole integration of the model.
+ * Inputs ({qm.n_inputs}, raw int16 sensor counts in this order): {chans}. */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model_data.h"
+
+static uint64_t arena[({pre}_ARENA_BYTES + 7u) / 8u]; /* state + scratch, 8-byte aligned */
+static ge_state state;
+
+/* Wait for the next sample ({qm.rate_hz:g} Hz, {pre}_RATE_MHZ / 1000) and fill counts with its raw int16
+ * readings in the channel order above.  Replace with your IMU driver; returns 0 on success.
+ * This stub gives 5 s of a sensor at rest and then stops. */
+static int imu_read(int16_t counts[{pre}_N_INPUTS])
+{{
+    static uint32_t n;
+    int i;
+    for (i = 0; i < {pre}_N_INPUTS; i++) counts[i] = 0;
+    return n++ < 5u * {pre}_RATE_MHZ / 1000u ? 0 : -1;
+}}
+
+/* Called for each gait event: GE_EVENT_HEEL_STRIKE or GE_EVENT_TOE_OFF at sample index `sample`. */
+static void on_event(uint8_t kind, int32_t sample)
+{{
+    printf("%s at sample %ld\\n", kind == GE_EVENT_HEEL_STRIKE ? "heel strike" : "toe off", (long)sample);
+}}
+
+int main(void)
+{{
+    int16_t counts[{pre}_N_INPUTS];
+    ge_output out;
+    int label = -1;
+    if (ge_init(&state, &{symbol}, arena, sizeof arena) != GE_OK) return 1;
+    while (imu_read(counts) == 0) {{ /* one ge_step() per sample, at the model's rate */
+        if (ge_step(&state, counts, &out) != GE_OK) return 1;
+        if (out.event != GE_EVENT_NONE) on_event(out.event, out.event_sample);
+        label = out.label; /* gait phase: {', '.join(qm.classes)} (-1 during warm-up) */
+    }}
+    printf("last label %d (%s)\\n", label, label >= 0 ? {symbol}.class_names[label] : "-");
+    return 0;
+}}
+"""
+
+
+def readme_source(name: str, qm: QuantModel, symbol: str, report: dict, sources: list[str], version: str) -> str:
+    """``README.md`` of the library: calling sequence, channels, units and scale, rate, flash and RAM."""
+    from gaitedge.export.c_export import LUT_BYTES, STATE_STRUCT_BYTES
+
+    pre = symbol.upper()
+    rows = "\n".join(
+        f"| {i} | `{c}` | {u} | {lsb:.9g} | ±{k:.4g} |"
+        for i, (c, u, lsb, k) in enumerate(zip(qm.channels, qm.units, qm.pre.lsb, qm.pre.input_range)))
+    wb = report["weight_bytes"]
+    code = (f"; runtime code {report['code_bytes']} B ({report['code_note']})" if report.get("code_bytes")
+            else "; runtime code: see `arm-none-eabi-size` of your build")
+    kinds = ", ".join(sorted({lay.family for lay in qm.layers}))
+    return f"""# {name}
+
+{_describe(qm)}. Generated by gaitedge {version} (`gaitedge export c`); weights sha256
+`{qm.weights_hash()}`.
+
+Integer-only C99: no heap, no floating point, no libm; bit-identical to gaitedge's
+Python integer reference (`gaitedge.quant.Runner`).
+
+## Calling sequence
+
+```c
+#include "model_data.h"          /* Arduino / PlatformIO: #include <gaitedge_model.h> */
+
+static uint64_t arena[({pre}_ARENA_BYTES + 7u) / 8u];   /* 8-byte aligned */
+static ge_state st;
+
+ge_init(&st, &{symbol}, arena, sizeof arena);          /* once; GE_OK = 0 */
+/* every sample, at {qm.rate_hz:g} Hz: */
+ge_output o;
+ge_step(&st, counts, &o);        /* counts: int16[{pre}_N_INPUTS] in the order below */
+/* o.label: gait phase (index into {symbol}.class_names, -1 during warm-up);
+   o.event: GE_EVENT_HEEL_STRIKE / GE_EVENT_TOE_OFF at sample o.event_sample */
+ge_reset(&st);                   /* a new stream (e.g. after a gap in the data) */
+```
+
+`ge_set_mounting()` rotates the IMU triads into the model's frame when the sensor is
+worn differently (see `gaitedge_rt.h`). `examples/main.c` is the whole integration:
+fill in `imu_read()` with your sensor driver.
+
+## Inputs
+
+Raw int16 sensor counts, {qm.n_inputs} channels in this order; "units per count" is the
+sensor resolution the model was quantized for (`gaitedge quantize --lsb CHANNEL=VALUE`),
+the range is the largest normalized input before saturation.
+
+| # | channel | unit | units per count | range (std) |
+|---|---------|------|-----------------|-------------|
+{rows}
+
+- Rate: **{qm.rate_hz:g} Hz** (`{pre}_RATE_MHZ` = {int(round(qm.rate_hz * 1000))} mHz): call `ge_step()` once per sample.
+- Outputs: classes {', '.join(f'{i} `{c}`' for i, c in enumerate(qm.classes))}; output delay
+  {qm.delay} samples (`o.sample` = the sample classified), debounce {qm.min_run} samples.
+
+## Flash and RAM
+
+- Flash: weights {wb['total']} B (recurrent {wb['rnn']}, head {wb['head']}, preprocessing
+  {wb['preproc']}), sigmoid/tanh table {LUT_BYTES} B{code}.
+- RAM: arena `{pre}_ARENA_BYTES` = {report['arena_bytes']} B + `ge_state` ({STATE_STRUCT_BYTES} B on
+  32-bit Cortex-M), plus the stack of `ge_step()`.
+
+## Building
+
+Sources: `src/` ({len(sources) + 1} files: the runtime core, the {kinds} kernel(s), `model_data.c`);
+headers: `include/`. The generated `include/gaitedge_config.h` selects this model's kernels and,
+on cores with the DSP extension (Cortex-M4/M7/M33/M55), the DSP path: no compiler flags are needed.
+
+- **CMake**: `add_subdirectory({name})` and `target_link_libraries(app PRIVATE gaitedge::model)`;
+  `-DGAITEDGE_DSP=AUTO|ON|OFF` chooses the DSP path. Standalone:
+  `cmake -S . -B build && cmake --build build` builds the library and `examples/main.c`;
+  for Cortex-M add `-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake -DGAITEDGE_CPU=cortex-m4`.
+- **Zephyr**: add this folder to `ZEPHYR_EXTRA_MODULES` (or west.yml) and set
+  `CONFIG_GAITEDGE_MODEL=y` (`CONFIG_GAITEDGE_MODEL_PORTABLE_C=y` for the portable path).
+- **Arduino**: copy the folder into `libraries/`; `#include <gaitedge_model.h>`.
+- **PlatformIO**: `lib_deps = file://path/to/{name}` (or copy into `lib/`).
+- **Anything else**: compile `src/*.c` as C99 (or later) with `include/` on the include path.
+"""
+
+
+def library_texts(qm: QuantModel, symbol: str, name: str, runtime: list[Path], report: dict,
+                  version: str) -> dict[str, str]:
+    """{relative path: text} of the whole library folder (model data excluded)."""
+    headers, sources = library_files(qm, runtime)
+    hnames = {h.name for h in headers} | set(GENERATED_HEADERS)
+    texts: dict[str, str] = {}
+    for h in headers:
+        texts[f"include/{h.name}"] = h.read_text()
+    for s in sources:
+        texts[f"src/{s.name}"] = _relocate_includes(s.read_text(), hnames)
+    src_names = [s.name for s in sources] + ["model_data.c"]
+    texts["include/gaitedge_config.h"] = config_h_source(qm, version)
+    texts["CMakeLists.txt"] = cmake_source(name, src_names, version)
+    texts["cmake/arm-none-eabi.cmake"] = toolchain_source(version)
+    texts.update(zephyr_sources(name, src_names, qm, version))
+    texts.update(arduino_sources(name, qm, version))
+    texts["examples/main.c"] = example_source(qm, symbol, version)
+    texts["README.md"] = readme_source(name, qm, symbol, report, [s.name for s in sources], version)
+    return texts
