@@ -23,6 +23,7 @@ if [ -f lib/CMakeLists.txt ] && command -v cmake >/dev/null 2>&1; then
   say "cmake: the exported library for the host"
   cmake -S lib -B lib-build-host -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build lib-build-host -j 2 >/dev/null
+  ./lib-build-host/*_example
   if command -v arm-none-eabi-gcc >/dev/null 2>&1 && [ -f lib/cmake/arm-none-eabi.cmake ]; then
     say "cmake: the exported library for Cortex-M4"
     cmake -S lib -B lib-build-m4 -DCMAKE_TOOLCHAIN_FILE="$PWD/lib/cmake/arm-none-eabi.cmake" \

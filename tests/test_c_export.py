@@ -136,7 +136,7 @@ def test_cli_quantize_and_export_c(run_dir, tmp_path, capsys):
     assert (run_dir / "quant.npz").is_file() and (run_dir / "quant.json").is_file()
     assert main(["export", "c", str(run_dir), "--out", str(tmp_path / "fw")]) == 0
     out = capsys.readouterr().out
-    assert "flash: weights" in out and "RAM:" in out and "wrote the C library gaitedge_lstm8" in out
+    assert "flash: weights" in out and "RAM:" in out and "wrote the C library fw to" in out
     qm = QuantModel.load(run_dir / "quant.npz")
     assert qm.weights_hash() in (tmp_path / "fw" / "include" / "model_data.h").read_text()
     assert (tmp_path / "fw" / "src" / "ge_lstm.c").is_file() and not (tmp_path / "fw" / "src" / "ge_gru.c").exists()

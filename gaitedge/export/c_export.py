@@ -403,7 +403,8 @@ def export_c(
     ``examples/main.c`` and ``README.md``; see :mod:`gaitedge.export.c_library`);
     ``"flat"`` writes ``model_data.h/.c``, the generated config and every runtime file
     into one folder.  ``copy_runtime=False`` writes only ``model_data.h/.c``.
-    ``name``: the library's name (default ``gaitedge_<family><hidden>``).
+    ``name``: the library's name (CMake target, Arduino / PlatformIO / Zephyr module name;
+    default: the folder's name when it is a C identifier, else ``gaitedge_<family><hidden>``).
 
     All files are written into a temporary folder first and then renamed into
     place, so that a failure leaves no half-written output.  Raises
@@ -421,7 +422,9 @@ def export_c(
         raise ModelError(f"--symbol {symbol!r} is not a C identifier")
     if layout not in LAYOUTS:
         raise ModelError(f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")
-    name = name or c_library.library_name(qm)
+    if not name:
+        folder = Path(out_dir).resolve().name
+        name = folder if folder.isidentifier() else c_library.library_name(qm)
     if not name.isidentifier():
         raise ModelError(f"library name {name!r} is not a C identifier")
     rt = runtime_files() if copy_runtime else []  # before anything is written: no partial export

@@ -55,6 +55,8 @@ def write_bench_input(path: Path, counts: np.ndarray) -> None:
 
 @dataclass
 class Firmware:
+    """A built benchmark ELF, its object files by source stem and the stack bytes per function."""
+
     elf: Path
     objects: dict[str, Path] = field(default_factory=dict)
     stack_usage: dict[str, int] = field(default_factory=dict)
@@ -111,6 +113,7 @@ def build_window_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "co
 
 
 def symbol(elf: Path, name: str) -> int:
+    """Address of a symbol in an ELF (``arm-none-eabi-nm``); KeyError when absent."""
     out = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         parts = line.split()
@@ -121,6 +124,8 @@ def symbol(elf: Path, name: str) -> int:
 
 @dataclass
 class QemuRun:
+    """Exit code, semihosting output and the instruction counts between the markers of a QEMU run."""
+
     rc: int
     stdout: str
     icounts: list[int]
