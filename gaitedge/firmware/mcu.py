@@ -112,9 +112,74 @@ def build_window_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "co
     return build_firmware(model_dir, work, dsp, cpu, print_steps, main_src=resources.bench_dir() / "bench_window.c")
 
 
-def symbol(elf: Path, name: str) -> int:
-    """Address of a symbol in an ELF (``arm-none-eabi-nm``); KeyError when absent."""
-    out = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True, text=True).stdout
+#: 32-bit RISC-V: Debian's gcc-riscv64-unknown-elf (rv32 multilibs) with picolibc, QEMU ``-M virt``.
+RV_GCC = "riscv64-unknown-elf-gcc"
+RV_QEMU = "qemu-system-riscv32"
+#: memory of QEMU's riscv32 ``virt`` board for the picolibc linker script (4 MB code, 1 MB RAM)
+RV_LINK = ["-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x400000",
+           "-Wl,--defsym=__ram=0x80400000", "-Wl,--defsym=__ram_size=0x100000", "-Wl,--defsym=__stack_size=0x4000"]
+
+
+def riscv_toolchain_missing() -> list[str]:
+    """The RISC-V tools that are not installed (gcc-riscv64-unknown-elf, picolibc, qemu-system-misc)."""
+    missing = [t for t in (RV_GCC, "riscv64-unknown-elf-nm", "riscv64-unknown-elf-size", RV_QEMU, "gcc")
+               if shutil.which(t) is None]
+    if not missing:
+        p = subprocess.run([RV_GCC, "--specs=picolibc.specs", "-march=rv32imac", "-mabi=ilp32", "-E", "-x", "c",
+                            "-", "-o", "/dev/null"], input="#include <stdio.h>\n", capture_output=True, text=True)
+        if p.returncode != 0:
+            missing.append("picolibc-riscv64-unknown-elf")
+    return missing
+
+
+def build_riscv_firmware(model_dir: Path, work: Path, march: str = "rv32imac", print_steps: bool = True,
+                         extra: list[str] | None = None, main_src: Path | None = None) -> Firmware:
+    """Compile runtime + model + ``bench_main.c`` for 32-bit RISC-V (picolibc, semihosting) into an ELF.
+
+    The portable C path of the runtime, ``-O2 -march=<march> -mabi=ilp32``, for QEMU
+    ``-M virt``; ``work`` must hold ``bench_input.h`` (:func:`write_bench_input`).
+    """
+    runtime = Path(RUNTIME) if RUNTIME is not None else resources.runtime_dir()
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    arch = [f"-march={march}", "-mabi=ilp32", "--specs=picolibc.specs"]
+    base = ["-O2", *arch, "-ffunction-sections", "-fdata-sections", f"-I{runtime / 'include'}", f"-I{model_dir}",
+            f"-I{work}"] + (extra or [])
+    objs: dict[str, Path] = {}
+    srcs = sorted((runtime / "src").glob("*.c")) + [Path(model_dir) / "model_data.c"]
+    for src, flags in [(src, WARN) for src in srcs] + [
+            (main_src or resources.bench_dir() / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"])]:
+        o = work / (src.stem + ".o")
+        p = subprocess.run([RV_GCC, *flags, *base, "-c", str(src), "-o", str(o)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{RV_GCC} failed on {src.name}:\n{p.stderr[-3000:]}")
+        objs[src.stem] = o
+    elf = work / "fw-rv32.elf"
+    p = subprocess.run([RV_GCC, *arch, "--oslib=semihost", *RV_LINK, "-Wl,--gc-sections", *map(str, objs.values()),
+                        "-o", str(elf)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{RV_GCC} link failed:\n{p.stderr[-3000:]}")
+    return Firmware(elf, objs, {})
+
+
+def run_qemu_riscv(elf: Path, plugin: Path | None = None, timeout: float = 120) -> QemuRun:
+    """Run a RISC-V ELF on QEMU ``-M virt`` with semihosting; with ``plugin``, the marker instruction counts."""
+    cmd = [RV_QEMU, "-M", "virt", "-nographic", "-bios", "none", "-monitor", "none", "-serial", "none",
+           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    if plugin is not None:
+        nm = "riscv64-unknown-elf-nm"
+        b, e = symbol(elf, "ge_bench_begin", nm), symbol(elf, "ge_bench_end", nm)
+        cmd += ["-plugin", f"{plugin},begin={b:#x},end={e:#x}", "-d", "plugin"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    counts = [int(m) for m in re.findall(r"^icount (\d+)$", p.stderr, flags=re.M)]
+    # picolibc's semihosting stdout reaches QEMU's stderr, beside the plugin's lines
+    out = p.stdout + "".join(ln for ln in p.stderr.splitlines(keepends=True) if not ln.startswith("icount "))
+    return QemuRun(p.returncode, out, counts)
+
+
+def symbol(elf: Path, name: str, nm: str = "arm-none-eabi-nm") -> int:
+    """Address of a symbol in an ELF (``nm`` of the ELF's toolchain); KeyError when absent."""
+    out = subprocess.run([nm, str(elf)], check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == name:
