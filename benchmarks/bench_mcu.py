@@ -59,7 +59,8 @@ ONNX2C_LSTM = 89_600  # peer measurement, ../shared/notes/EMULATOR.md
 
 
 #: subsections of SECTION written by other scripts (kept when this one rewrites the section)
-KEPT_SUBSECTIONS = ("### Sensor mounting",)  # benchmarks/bench_mounting_mcu.py
+KEPT_SUBSECTIONS = ("### Sensor mounting",  # benchmarks/bench_mounting_mcu.py
+                    "### 32-bit RISC-V (rv32imac, QEMU virt)")  # benchmarks/bench_riscv.py
 
 
 def kept_subsections(path: Path) -> str:
