@@ -24,6 +24,9 @@ from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.models import GaitModel, build_model
 
 FORMAT = "gaitedge-checkpoint"
+#: The frame of a checkpoint written before checkpoints recorded one: its training
+#: data's own frame (for IPOL, the raw Xsens frames: ``ipol?frame=sensor``).
+UNRECORDED_FRAME = "unrecorded"
 FORMAT_VERSION = 1
 
 
@@ -44,7 +47,8 @@ class TrainedModel:
     #: output delay in samples: the logits of step t classify sample t - delay.
     delay: int = 0
     #: coordinate frame the model expects its IMU channels in: ``"foot-canonical"``
-    #: (``gaitedge.data.mounting``) or ``"sensor"`` (that of its training data).
+    #: (``gaitedge.data.mounting``), ``"sensor"`` (that of its training data), or
+    #: ``"unrecorded"`` for a checkpoint older than the frame (``UNRECORDED_FRAME``).
     frame: str = "sensor"
     config: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
@@ -160,7 +164,7 @@ def load_checkpoint(path: str | Path) -> TrainedModel:
         filter_order=int(d["filter_order"]),
         min_run=int(d["min_run"]),
         delay=int(d.get("delay", 0)),
-        frame=str(d.get("frame", "sensor")),
+        frame=str(d.get("frame", UNRECORDED_FRAME)),
         tolerance_ms=float(d["tolerance_ms"]),
         config=d.get("config", {}),
         info=d.get("info", {}),
@@ -179,7 +183,7 @@ def check_input(tm: TrainedModel, rec: Recording) -> None:
     missing = [c for c in tm.channels if c not in rec.channels]
     if missing:
         raise DataError(f"{rec.source}: lacks channel(s) {', '.join(missing)} that the model needs")
-    if tm.frame != rec.frame and rec.frame == "foot-canonical":
+    if tm.frame == UNRECORDED_FRAME and rec.frame == "foot-canonical":
         raise DataError(
             f"{rec.name}: the data is in the canonical foot frame but the model expects the sensor frame of "
             "its own training data (it was trained before gaitedge rotated data into the canonical frame); "

@@ -204,3 +204,27 @@ def test_estimator_names_wrong_units(ipol_root):
         estimate_sensor(acc / 9.81, gyr, rec.rate_hz)
     with pytest.raises(DataError, match="in deg/s, not rad/s"):
         estimate_sensor(acc, np.degrees(gyr) + 1.0, rec.rate_hz)
+
+
+def test_a_checkpoint_without_a_frame_refuses_canonical_data(tmp_path):
+    """A checkpoint written before frames were recorded cannot silently run on canonical data."""
+    import torch
+
+    from gaitedge.checkpoint import load_checkpoint
+    from gaitedge.data.spec import load_spec
+    from gaitedge.evaluate import evaluate_model
+    from gaitedge.train import train
+    from tests.tiny import tiny_config
+
+    cfg = tiny_config(epochs=1)
+    cfg.train.steps_per_epoch = 2
+    tm, _, run = train(cfg, out_dir=tmp_path / "run", progress=False, log=lambda *a: None)
+    assert tm.frame == CANONICAL
+    d = torch.load(run / "model.pt", weights_only=True)
+    del d["frame"]
+    torch.save(d, run / "model.pt")
+    old = load_checkpoint(run)
+    assert old.frame == "unrecorded"
+    recs = load_spec("synthetic?n=5&trials=1&subjects=syn5", other_foot=True)
+    with pytest.raises(DataError, match="trained before gaitedge rotated data"):
+        evaluate_model(old, recs)
