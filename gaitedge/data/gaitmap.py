@@ -158,6 +158,8 @@ def read_imu_table(path: str | Path) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: header row 1 names no sensor for column {j + 1} ({axes_row[j] or 'empty'})")
         sensor_of.append(current)
     names = list(dict.fromkeys(sensor_of))
+    if not names:
+        raise DataError(f"{path}: no sensor columns; gaitmap IMU CSVs have two header rows: {head_hint}")
     unknown = [s for s in names if s.lower() not in SENSOR_NAMES]
     if any(s.lower() in AXES for s in names):
         raise DataError(f"{path}: header row 1 holds axis names; {head_hint}")

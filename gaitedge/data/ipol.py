@@ -126,6 +126,10 @@ def read_meta(path: str | Path) -> dict:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object with TrialBoundaries and foot events")
     for key in ("TrialBoundaries", "LeftFootEvents", "RightFootEvents"):
         if key not in meta:
             raise DataError(f"{path}: missing key {key!r}")
@@ -137,7 +141,7 @@ def read_meta(path: str | Path) -> dict:
             for pair in meta[key]:
                 if len(pair) != 2 or int(pair[0]) >= int(pair[1]):
                     raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"{path}: TrialBoundaries / foot events are not [start, end] pairs of sample indices") from None
     return meta
 

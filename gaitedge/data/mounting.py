@@ -245,10 +245,18 @@ def mounting_from_dict(d: dict, source: str) -> Mounting:
     return out
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system refuses (too long, ...) too."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def load_mounting_file(path: str | Path) -> Mounting:
     """Read a mounting file (TOML, or JSON by suffix) as written by ``gaitedge mounting estimate``."""
     path = Path(path)
-    if not path.is_file():
+    if not _is_file(path):
         raise DataError(f"{path}: mounting file not found")
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
@@ -271,7 +279,7 @@ def parse_mounting(text: str) -> Mounting | str:
     if text.lower() == "auto":
         return "auto"
     p = Path(text)
-    if p.suffix.lower() in (".toml", ".json") or p.is_file():
+    if p.suffix.lower() in (".toml", ".json") or _is_file(p):
         return load_mounting_file(p)
     out = Mounting(source=text)
     current: str | None = None

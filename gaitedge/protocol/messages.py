@@ -2,14 +2,36 @@
 
 Every payload is little-endian.  A reply carries the request's type with bit 7 set
 and the request's sequence number; a refused request is answered with ``NAK``.
+
+The ``decode`` functions take a payload as received; one too short for what its
+own counts announce raises :class:`MalformedPayload` (a
+:class:`~gaitedge.errors.DeviceError`: the board answered wrongly), never a
+lower-level error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from gaitedge.errors import DeviceError
+
+
+class MalformedPayload(DeviceError):
+    """A message payload that does not hold what its type and its own counts say."""
+
+
+@contextlib.contextmanager
+def _decoding(what: str, p: bytes) -> Iterator[None]:
+    """Turn the errors of reading past a payload's end into :class:`MalformedPayload`."""
+    try:
+        yield
+    except (struct.error, IndexError, ValueError) as exc:
+        raise MalformedPayload(f"malformed {what} payload ({len(p)} bytes): {exc}") from None
 
 # ---- message types --------------------------------------------------------------------
 PING = 0x01
@@ -85,9 +107,12 @@ EVENT_NAMES = {1: "toe_off", 2: "heel_strike"}
 
 
 def _strings(buf: bytes, pos: int, count: int) -> tuple[list[str], int]:
+    """``count`` length-prefixed strings from ``buf[pos:]`` and the position after them."""
     out = []
     for _ in range(count):
         n = buf[pos]
+        if pos + 1 + n > len(buf):
+            raise ValueError(f"string of {n} bytes at offset {pos} runs past the end")
         out.append(buf[pos + 1 : pos + 1 + n].decode("ascii", "replace"))
         pos += 1 + n
     return out, pos
@@ -134,15 +159,17 @@ class Info:
 
     @classmethod
     def decode(cls, p: bytes) -> "Info":
-        v = _INFO.unpack_from(p, 0)
-        pos = _INFO.size
-        (board, family), pos = _strings(p, pos, 2)
-        classes, pos = _strings(p, pos, v[10])
-        channels, pos = _strings(p, pos, v[9])
-        units, lsb = [], []
-        if pos < len(p):
-            units, pos = _strings(p, pos, v[9])
-            lsb = list(struct.unpack_from(f"<{v[9]}d", p, pos))
+        """An INFO reply or BOOT payload (:class:`MalformedPayload` if truncated)."""
+        with _decoding("INFO", p):
+            v = _INFO.unpack_from(p, 0)
+            pos = _INFO.size
+            (board, family), pos = _strings(p, pos, 2)
+            classes, pos = _strings(p, pos, v[10])
+            channels, pos = _strings(p, pos, v[9])
+            units, lsb = [], []
+            if pos < len(p):
+                units, pos = _strings(p, pos, v[9])
+                lsb = list(struct.unpack_from(f"<{v[9]}d", p, pos))
         return cls(
             proto_version=v[0], fw_version=f"{v[1]}.{v[2]}.{v[3]}", max_payload=v[4], max_samples=v[5],
             rx_buffer=v[6], max_chunk=v[7], rate_hz=v[8] / 1000.0, n_inputs=v[9], n_classes=v[10],
@@ -185,8 +212,10 @@ def encode_samples(counts: np.ndarray) -> bytes:
 
 
 def decode_samples(p: bytes) -> np.ndarray:
-    n, ch, _ = struct.unpack_from("<HBB", p, 0)
-    return np.frombuffer(p, "<i2", n * ch, 4).reshape(n, ch)
+    """The counts ``[n, channels]`` (int16) of a SAMPLES payload (:class:`MalformedPayload` if truncated)."""
+    with _decoding("SAMPLES", p):
+        n, ch, _ = struct.unpack_from("<HBB", p, 0)
+        return np.frombuffer(p, "<i2", n * ch, 4).reshape(n, ch)
 
 
 RESULT_RECORD = 8  # + 2 * n_classes
@@ -208,10 +237,12 @@ class Results:
 
     @classmethod
     def decode(cls, p: bytes) -> "Results":
-        first, n, k, _ = struct.unpack_from("<IHBB", p, 0)
-        dt = np.dtype([("label", "i1"), ("raw", "i1"), ("event", "u1"), ("pad", "u1"), ("ev_s", "<i4"),
-                       ("logits", "<i2", (k,))])
-        rec = np.frombuffer(p, dt, n, 8)
+        """A SAMPLES reply payload (:class:`MalformedPayload` if truncated)."""
+        with _decoding("SAMPLES reply", p):
+            first, n, k, _ = struct.unpack_from("<IHBB", p, 0)
+            dt = np.dtype([("label", "i1"), ("raw", "i1"), ("event", "u1"), ("pad", "u1"), ("ev_s", "<i4"),
+                           ("logits", "<i2", (k,))])
+            rec = np.frombuffer(p, dt, n, 8)
         return cls(first, rec["label"].astype(np.int64), rec["raw"].astype(np.int64),
                    rec["event"].astype(np.int64), rec["ev_s"].astype(np.int64),
                    rec["logits"].astype(np.int64).reshape(n, k))
@@ -273,7 +304,9 @@ class Stats:
 
     @classmethod
     def decode(cls, p: bytes) -> "Stats":
-        return cls(*_STATS.unpack_from(p, 0))
+        """A STATS reply payload (:class:`MalformedPayload` if truncated)."""
+        with _decoding("STATS", p):
+            return cls(*_STATS.unpack_from(p, 0))
 
     def encode(self) -> bytes:
         return _STATS.pack(*(getattr(self, f) for f in STATS_FIELDS))
@@ -328,11 +361,13 @@ class FlashStatus:
 
     @classmethod
     def decode(cls, p: bytes) -> "FlashStatus":
-        st, tgt, src, ns, rec, plen = struct.unpack_from("<BBBBII", p, 0)
-        slots = []
-        for k in range(ns):
-            valid, gen, h = struct.unpack_from("<B3xI64s", p, 12 + 72 * k)
-            slots.append(SlotInfo(bool(valid), gen, h.decode("ascii", "replace").rstrip("\x00")))
+        """A FLASH_STATUS reply payload (:class:`MalformedPayload` if truncated)."""
+        with _decoding("FLASH_STATUS", p):
+            st, tgt, src, ns, rec, plen = struct.unpack_from("<BBBBII", p, 0)
+            slots = []
+            for k in range(ns):
+                valid, gen, h = struct.unpack_from("<B3xI64s", p, 12 + 72 * k)
+                slots.append(SlotInfo(bool(valid), gen, h.decode("ascii", "replace").rstrip("\x00")))
         return cls(FLASH_STATES.get(st, str(st)), None if tgt == 0xFF else tgt, SOURCES.get(src, str(src)), rec,
                    plen, slots)
 
@@ -383,16 +418,20 @@ class MountingState:
 
     @classmethod
     def decode(cls, p: bytes, generation: int = 0) -> "MountingState":
-        n = p[0]
-        triads = []
-        for t in range(n):
-            v = struct.unpack_from("<3Bx9h", p, MOUNT_HEAD + MOUNT_TRIAD * t)
-            triads.append((tuple(v[:3]), tuple(v[3:])))
+        """A SET_MOUNTING request payload (:class:`MalformedPayload` if truncated)."""
+        with _decoding("mounting", p):
+            n = p[0]
+            triads = []
+            for t in range(n):
+                v = struct.unpack_from("<3Bx9h", p, MOUNT_HEAD + MOUNT_TRIAD * t)
+                triads.append((tuple(v[:3]), tuple(v[3:])))
         return cls(triads, generation)
 
     @classmethod
     def decode_reply(cls, p: bytes) -> "MountingState":
-        (gen,) = struct.unpack_from("<I", p, 0)
+        """A SET_MOUNTING / GET_MOUNTING reply payload (:class:`MalformedPayload` if truncated)."""
+        with _decoding("mounting reply", p):
+            (gen,) = struct.unpack_from("<I", p, 0)
         return cls.decode(p[4:], gen)
 
     @property
