@@ -145,9 +145,13 @@ def load_checkpoint(path: str | Path) -> TrainedModel:
         raise ModelError(f"{path}: not a gaitedge checkpoint ({type(exc).__name__})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ModelError(f"{path}: not a gaitedge checkpoint")
-    if d.get("format_version", 0) > FORMAT_VERSION:
+    version = d.get("format_version", 0)
+    if not isinstance(version, int):
+        raise ModelError(f"{path}: checkpoint format version {version!r} is not a number")
+    if version > FORMAT_VERSION:
         raise ModelError(f"{path}: checkpoint format {d['format_version']} is newer than this gaitedge understands")
-    model = build_model(d["family"], d["input_size"], len(d["classes"]), **d["hparams"])
+    _check_fields(d, path)
+    model = _build_checked(d, path)
     try:
         model.load_state_dict(d["state_dict"])
     except RuntimeError as exc:
@@ -169,6 +173,87 @@ def load_checkpoint(path: str | Path) -> TrainedModel:
         config=d.get("config", {}),
         info=d.get("info", {}),
     )
+
+
+def _is_int(v: object) -> bool:
+    """True for a Python int that is not a bool."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    """True for a finite int or float that is not a bool."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_fields(d: dict, path: Path) -> None:
+    """ModelError naming the first field of a checkpoint dict that is missing or of the wrong kind."""
+
+    def need(key: str, ok: bool, what: str) -> None:
+        if not ok:
+            shown = "missing" if key not in d else f"{type(d[key]).__name__} {str(d[key])[:40]!r}"
+            raise ModelError(f"{path}: checkpoint field {key!r} must be {what} ({shown})")
+
+    def strings(key: str) -> bool:
+        v = d.get(key)
+        return isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, str) for x in v)
+
+    need("family", isinstance(d.get("family"), str), "a model family name")
+    need("hparams", isinstance(d.get("hparams"), dict) and all(isinstance(k, str) for k in d["hparams"]),
+         "a table of model options")
+    need("classes", strings("classes"), "a list of class names")
+    need("channels", strings("channels"), "a list of channel names")
+    need("units", strings("units") and len(d["units"]) == len(d["channels"]), "one unit per channel")
+    need("input_size", _is_int(d.get("input_size")) and d["input_size"] == len(d["channels"]),
+         "the number of channels")
+    need("rate_hz", _is_number(d.get("rate_hz")) and d["rate_hz"] > 0, "a sampling rate > 0")
+    need("lowpass_hz", _is_number(d.get("lowpass_hz")) and d["lowpass_hz"] >= 0, "a cutoff >= 0 (0: none)")
+    need("tolerance_ms", _is_number(d.get("tolerance_ms")), "a number")
+    for key in ("filter_order", "min_run"):
+        need(key, _is_int(d.get(key)) and 0 <= d[key] <= 1 << 16, "a whole number >= 0")
+    need("delay", _is_int(d.get("delay", 0)) and 0 <= d.get("delay", 0) <= 1 << 16, "a whole number >= 0")
+    need("frame", isinstance(d.get("frame", ""), str), "a frame name")
+    for key in ("config", "info"):
+        need(key, isinstance(d.get(key, {}), dict), "a table")
+    norm = d.get("normalizer")
+    n = len(d["channels"])
+    try:
+        ok = isinstance(norm, dict) and all(
+            np.asarray(norm[k], np.float64).shape == (n,) and bool(np.isfinite(np.asarray(norm[k], np.float64)).all())
+            for k in ("mean", "std"))
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        ok = False
+    need("normalizer", ok, f"per-channel mean and std ({n} finite values each)")
+    sd = d.get("state_dict")
+    need("state_dict", isinstance(sd, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                     for k, v in sd.items()), "a table of weight tensors")
+
+
+def _build_checked(d: dict, path: Path) -> GaitModel:
+    """The checkpoint's model, built only once its weights' shapes are known to fit its options.
+
+    The options are tried on the ``meta`` device first (no memory), so a
+    checkpoint whose options ask for a huge model fails without allocating it.
+    """
+    family, classes = d["family"], len(d["classes"])
+
+    def build() -> GaitModel:
+        try:
+            return build_model(family, d["input_size"], classes, **d["hparams"])
+        except ModelError:
+            raise
+        except Exception as exc:  # the models' constructors reject bad options with various types
+            raise ModelError(
+                f"{path}: cannot build a {family} model from its options ({type(exc).__name__}: {exc})"
+            ) from None
+
+    with torch.device("meta"):
+        skeleton = build()
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in d["state_dict"].items()}
+    if want != got:
+        diff = sorted(set(want.items()) ^ set(got.items()))[:3]
+        raise ModelError(f"{path}: weights do not fit a {family} model with its options (e.g. {diff})")
+    return build()
 
 
 def pad_for_delay(x: np.ndarray, delay: int) -> np.ndarray:

@@ -106,3 +106,41 @@ def test_seed_corpus_replays_cleanly(name):
     assert seeds, f"no seeds for {name}"
     for seed in seeds:
         mod.TestOneInput(seed.read_bytes())
+
+
+# ---- checkpoints: a dict that says it is one but is not whole ----------------------------------
+def _checkpoint_dict() -> dict:
+    import numpy as np
+    import torch
+
+    from gaitedge.checkpoint import TrainedModel
+    from gaitedge.data.preprocess import Normalizer
+    from gaitedge.models import build_model
+
+    torch.manual_seed(0)
+    tm = TrainedModel(build_model("elman", 2, 3, hidden=2), ("rest", "stance", "swing"), ["acc_x", "gyr_y"],
+                      ["m/s^2", "rad/s"], 100.0, Normalizer(np.zeros(2, np.float32), np.ones(2, np.float32)),
+                      0.0, 2, 3, 50.0)
+    return tm.to_dict()
+
+
+@pytest.mark.parametrize("change", [
+    {"family": None}, {"classes": "rest"}, {"input_size": 7}, {"rate_hz": float("nan")}, {"hparams": {"hidden": -2}},
+    {"hparams": {"hidden": 1 << 40}}, {"normalizer": {"mean": [0.0]}}, {"state_dict": {"w": 1}},
+    {"format_version": "1"}, {"min_run": 1.5},
+])
+def test_incomplete_checkpoint_gives_model_error(tmp_path, change):
+    import torch
+
+    from gaitedge.checkpoint import load_checkpoint
+    from gaitedge.errors import ModelError
+
+    d = _checkpoint_dict() | change
+    torch.save(d, tmp_path / "model.pt")
+    with pytest.raises(ModelError):  # was KeyError / TypeError / RuntimeError, or a huge allocation
+        load_checkpoint(tmp_path)
+    d = _checkpoint_dict()
+    del d["units"]
+    torch.save(d, tmp_path / "model.pt")
+    with pytest.raises(ModelError, match="units"):
+        load_checkpoint(tmp_path)
