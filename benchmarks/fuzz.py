@@ -6,7 +6,8 @@ A target is a libFuzzer-driven program: the Python targets are the
 ``tests/fuzz/fuzz_<name>.py`` modules (atheris), C targets are binaries built
 with ``clang -fsanitize=fuzzer,address,undefined`` (see :func:`c_targets`).
 Each runs in its own subprocess, with its seed corpus from
-``tests/fuzz/corpus/<name>/`` and a working corpus, log and crash inputs in
+``tests/fuzz/corpus/<name>/`` (and the fixed crash inputs of
+``tests/fuzz/regressions/<name>/``) and a working corpus, log and crash inputs in
 ``bench_out/fuzz/<name>/``.  When a target crashes, the crash input is kept and
 the target is started again on its grown corpus until its time is used up, so
 one run can report several crashes.
@@ -32,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ_DIR = ROOT / "tests" / "fuzz"
 CORPUS_DIR = FUZZ_DIR / "corpus"
+#: crash inputs found earlier (fixed since); they seed their target too.
+REGRESSIONS_DIR = FUZZ_DIR / "regressions"
 OUT_DIR = ROOT / "bench_out" / "fuzz"
 #: libFuzzer options every target gets (the time, corpora and artifact folder are added per run).
 LIBFUZZER_OPTIONS = ["-max_len=8192", "-timeout=20", "-rss_limit_mb=4096", "-print_final_stats=1"]
@@ -138,15 +141,21 @@ def parse_log(text: str) -> dict:
     return out
 
 
-def run_target(target: Target, seconds: float) -> Result:
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def run_target(target: Target, seconds: float, out_dir: Path = OUT_DIR) -> Result:
     """Fuzz one target for ``seconds`` (restarting after crashes) and collect its figures."""
     res = Result(target.name, target.kind)
-    work = OUT_DIR / target.name
+    work = out_dir / target.name
     corpus = work / "corpus"
     crashes = work / "crashes"
     corpus.mkdir(parents=True, exist_ok=True)
     crashes.mkdir(parents=True, exist_ok=True)
-    res.crash_dir = str(crashes.relative_to(ROOT))
+    res.crash_dir = _shown(crashes)
     log_path = work / "log.txt"
     log_path.write_text("")
     if target.build:
@@ -154,7 +163,7 @@ def run_target(target: Target, seconds: float) -> Result:
         if b.returncode != 0:
             res.error = f"build failed: {(b.stderr or b.stdout).strip().splitlines()[-1:]}"
             return res
-    seeds = [str(target.seeds)] if target.seeds is not None and target.seeds.is_dir() else []
+    seeds = [str(d) for d in (target.seeds, REGRESSIONS_DIR / target.name) if d is not None and d.is_dir()]
     start = time.monotonic()
     for _ in range(MAX_RESTARTS + 1):
         left = seconds - (time.monotonic() - start)
@@ -175,13 +184,13 @@ def run_target(target: Target, seconds: float) -> Result:
         info = parse_log(text)
         res.executions += info["executions"]
         res.cov, res.ft, res.corpus = max(res.cov, info["cov"]), max(res.ft, info["ft"]), info["corpus"] or res.corpus
-        found = [str(Path(a).resolve().relative_to(ROOT)) for a in info["artifacts"]]
+        found = [_shown(ROOT / a) for a in info["artifacts"]]
         fresh = [a for a in found if a not in res.crash_files]
         res.crash_files += fresh
         if code == 0 or code == -1:
             break
         if not found:
-            res.error = f"exited with code {code} without a crash input (see {log_path.relative_to(ROOT)})"
+            res.error = f"exited with code {code} without a crash input (see {_shown(log_path)})"
             break
         if not fresh:
             break  # the same input crashed again: the crash comes first, fuzzing on finds nothing new
@@ -209,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", metavar="NAME", help="run only this target (repeatable)")
     ap.add_argument("--list", action="store_true", help="list the targets and exit")
     ap.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    ap.add_argument("--out", type=Path, default=OUT_DIR, help="working corpora, logs and crash inputs (default %(default)s)")
     args = ap.parse_args(argv)
     targets = all_targets()
     if args.list:
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for t in targets:
         print(f"fuzzing {t.name} for {args.seconds:g} s ...", file=sys.stderr, flush=True)
-        results.append(run_target(t, args.seconds))
+        results.append(run_target(t, args.seconds, args.out.resolve()))
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
