@@ -65,13 +65,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from gaitedge.config import apply_override, load_config
-    from gaitedge.sweep import DEFAULT_SPACE, format_summary, grid_trials, parse_grid, parse_space, random_trials
-    from gaitedge.sweep import run_sweep
+    from gaitedge.sweep import format_summary, make_plan, parse_grid, parse_space, run_sweep
 
     if bool(args.grid) == (args.random is not None):
         raise GaitedgeError("give either --grid KEY=V1,V2 ... or --random N")
     if args.space and args.random is None:
         raise GaitedgeError("--space goes with --random N")
+    if args.resume and args.force:
+        raise GaitedgeError("--resume continues the study and --force starts it again; give one")
     cfg = load_config(args.config)
     if args.data:
         cfg.data.train = args.data
@@ -82,17 +83,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for item in args.set or []:
         apply_override(cfg, item)
     if args.grid:
-        trials = grid_trials(parse_grid(args.grid))
+        plan = make_plan(grid=parse_grid(args.grid), sampler=args.sampler, seed=args.seed)
     else:
-        trials = random_trials(parse_space(args.space) if args.space else DEFAULT_SPACE, args.random, args.seed)
-    if args.out and (Path(args.out) / "trials.csv").exists() and not args.force:
-        raise GaitedgeError(f"{args.out}: already holds a sweep; choose another --out or pass --force")
-    res = run_sweep(cfg, trials, out_dir=args.out, workers=args.workers, threads=args.threads,
-                    trial_timeout_s=args.timeout_min * 60 if args.timeout_min else None)
+        plan = make_plan(space=parse_space(args.space) if args.space else None, n_trials=args.random,
+                         sampler=args.sampler, seed=args.seed)
+    if (args.out and args.storage is None and not args.resume and not args.force
+            and (Path(args.out) / "trials.csv").exists()):
+        raise GaitedgeError(f"{args.out}: already holds a sweep; pass --resume to continue it, "
+                            "--force to start again, or choose another --out")
+    res = run_sweep(cfg, plan=plan, out_dir=args.out, workers=args.workers, threads=args.threads,
+                    trial_timeout_s=args.timeout_min * 60 if args.timeout_min else None,
+                    study=args.study, storage=args.storage, pruner=args.pruner,
+                    prune_startup=args.prune_startup, prune_warmup=args.prune_warmup,
+                    resume=args.resume, force=args.force)
     print()
     print(format_summary(res.rows))
-    n_ok = sum(r["status"] == "ok" for r in res.rows)
-    print(f"\n{n_ok} of {len(res.rows)} trials ok; table: {res.out / 'trials.csv'}")
+    counts = {s: sum(r["status"] == s for r in res.rows) for s in ("ok", "pruned", "failed", "interrupted", "running")}
+    extra = "".join(f", {n} {s}" for s, n in counts.items() if n and s != "ok")
+    print(f"\n{counts['ok']} of {len(res.rows)} trials ok{extra}; table: {res.out / 'trials.csv'}")
     if res.best is None:
         print("no trial finished; no best config")
         return 1
@@ -473,16 +481,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     t.set_defaults(func=_cmd_train)
 
-    sw = sub.add_parser("sweep", help="grid or random hyperparameter search, trials in parallel processes")
+    sw = sub.add_parser("sweep", help="hyperparameter search on an Optuna study, trials in parallel processes")
     sw.add_argument("config", help="base TOML experiment config")
     sw.add_argument("--grid", action="append", metavar="TABLE.KEY=V1,V2",
                     help="values of one key; all combinations are trained (repeatable)")
-    sw.add_argument("--random", type=int, metavar="N", help="N random trials from --space")
+    sw.add_argument("--random", type=int, metavar="N", help="N trials drawn from --space")
     sw.add_argument("--space", action="append", metavar="TABLE.KEY=LO:HI[:log]|V1,V2",
-                    help="a random-search dimension: numeric range or choice (repeatable; default: lr, hidden, "
-                         "window, dropout, rotation, time warp)")
-    sw.add_argument("--seed", type=int, default=0, help="seed of the random search (default 0)")
-    sw.add_argument("--workers", type=int, default=1, help="trials trained at once, one process each (default 1)")
+                    help="a search dimension for --random: numeric range or choice (repeatable; default: lr, "
+                         "hidden, window, dropout, rotation, time warp)")
+    sw.add_argument("--sampler", choices=["tpe", "random", "grid"],
+                    help="Optuna sampler (default: grid with --grid, random with --random)")
+    sw.add_argument("--seed", type=int, default=0, help="seed of the random and TPE samplers (default 0)")
+    sw.add_argument("--pruner", choices=["median", "none"], default="none",
+                    help="stop trials whose per-epoch validation score falls below the median of earlier "
+                         "trials at that epoch (default none)")
+    sw.add_argument("--prune-startup", type=int, default=2, metavar="N",
+                    help="finished trials before the pruner acts (default 2)")
+    sw.add_argument("--prune-warmup", type=int, default=1, metavar="E",
+                    help="epochs every trial trains before it can be pruned (default 1)")
+    sw.add_argument("--study", default="sweep", help="study name in the storage (default 'sweep')")
+    sw.add_argument("--storage", metavar="URL",
+                    help="Optuna database URL shared by sweep processes on several machines, e.g. "
+                         "postgresql://user:pw@host/db (default: sqlite file OUT/study.db)")
+    sw.add_argument("--resume", action="store_true",
+                    help="continue an interrupted sweep (same command line) to its planned trial count")
+    sw.add_argument("--workers", type=int, default=1, help="trials trained at once here, one process each (default 1)")
     sw.add_argument("--threads", type=int, default=1, help="torch threads per trial (default 1)")
     sw.add_argument("--timeout-min", type=float, help="fail a trial that runs longer than this (minutes)")
     sw.add_argument("--data", help="training data spec (overrides the config)")
@@ -490,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--epochs", type=int, help="maximum epochs per trial")
     sw.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE", help="override a base config value")
     sw.add_argument("--out", help="sweep folder (default runs/sweep-<time>)")
-    sw.add_argument("--force", action="store_true", help="reuse a folder that holds a sweep")
+    sw.add_argument("--force", action="store_true", help="start again in a folder or study that holds a sweep")
     sw.set_defaults(func=_cmd_sweep)
 
     cv = sub.add_parser("cv", help="leave-subjects-out k-fold cross-validation of a config")
@@ -588,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = st.add_mutually_exclusive_group(required=True)
     src.add_argument("--port", help="pyserial URL of the IMU: /dev/ttyUSB0, socket://HOST:PORT, rfc2217://..., loop://")
     src.add_argument("--replay", help="replay a recording: a CSV file or a data spec")
+    src.add_argument("--lsl", action="append", metavar="QUERY",
+                     help="read a Lab Streaming Layer stream: name=NAME, type=IMU, key=value,... or an XPath "
+                          "predicate; twice for one stream per foot (with two models); needs pylsl")
     st.add_argument("--model", action="append", metavar="[NAME=]RUN",
                     help="run folder, model_step.onnx or model.pt; twice for two feet (default names left, right); "
                          "optional with --backend device (checked against the board)")
@@ -612,6 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--speed", type=float, help="replay speed-up (default 1 = real time; 0 = as fast as possible)")
     st.add_argument("--index", type=int, default=0, help="which recording of a multi-recording data spec (default 0)")
     st.add_argument("--baud", type=int, default=115200, help="baud rate for real serial ports (default 115200)")
+    st.add_argument("--lsl-timeout", type=float, default=5.0,
+                    help="seconds to wait for the --lsl stream(s) to answer (default 5)")
+    st.add_argument("--lsl-out", metavar="NAME",
+                    help="publish on LSL: the gait phase per sample (NAME-phase) and the events as markers "
+                         "(NAME-events), stamped with the LSL time of their sample; needs pylsl")
     st.add_argument("--log", help="event log: events.jsonl or events.csv")
     st.add_argument("--events-table", metavar="EVENTS.csv",
                     help="at the end, write the detected events as a gaitmap-style stride table "
@@ -622,9 +653,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--quiet", action="store_true", help="no live view; summary only")
     st.set_defaults(func=_cmd_stream)
 
-    sim = sub.add_parser("imu-sim", help="a virtual IMU board serving a recording on a pty or TCP port")
+    sim = sub.add_parser("imu-sim", help="a virtual IMU board serving a recording on a pty, a TCP port or LSL")
     sim.add_argument("--replay", required=True, help="the recording: a CSV file or a data spec")
-    sim.add_argument("--listen", default="pty", help="pty (prints the device path) or tcp:PORT (default pty)")
+    sim.add_argument("--listen", default="pty",
+                     help="pty (prints the device path), tcp:PORT, or lsl:NAME (an LSL IMU stream; prints the "
+                          "query for --lsl; needs pylsl) (default pty)")
     sim.add_argument("--speed", type=float, help="speed-up (default 1 = real time; 0 = as fast as read)")
     sim.add_argument("--loop", action="store_true", help="repeat the recording forever")
     sim.add_argument("--index", type=int, default=0, help="which recording of a multi-recording data spec (default 0)")

@@ -487,6 +487,7 @@ def train(
     resume: bool = False,
     device: str | None = None,
     strict: bool = False,
+    on_epoch: Callable[[dict], bool | None] | None = None,
 ) -> tuple[TrainedModel, dict, Path]:
     """Train a model as ``cfg`` says; write the run directory; return (model, metrics, dir).
 
@@ -514,12 +515,19 @@ def train(
     single process (see :mod:`gaitedge.distributed`), and rank 0 alone
     validates, logs, stops early (the decision is broadcast) and writes the run
     directory.  Every rank returns the same model and metrics.
+
+    ``on_epoch`` (optional) is called after every epoch's validation with that
+    epoch's history row plus ``score`` (the validation score that picks the
+    best epoch); it does not change training.  Returning True stops training
+    after this epoch as early stopping does; an exception it raises ends
+    training and propagates (single-process runs; under ``torchrun`` only
+    rank 0 calls it).  :mod:`gaitedge.sweep` prunes trials through it.
     """
     _check_config(cfg)
     ctx = gd.setup(device)
     ok = False
     try:
-        result = _train(cfg, ctx, out_dir, recs, progress, force, log, resume, strict)
+        result = _train(cfg, ctx, out_dir, recs, progress, force, log, resume, strict, on_epoch)
         ok = True
         return result
     finally:
@@ -536,6 +544,7 @@ def _train(
     log: Callable[..., None],
     resume: bool,
     strict: bool = False,
+    on_epoch: Callable[[dict], bool | None] | None = None,
 ) -> tuple[TrainedModel, dict, Path]:
     """The body of :func:`train` for one process of a (possibly one-process) job."""
     t0 = time.time()
@@ -811,6 +820,9 @@ def _train(
                     stop = True
                 elif time.time() > deadline:
                     log(f"stopping: time budget of {cfg.train.max_minutes} min reached")
+                    stop = True
+                if on_epoch is not None and on_epoch({**row, "score": val["score"]}) and not stop:
+                    log("stopping: the on_epoch hook asked to stop")
                     stop = True
                 _save_train_state(out, {
                     "format": STATE_FORMAT,
