@@ -11,6 +11,10 @@ model described by its INFO; ``--model`` optional, checked against the board).
 text lines: forwarded as counts to a board, or converted to physical units
 for the desktop backends (``--scale`` in units per count, else the run's
 ``quant.npz`` resolution, else the default ±16 g / ±2000 dps at 16 bit).
+
+``--lsl QUERY`` reads a Lab Streaming Layer stream instead (twice: one stream
+per foot), and ``--lsl-out NAME`` publishes the phase and the events on LSL
+(:mod:`gaitedge.stream.lsl`; docs/lsl.md).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -36,6 +40,9 @@ from gaitedge.stream.backends import (
 )
 from gaitedge.stream.sources import ALIASES, ColumnMap, PortSource, ReplaySource, Source, load_replay
 from gaitedge.stream.session import MAX_STRIDE_S, Lane, Session, Summary
+
+if TYPE_CHECKING:
+    from gaitedge.stream.lsl import LslOutlets
 
 
 def parse_models(items: Sequence[str]) -> list[tuple[str, str]]:
@@ -182,10 +189,13 @@ def frame_lsb(lanes: Sequence[Lane]) -> np.ndarray:
 
 def make_source(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]]) -> tuple[Source, list[Lane]]:
     """The source and lanes the command-line options describe."""
-    if bool(args.port) == bool(args.replay):
-        raise DataError("give exactly one of --port URL or --replay FILE")
+    lsl = getattr(args, "lsl", None) or []
+    if sum(map(bool, (args.port, args.replay, lsl))) != 1:
+        raise DataError("give exactly one of --port URL, --replay FILE or --lsl QUERY")
     columns = args.columns or []
     frames = getattr(args, "format", "text") == "frames"
+    if lsl:
+        return make_lsl_source(args, backends)
     if frames and args.replay:
         raise DataError("--format frames applies to --port (a replay reads its recording directly)")
     if args.replay:
@@ -219,22 +229,59 @@ def make_source(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]
     return PortSource.samples_frames(args.port, lanes[0].columns, lsb=lsb, baudrate=args.baud), lanes
 
 
+def make_lsl_source(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]]) -> tuple[Source, list[Lane]]:
+    """An :class:`~gaitedge.stream.lsl.LslSource` for the ``--lsl`` queries, and its lanes."""
+    from gaitedge.stream.lsl import LslSource, lsl_lanes
+
+    if getattr(args, "format", "text") == "frames":
+        raise DataError("--format frames applies to --port (LSL streams carry their samples as numbers)")
+    if args.speed is not None:
+        raise DataError("--speed applies to --replay only")
+    if any(isinstance(be, DeviceBackend) for _, be in backends):
+        raise DataError("--lsl feeds the desktop backends (onnx, torch), not --backend device")
+    if len(args.lsl) > 2:
+        raise DataError("at most two --lsl streams (one per foot)")
+    timeout = getattr(args, "lsl_timeout", 5.0)
+    source = LslSource(args.lsl, backends[0][1].rate_hz, timeout=timeout)
+    source.resolve()
+    return source, lsl_lanes(source, backends, args.columns or [], args.scale)
+
+
+def make_outlets(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]]) -> "LslOutlets | None":
+    """The LSL outlets of ``--lsl-out NAME`` (None without it)."""
+    name = getattr(args, "lsl_out", None)
+    if name is None:
+        return None
+    from gaitedge.stream.lsl import LslOutlets
+
+    return LslOutlets(name, backends, lsl_times=bool(getattr(args, "lsl", None)))
+
+
 def run_stream(args: argparse.Namespace) -> int:
     """``gaitedge stream``: classify a live or replayed IMU stream until it ends or Ctrl-C."""
     if args.duration is not None and not args.duration > 0:
         raise DataError("--duration must be > 0 s")
     if args.samples is not None and args.samples < 1:
         raise DataError("--samples must be >= 1")
+    if getattr(args, "lsl_timeout", None) is not None and not args.lsl_timeout > 0:
+        raise DataError("--lsl-timeout must be > 0 s")
     backends = make_backends(args)
+    outlets = None
     try:
+        # the outlets exist before the source is resolved, so a recorder can subscribe to them first
+        outlets = make_outlets(args, backends)
         source, lanes = make_source(args, backends)
     except BaseException:
+        if outlets is not None:
+            outlets.close(0.0)
         for _, be in backends:
             be.close()
         raise
     try:
-        return _run_session(args, source, lanes)
+        return _run_session(args, source, lanes, outlets)
     finally:
+        if outlets is not None:
+            outlets.close()
         for _, be in backends:
             be.close()
 
@@ -259,7 +306,7 @@ def _lane_title(ln: Lane) -> str:
     return f"{ln.name}={Path(be.path).parent.name}/{Path(be.path).name}"
 
 
-def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane]) -> int:
+def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane], outlets: "LslOutlets | None" = None) -> int:
     from gaitedge.stream.view import EventLog, LivePlot, TerminalView, format_summary
 
     log = EventLog(args.log) if args.log else None
@@ -271,6 +318,8 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane]) ->
         duration_s=args.duration,
         history_s=15.0 if args.plot else 0.0,
     )
+    if outlets is not None:
+        outlets.attach(session)
     for ln in lanes:
         be = ln.backend
         while isinstance(be, (MountedBackend, CheckedBackend)):
@@ -341,6 +390,11 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane]) ->
                 print(f"    {line}")
     if log is not None:
         print(f"event log: {log.path} ({log.count} records)")
+    if outlets is not None:
+        lat = np.asarray(outlets.latencies) * 1e3
+        figs = (f"; sample -> event marker pushed p50 {np.percentile(lat, 50):.1f} ms, "
+                f"p99 {np.percentile(lat, 99):.1f} ms over {len(lat)} events" if len(lat) else "")
+        print(f"LSL outlets: {', '.join(outlets.names)}{figs}")
     if isinstance(session.error, DataError):
         raise session.error
     return 0
@@ -353,6 +407,8 @@ def run_imusim(args: argparse.Namespace) -> int:
     rec = load_replay(args.replay, index=args.index, other_foot=args.other_foot)
     rec.check_finite()
     speed = 1.0 if args.speed is None else args.speed
+    if args.listen.startswith("lsl:"):
+        return _run_imusim_lsl(args, rec, speed)
     fmt = getattr(args, "format", "text")
     lsb = None
     if getattr(args, "lsb", None):
@@ -419,4 +475,47 @@ def run_imusim(args: argparse.Namespace) -> int:
         f"{st.lost} samples lost, {st.bursts} bursts, {st.unplugs} unplugs",
         file=sys.stderr,
     )
+    return 0
+
+
+def _run_imusim_lsl(args: argparse.Namespace, rec: object, speed: float) -> int:
+    """``gaitedge imu-sim --listen lsl:NAME``: publish the recording as an LSL IMU stream."""
+    from gaitedge.stream.imusim import parse_unplug
+    from gaitedge.stream.lsl import LslImuSim
+
+    for opt, on in (("--link", args.link), ("--counter", args.counter), ("--garbage", args.garbage),
+                    ("--corrupt", args.corrupt), ("--burst-every", args.burst_every),
+                    ("--burst-size", args.burst_size), ("--lsb", getattr(args, "lsb", None)),
+                    ("--frame-samples", getattr(args, "frame_samples", None)),
+                    ("--format frames", getattr(args, "format", "text") == "frames")):
+        if on:
+            raise DataError(f"{opt} applies to --listen pty or tcp:PORT (an LSL stream carries whole samples)")
+    sim = LslImuSim(rec, args.listen[4:], speed=speed, loop=args.loop,
+                    unplugs=[parse_unplug(u) for u in args.unplug or []])
+    query = sim.open()
+    print(query, flush=True)
+    rate = "as fast as possible" if not (speed > 0 and math.isfinite(speed)) else f"{rec.rate_hz * speed:g} samples/s"
+    print(
+        f"imu-sim: publishing {rec.name} ({len(rec)} samples at {rec.rate_hz:g} Hz, {rate}"
+        f"{', looping' if args.loop else ''}) as LSL stream {sim.name!r} (type IMU, "
+        f"{len(rec.channels)} channels: {', '.join(f'{c} [{u}]' for c, u in zip(rec.channels, rec.units))}); "
+        "starts when the first inlet connects; Ctrl-C to stop",
+        file=sys.stderr,
+        flush=True,
+    )
+    t0 = time.perf_counter()
+
+    def on_signal(signum: int, frame: object) -> None:
+        sim.stop()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sim.serve()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        sim.close()
+    st = sim.stats
+    print(f"imu-sim: {st.sent} samples sent in {time.perf_counter() - t0:.1f} s, {st.connections} connection(s), "
+          f"{st.lost} samples lost, {st.unplugs} unplugs", file=sys.stderr)
     return 0

@@ -52,6 +52,9 @@ class Decisions(NamedTuple):
     labels: Sequence[int]
     #: events adopted in this call (sample indices as in ``start``).
     events: list[GaitEvent]
+    #: class probabilities ``(len(labels), K)`` of the same samples as ``labels``, or None when the
+    #: backend does not give them (a board, a torch model).
+    probs: np.ndarray | None = None
 
 
 class Backend(ABC):
@@ -104,6 +107,8 @@ class OnnxBackend(Backend):
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         self.clf = OnnxGaitClassifier(path, threads=threads)
+        #: (sample index, probabilities) of classified samples whose label is not yet decided
+        self._probs: deque[tuple[int, np.ndarray]] = deque()
         info = self.clf.info
         self.path = str(self.clf.path)
         self.channels = info.channels
@@ -115,18 +120,36 @@ class OnnxBackend(Backend):
         self.frame = info.frame
         self._lag = self.clf.label_lag
 
+    def _probs_of(self, start: int, n: int) -> np.ndarray | None:
+        """Probabilities ``(n, K)`` of samples ``start ..`` from the queue (None if one is missing)."""
+        q = self._probs
+        while q and q[0][0] < start:
+            q.popleft()
+        if len(q) < n or (n and q[0][0] != start):
+            return None
+        return np.stack([q.popleft()[1] for _ in range(n)]) if n else None
+
     def push(self, x: np.ndarray) -> Decisions:
         r = self.clf.push(x)
+        if r.probabilities is not None:
+            self._probs.append((self.clf.samples_pushed - 1 - self.delay, r.probabilities))
         if r.label < 0:
             return Decisions(0, _NONE, r.events)
-        return Decisions(self.clf.samples_pushed - 1 - self._lag, (r.label,), r.events)
+        j = self.clf.samples_pushed - 1 - self._lag
+        return Decisions(j, (r.label,), r.events, self._probs_of(j, 1))
 
     def flush(self) -> Decisions:
         f = self.clf.flush()
-        return Decisions(f.label_start, f.labels.tolist(), f.events)
+        n = len(f.labels)
+        for i, p in enumerate(f.probabilities):
+            self._probs.append((f.prob_start + i, p))
+        probs = self._probs_of(f.label_start, n)
+        self._probs.clear()
+        return Decisions(f.label_start, f.labels.tolist(), f.events, probs)
 
     def reset(self) -> None:
         self.clf.reset()
+        self._probs.clear()
 
 
 def _softmax(z: Sequence[float]) -> np.ndarray:
@@ -233,6 +256,7 @@ class TorchBackend(Backend):
 def merge_decisions(ds: Sequence[Decisions]) -> Decisions:
     """One Decisions from consecutive ones (their labels are contiguous runs)."""
     start, labels, events = 0, [], []
+    probs: list[np.ndarray] | None = []
     for d in ds:
         if d.labels:
             if not labels:
@@ -240,8 +264,12 @@ def merge_decisions(ds: Sequence[Decisions]) -> Decisions:
             elif d.start != start + len(labels):
                 raise ValueError("decisions to merge are not contiguous")
             labels.extend(d.labels)
+            if probs is not None and d.probs is not None and len(d.probs) == len(d.labels):
+                probs.append(d.probs)
+            else:
+                probs = None
         events.extend(d.events)
-    return Decisions(start, labels, events)
+    return Decisions(start, labels, events, np.concatenate(probs) if probs else None)
 
 
 class MountedBackend(Backend):

@@ -44,6 +44,8 @@ from gaitedge.stream.sources import ColumnMap, EndOfStream, Sample, Source, Sour
 
 #: stride times above this (s) are pauses, not strides, for cadence.
 MAX_STRIDE_S = 2.5
+#: how many recent samples :meth:`Session.sample_time` remembers.
+TIME_RING = 1 << 16
 
 
 @dataclass
@@ -358,7 +360,13 @@ class Session:
     attempts, s); ``block`` (wait instead of drop when the buffer is full;
     default: only for non-live sources); ``on_labels(lane, start, labels)``
     called in the inference thread with every decided label run (global sample
-    indices); ``history_s`` keeps that much recent input and labels for a plot.
+    indices); ``on_decisions(lane, start, decisions)`` likewise with the whole
+    :class:`~gaitedge.stream.backends.Decisions` (labels with their class
+    probabilities where the backend gives them); ``on_record(record)`` called
+    in the inference thread with every record before it is queued for the log
+    (e.g. to publish events at once); ``history_s`` keeps that much recent input
+    and labels for a plot.  :meth:`sample_time` gives the source timestamp and
+    arrival time of a recent sample.
     """
 
     def __init__(
@@ -377,6 +385,8 @@ class Session:
         block: bool | None = None,
         on_labels: Callable[[int, int, Sequence[int]], None] | None = None,
         history_s: float = 0.0,
+        on_decisions: Callable[[int, int, Decisions], None] | None = None,
+        on_record: Callable[[Record], None] | None = None,
     ) -> None:
         if not lanes:
             raise DataError("a stream needs at least one model")
@@ -401,6 +411,10 @@ class Session:
         self.backoff_s = backoff_s
         self.block = (not source.live) if block is None else block
         self.on_labels = on_labels
+        self.on_decisions = on_decisions
+        self.on_record = on_record
+        #: source timestamp (s, NaN for none or a filled sample) and arrival (perf_counter s) of recent samples
+        self._times = np.full((TIME_RING, 2), math.nan)
         layout = lanes[0].columns
         self._counter_mod = layout.counter_modulo
         self.stats = StreamStats()
@@ -563,7 +577,22 @@ class Session:
             return sample / self.rate_hz
         return self._seg_t0 + (sample - self._seg0) / self.rate_hz
 
+    def sample_time(self, sample: int) -> tuple[float, float]:
+        """(source timestamp in s, arrival in ``time.perf_counter()`` s) of stream sample ``sample``.
+
+        The timestamp is NaN when the source gives none or the sample was made
+        up to fill a gap (then the arrival is that of the sample after the gap);
+        both are NaN for a sample no longer remembered (:data:`TIME_RING` back)
+        or never received.  Meant for the inference thread's callbacks.
+        """
+        if not 0 <= sample < self._next or sample < self._next - TIME_RING:
+            return math.nan, math.nan
+        t, a = self._times[sample % TIME_RING]
+        return float(t), float(a)
+
     def _emit(self, rec: Record) -> None:
+        if self.on_record is not None:
+            self.on_record(rec)
         try:
             self._out.put_nowait(rec)
         except queue.Full:
@@ -577,6 +606,8 @@ class Session:
                 self.history[k].put_labels(start, d.labels)
             if self.on_labels is not None:
                 self.on_labels(k, start, d.labels)
+            if self.on_decisions is not None:
+                self.on_decisions(k, start, d)
         if d.events:
             name = self.lanes[k].name
             tr = self.trackers[k]
@@ -585,7 +616,8 @@ class Session:
                 tr.on_event(ev.kind, g)
                 self._emit(Record(ev.kind, name, g, self._time_of(g), time.time()))
 
-    def _push(self, values: np.ndarray) -> None:
+    def _push(self, values: np.ndarray, t: float = math.nan, arrival: float = math.nan) -> None:
+        self._times[self._next % TIME_RING] = (t, arrival)
         for k, ln in enumerate(self.lanes):
             x = ln.columns(values)
             if self.history is not None:
@@ -665,7 +697,7 @@ class Session:
                 self._incident("gap", f"{missing} samples ({ms:.0f} ms) missing; filled with the last sample")
                 prev = self._prev.values
                 for _ in range(missing):
-                    self._push(prev)
+                    self._push(prev, math.nan, s.arrival)
                 st.filled += missing
             else:
                 st.restarts += 1
@@ -676,7 +708,7 @@ class Session:
                 self._seg0 = self._next
         if self._prev is None and math.isnan(self._seg_t0) and not math.isnan(s.t):
             self._seg_t0 = s.t
-        self._push(s.values)
+        self._push(s.values, s.t, s.arrival)
         self._prev = s
         self.latency.add(time.perf_counter() - s.arrival)
 
