@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", metavar="NAME", help="run only this target (repeatable)")
     ap.add_argument("--list", action="store_true", help="list the targets and exit")
     ap.add_argument("--json", type=Path, help="also write the results as JSON to this file")
-    ap.add_argument("--out", type=Path, default=OUT_DIR, help="working corpora, logs and crash inputs (default %(default)s)")
+    ap.add_argument("--out", type=Path, default=OUT_DIR,
+                    help="folder for the working corpora, logs and crash inputs (default %(default)s)")
     args = ap.parse_args(argv)
     targets = all_targets()
     if args.list:

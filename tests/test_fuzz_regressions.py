@@ -170,3 +170,13 @@ def test_saved_crash_inputs_replay_cleanly(name):
         sys.path.remove(str(FUZZ))
     for crash in sorted((FUZZ / "regressions" / name).glob("crash-*")):
         mod.TestOneInput(crash.read_bytes())
+
+
+def test_mounting_file_with_a_confidence_that_is_no_number(tmp_path):
+    # crash-003e3d8b0ae54343fbc1ea53d99e7159b1cbe68b: "confidence .0 =9" is the dotted key
+    # confidence."0" = 9, a table: float() raised TypeError
+    crash = (FUZZ / "regressions" / "mounting" / "crash-003e3d8b0ae54343fbc1ea53d99e7159b1cbe68b").read_bytes()
+    with pytest.raises(DataError, match="confidence"):
+        load_mounting_file(_file(tmp_path, "mount.toml", crash[1:]))
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_mounting_file(_file(tmp_path, "mount.json", b"[" * 100000))

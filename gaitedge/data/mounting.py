@@ -239,9 +239,10 @@ def mounting_from_dict(d: dict, source: str) -> Mounting:
             m = parse_axis_map(str(body["axis_map"]))
         else:
             raise DataError(f"{source}: sensor {name!r} has neither 'matrix' nor 'axis_map'")
-        out.sensors[key] = SensorMounting(
-            m, method=str(body.get("method", "declared")), confidence=float(body.get("confidence", 1.0))
-        )
+        conf = body.get("confidence", 1.0)
+        if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= conf <= 1.0:
+            raise DataError(f"{source}: sensor {name!r}: confidence {conf!r} is not a number from 0 to 1")
+        out.sensors[key] = SensorMounting(m, method=str(body.get("method", "declared")), confidence=float(conf))
     return out
 
 
@@ -263,6 +264,8 @@ def load_mounting_file(path: str | Path) -> Mounting:
         d = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise DataError(f"{path}: not a valid mounting file ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not a valid mounting file (nested too deeply)") from None
     return mounting_from_dict(d, str(path))
 
 

@@ -33,7 +33,8 @@ from gaitedge.protocol import messages as M  # noqa: E402
 from gaitedge.protocol.framing import encode_frame  # noqa: E402
 
 #: where the shared protocol vectors live (the first that exists).
-VECTORS = [ROOT / "gaitedge" / "csrc" / "protocol" / "vectors.json", ROOT / "firmware_export" / "protocol" / "vectors.json"]
+VECTORS = [ROOT / "gaitedge" / "csrc" / "protocol" / "vectors.json",
+           ROOT / "firmware_export" / "protocol" / "vectors.json"]
 #: codec index in fuzz_messages.CODECS by message type.
 CODEC_OF_TYPE = {M.INFO | M.REPLY: 0, M.BOOT: 0, M.SAMPLES: 1, M.SAMPLES | M.REPLY: 2, M.STATS | M.REPLY: 3,
                  M.NAK: 4, M.FLASH_STATUS | M.REPLY: 5, M.SET_MOUNTING: 6, M.GET_MOUNTING | M.REPLY: 7,
