@@ -412,7 +412,7 @@ def _sampler(plan: SweepPlan, number: int) -> Any:
     optuna = _optuna()
     seed = plan.seed * 1_000_003 + number
     if plan.sampler == "grid":
-        return optuna.samplers.GridSampler(_grid_space(plan), seed=plan.seed)
+        return optuna.samplers.GridSampler(_grid_space(plan), seed=0)  # one grid order in every process
     if plan.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, plan.n_trials // 3)))
     return optuna.samplers.RandomSampler(seed=seed)
@@ -485,9 +485,9 @@ def _open_study(storage: Any, url: str, name: str, plan: SweepPlan, join: bool, 
     if old is None:
         raise ConfigError(f"study {name!r} in {safe_url(url)} was not made by gaitedge sweep; choose another --study")
     if old != json.loads(json.dumps(sig)):
-        raise ConfigError(f"study {name!r} in {safe_url(url)} searches a different space than this command line:\n"
-                          f"  study:        {_describe(old)}\n  command line: {_describe(sig)}\n"
-                          "give the study's own --grid/--random/--space/--sampler/--seed, or another --study")
+        raise ConfigError(f"study {name!r} in {safe_url(url)} searches a different space than this command line: "
+                          f"the study has [{_describe(old)}], the command line [{_describe(sig)}]; give the "
+                          "study's own --grid/--random/--space/--sampler/--seed, or another --study")
     return study
 
 
