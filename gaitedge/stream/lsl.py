@@ -185,14 +185,9 @@ def resolve(query: str, timeout: float) -> LslStream:
     n = info.channel_count()
     if info.channel_format() == pylsl.cf_string:
         raise SourceError(f"LSL stream {info.name()!r} carries strings, not IMU samples")
-    try:  # a resolved info carries the header only; the description comes from the outlet itself
-        probe = pylsl.StreamInlet(info, recover=False)
-        xml = probe.info(max(1.0, float(timeout))).as_xml()
-        del probe
-    except Exception:
-        xml = ""
+    # a resolved info carries the header only: the description (channels) comes with an inlet's info
     return LslStream(query, info.name(), info.type(), info.source_id(), info.hostname(), n,
-                     float(info.nominal_srate()), describe_channels(xml, n), info)
+                     float(info.nominal_srate()), [LslChannel("", "", "")] * n, info)
 
 
 class LslSource(Source):
@@ -234,20 +229,21 @@ class LslSource(Source):
         return sum(s.channel_count for s in self.streams)
 
     def resolve(self) -> list[LslStream]:
-        """Resolve every query (first time, ``timeout`` s each); returns the streams."""
-        if not self.streams:
-            self.streams = [resolve(q, self.timeout) for q in self.queries]
-            self.description = " + ".join(f"lsl:{s.name}" for s in self.streams)
+        """Resolve and open every query (first time, ``timeout`` s each); returns the streams with
+        their channel descriptions."""
+        if not self._inlets:
+            self.open()
         return self.streams
 
     def open(self) -> None:
+        if self._inlets:
+            return
         pylsl = import_pylsl()
         from pylsl.util import LostError
 
         self._lost_error = LostError
         if not self.streams:
-            self.resolve()
-            streams = self.streams
+            streams = [resolve(q, self.timeout) for q in self.queries]
         else:
             streams = [resolve(q, self.reopen_timeout) for q in self.queries]
             for old, new in zip(self.streams, streams):
@@ -261,10 +257,23 @@ class LslSource(Source):
                                           processing_flags=pylsl.proc_clocksync)
                 inlet.open_stream(max(self.reopen_timeout, 1.0))
                 inlets.append(inlet)
+                try:  # the first clock offset takes a few probes; get it now, not in the first read
+                    inlet.time_correction(max(self.reopen_timeout, 2.0))
+                except Exception:
+                    pass
         except Exception as exc:
             for inlet in inlets:
                 inlet.close_stream()
             raise SourceError(f"cannot open LSL stream {s.name!r}: {exc}") from None
+        if not self.streams:
+            for s, inlet in zip(streams, inlets):
+                try:
+                    xml = inlet.info(max(1.0, self.timeout)).as_xml()
+                except Exception:
+                    xml = ""
+                s.channels = describe_channels(xml, s.channel_count)
+            self.streams = streams
+            self.description = " + ".join(f"lsl:{s.name}" for s in streams)
         self._inlets = inlets
         for q in self._queues:
             q.clear()
