@@ -331,6 +331,9 @@ def open_storage(url: str) -> Any:
     """An Optuna RDB storage on ``url`` with heartbeats; ConfigError if it cannot be reached or used."""
     optuna = _optuna()
     scheme = url.split(":", 1)[0].lower()
+    given = url
+    if scheme in ("postgresql", "postgres"):
+        url = _postgres_driver(url)
     engine: dict[str, Any] = {}
     if scheme.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 60}}
@@ -340,11 +343,20 @@ def open_storage(url: str) -> Any:
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
             heartbeat_stale_trial_callback=_requeue_stale)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"study storage {safe_url(url)}: the database driver is not installed "
-                          f"({exc.name}; e.g. pip install psycopg2-binary for postgresql://)") from None
+    except ImportError:
+        raise ConfigError(f"study storage {safe_url(given)}: its database driver is not installed "
+                          "(postgresql://: pip install psycopg2-binary; mysql+pymysql://: pip install pymysql)") from None
     except Exception as exc:  # noqa: BLE001  (SQLAlchemy/driver errors: refused, unknown host, bad URL, ...)
-        raise ConfigError(f"cannot open the study storage {safe_url(url)}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot open the study storage {safe_url(given)}: {_first_line(exc)}") from None
+
+
+def _postgres_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: psycopg (3), else psycopg2."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2:" + url.split(":", 1)[1]
+    return url
 
 
 def _requeue(study: Any, trial: Any) -> None:
@@ -443,7 +455,7 @@ def _describe(sig: dict) -> str:
 
 
 def _open_study(storage: Any, url: str, name: str, plan: SweepPlan, join: bool, force: bool,
-                log: Callable[[str], None]) -> Any:
+                log: Callable[[str], None], resume: bool = False) -> Any:
     """Create the study with its waiting trials, or load it and check that its plan is ``plan``."""
     optuna = _optuna()
     TrialState = optuna.trial.TrialState
@@ -454,6 +466,8 @@ def _open_study(storage: Any, url: str, name: str, plan: SweepPlan, join: bool, 
         names.discard(name)
         log(f"sweep: deleted the earlier study {name!r} (--force)")
     study = None
+    if name not in names and resume:
+        raise ConfigError(f"--resume: no study {name!r} in {safe_url(url)}; nothing to resume")
     if name not in names:
         try:
             study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
@@ -807,7 +821,8 @@ def run_sweep(
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
     store = open_storage(url)
-    ctl = _open_study(store, url, study, plan, join=resume or storage is not None, force=force, log=log)
+    ctl = _open_study(store, url, study, plan, join=resume or storage is not None, force=force, log=log,
+                      resume=resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "base.toml").write_text(dump_toml(cfg))
     cfg_dict = cfg.to_dict()
