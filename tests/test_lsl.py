@@ -128,8 +128,15 @@ def test_lsl_stream_equals_offline_and_publishes_phase_and_events(run, recs, tmp
         phase, events = _inlet(out + "-phase"), _inlet(out + "-events")
         info = phase.info(5.0)
         assert info.channel_count() == 1 + len(tm.classes)
-        xml = info.as_xml()
-        assert "<version>" in xml and "gaitedge" in xml and run_dir.name in xml
+        import xml.etree.ElementTree as ET
+
+        from gaitedge import __version__
+
+        desc = ET.fromstring(info.as_xml()).find("desc")
+        assert desc.findtext("software/name") == "gaitedge" and desc.findtext("software/version") == __version__
+        assert desc.findtext("model/name") == run_dir.name and desc.findtext("model/backend") == "onnx"
+        assert [c.findtext("label") for c in desc.findall("channels/channel")] == (
+            ["phase"] + [f"p_{c}" for c in tm.classes])
         sim = LslImuSim(rec, imu, speed=SPEED)
         sim.start()
         prow, pts, erow, ets = [], [], [], []
