@@ -8,6 +8,9 @@
   bounded queues, gap detection, reconnects, statistics.
 * :mod:`~gaitedge.stream.view` — terminal view, event log, live plot, summary.
 * :mod:`~gaitedge.stream.imusim` — a virtual IMU board on a pty or TCP port.
+* :mod:`~gaitedge.stream.lsl` — Lab Streaming Layer: IMU streams in, gait phase
+  and event markers out, a recording served as an LSL stream (needs pylsl,
+  imported only when used).
 
 This package may import the runtime, checkpoint and data packages; nothing in
 export or model code imports it.
