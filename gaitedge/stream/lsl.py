@@ -384,6 +384,9 @@ def lsl_lanes(
                                 f"{be.rate_hz:g} Hz")
     if columns and len(columns) not in (1, len(backends)):
         raise DataError(f"give --columns once, or once per model ({len(backends)})")
+    if len(backends) > 1 and len(streams) != len(backends) and len(columns) != len(backends):
+        raise DataError("with two models give one --lsl stream per foot (in --model order), or --columns once per "
+                        "model saying which channels feed each foot's model")
     lanes = []
     for k, (name, be) in enumerate(backends):
         ch, units = list(be.channels), list(be.units)
