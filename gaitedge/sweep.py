@@ -340,9 +340,20 @@ def open_storage(url: str) -> Any:
     elif scheme.startswith(("postgresql", "mysql")):
         engine = {"connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=_requeue_stale)
+        for attempt in range(10):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=_requeue_stale)
+            except Exception as exc:  # noqa: BLE001
+                # several sweep processes creating the tables of a new database at once: one wins, retry
+                text = str(exc).lower()
+                racing = type(exc).__name__ == "IntegrityError" or "already exists" in text or "locked" in text \
+                    or "duplicate" in text
+                if not racing or attempt == 9:
+                    raise
+                time.sleep(0.3 + 0.2 * attempt)
+        raise AssertionError("unreachable")
     except ImportError:
         raise ConfigError(f"study storage {safe_url(given)}: its database driver is not installed "
                           "(postgresql://: pip install psycopg2-binary; mysql+pymysql://: pip install pymysql)") from None
