@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gaitedge.config import _SECTIONS, Config, apply_override, dump_toml, from_dict
-from gaitedge.errors import ConfigError, GaitedgeError
+from gaitedge.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,8 @@ def open_storage(url: str) -> Any:
         raise AssertionError("unreachable")
     except ImportError:
         raise ConfigError(f"study storage {safe_url(given)}: its database driver is not installed "
-                          "(postgresql://: pip install psycopg2-binary; mysql+pymysql://: pip install pymysql)") from None
+                          "(postgresql://: pip install psycopg2-binary; mysql+pymysql://: pip install pymysql)"
+                          ) from None
     except Exception as exc:  # noqa: BLE001  (SQLAlchemy/driver errors: refused, unknown host, bad URL, ...)
         raise ConfigError(f"cannot open the study storage {safe_url(given)}: {_first_line(exc)}") from None
 
@@ -471,7 +472,7 @@ def _open_study(storage: Any, url: str, name: str, plan: SweepPlan, join: bool, 
     optuna = _optuna()
     TrialState = optuna.trial.TrialState
     sig = plan.signature()
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    names = set(optuna.study.get_all_study_names(storage))
     if name in names and force:
         optuna.delete_study(study_name=name, storage=storage)
         names.discard(name)
@@ -874,13 +875,18 @@ def run_sweep(
             res = {**res, "status": "failed", "error": "the validation score is not finite"}
         if res["status"] != "ok":
             attrs["error"] = res.get("error", "")
-        for k, v in attrs.items():
-            store.set_trial_user_attr(tid, k, v)
-        ctl.get_trials(deepcopy=False)  # the trial's latest state into the study's storage cache
-        if res["status"] == "ok":
-            ctl.tell(number, score)
-        else:
-            ctl.tell(number, state=S.PRUNED if res["status"] == "pruned" else S.FAIL)
+        try:
+            for k, v in attrs.items():
+                store.set_trial_user_attr(tid, k, v)
+            ctl.get_trials(deepcopy=False)  # the trial's latest state into the study's storage cache
+            if res["status"] == "ok":
+                ctl.tell(number, score)
+            else:
+                ctl.tell(number, state=S.PRUNED if res["status"] == "pruned" else S.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError) as exc:
+            # another sweep process took the trial as interrupted (no heartbeat) and queued it again
+            log(f"trial {number:3d} was meanwhile recorded as interrupted by another sweep process "
+                f"({_first_line(exc)}); its result here is kept in {run.tdir} only")
         full[number] = {"val": res.get("val"), "test": res.get("test")}
         row = _row(number, run.params, res)
         p = ", ".join(f"{k}={_cell(v)}" for k, v in run.params.items())
@@ -937,8 +943,11 @@ def run_sweep(
                 return
             stop = False
             if math.isfinite(score):
-                run.trial.report(score, epoch)
-                stop = run.trial.should_prune()
+                try:
+                    run.trial.report(score, epoch)
+                    stop = run.trial.should_prune()
+                except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
+                    stop = True  # the study no longer takes this trial (recorded as interrupted elsewhere)
             try:
                 run.conn.send(stop)
             except (BrokenPipeError, OSError):
