@@ -169,7 +169,7 @@ def run_augment_part(out: Path, workers: int, seeds: list[int]) -> dict:
     trials = [{**params, "train.seed": s} for params in AUGMENT.values() for s in seeds]
     res = {"date": now(), "load_before": load1(), "seeds": seeds}
     t0 = time.time()
-    sw = run_sweep(cfg, trials, out_dir=out / "augment", workers=workers)
+    sw = run_sweep(cfg, trials, out_dir=out / "augment", workers=workers, force=True)
     res["wall_s"] = time.time() - t0
     res["load_after"] = load1()
     data = json.loads((out / "augment" / "sweep.json").read_text())
