@@ -57,6 +57,8 @@ class Target:
     build: list[str] | None = None
     kind: str = "python"
     seeds: Path | None = None
+    #: run (from the repository root) before ``build``: writes generated sources.
+    prepare: list[str] | None = None
 
 
 @dataclass
@@ -93,11 +95,30 @@ class CSpec:
     sources: list[str]
     include_dirs: list[str] = field(default_factory=list)
     defines: list[str] = field(default_factory=list)
+    #: the target is built with the generated tiny model (``MODEL_DIR``, see ``tests/fuzz/c/make_model.py``).
+    model: bool = False
 
+
+C_DIR = "tests/fuzz/c"
+PROTO_DIR = "gaitedge/csrc/protocol"
+FW_DIR = "gaitedge/csrc/firmware"
+RT_DIR = "gaitedge/csrc/runtime"
+#: where ``tests/fuzz/c/make_model.py`` writes the model the firmware targets are built with.
+MODEL_DIR = OUT_DIR / "model"
+_RUNTIME = [str(p.relative_to(ROOT)) for p in sorted((ROOT / RT_DIR / "src").glob("*.c"))]
+_FIRMWARE = [f"{PROTO_DIR}/ge_proto.c", f"{FW_DIR}/fw_app.c", f"{FW_DIR}/fw_blob.c", f"{FW_DIR}/fw_mount.c",
+             f"{FW_DIR}/fw_mount_store.c", f"{C_DIR}/fake_board.c", *_RUNTIME,
+             str(MODEL_DIR / "model" / "model_data.c"), str(MODEL_DIR / "gen" / "fw_model.c")]
+_FW_INCLUDES = [f"{RT_DIR}/include", str(MODEL_DIR / "model"), str(MODEL_DIR / "gen"), PROTO_DIR, FW_DIR, C_DIR]
 
 #: The C targets (paths relative to the repository root).  Add an entry per
 #: harness; its seed corpus goes in ``tests/fuzz/corpus/<name>/``.
-C_SPECS: list[CSpec] = []
+C_SPECS: list[CSpec] = [
+    CSpec("c_deframer", [f"{C_DIR}/fuzz_deframer.c", f"{PROTO_DIR}/ge_proto.c"], [PROTO_DIR]),
+    CSpec("c_fw_requests", [f"{C_DIR}/fuzz_fw_requests.c", *_FIRMWARE], _FW_INCLUDES, model=True),
+    CSpec("c_fw_flash", [f"{C_DIR}/fuzz_fw_flash.c", *_FIRMWARE], _FW_INCLUDES, model=True),
+    CSpec("c_model", [f"{C_DIR}/fuzz_model.c", *_RUNTIME], [f"{RT_DIR}/include"]),
+]
 
 
 def c_targets(clang: str | None = None) -> list[Target]:
@@ -111,10 +132,13 @@ def c_targets(clang: str | None = None) -> list[Target]:
     out = []
     for spec in C_SPECS:
         binary = OUT_DIR / "bin" / spec.name
+        binary.parent.mkdir(parents=True, exist_ok=True)
         build = [clang, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
                  *(f"-I{ROOT / d}" for d in spec.include_dirs), *(f"-D{d}" for d in spec.defines),
                  *(str(ROOT / s) for s in spec.sources), "-o", str(binary)]
-        out.append(Target(spec.name, [str(binary)], build=build, kind="c", seeds=CORPUS_DIR / spec.name))
+        prepare = [sys.executable, str(ROOT / C_DIR / "make_model.py"), str(MODEL_DIR)] if spec.model else None
+        out.append(Target(spec.name, [str(binary)], build=build, kind="c", seeds=CORPUS_DIR / spec.name,
+                          prepare=prepare))
     return out
 
 
@@ -158,8 +182,10 @@ def run_target(target: Target, seconds: float, out_dir: Path = OUT_DIR) -> Resul
     res.crash_dir = _shown(crashes)
     log_path = work / "log.txt"
     log_path.write_text("")
-    if target.build:
-        b = subprocess.run(target.build, cwd=ROOT, capture_output=True, text=True)
+    for step in (target.prepare, target.build):
+        if not step:
+            continue
+        b = subprocess.run(step, cwd=ROOT, capture_output=True, text=True)
         if b.returncode != 0:
             res.error = f"build failed: {(b.stderr or b.stdout).strip().splitlines()[-1:]}"
             return res
