@@ -18,6 +18,10 @@ Figures per rate:
 * **phase sample**: the same for every row of the phase stream (decided
   label pushed minus its sample's source timestamp), except the rows the
   final flush decides at the end of the run.
+
+Samples of the first second of each run are left out of these two figures:
+they carry the backlog of connecting (the inlet settles its clock offset
+while the publisher has already started).
 * **sample -> label (in-process)**: the session's own figure, from the sample
   arriving from liblsl to every lane having classified it.
 
@@ -86,8 +90,12 @@ def make_walk(rate: float, path: Path) -> None:
     save_csv(resample(rec, rate) if rate != rec.rate_hz else rec, path)
 
 
-def measure(run: Path, walk: Path, rate: float, seconds: float, core: int, pub_core: int) -> dict:
-    """One rate: publisher process -> LSL -> session + outlets here; returns the figures."""
+def measure(run: Path, walk: Path, rate: float, seconds: float, core: int, pub_core: int,
+            warmup_s: float = 1.0) -> dict:
+    """One rate: publisher process -> LSL -> session + outlets here; returns the figures.
+
+    Latencies of the samples of the first ``warmup_s`` s are left out (the inlet's
+    backlog from connecting, settling its clock offset and starting the session)."""
     import pylsl
 
     from gaitedge.stream import OnnxBackend, Session
@@ -105,25 +113,34 @@ def measure(run: Path, walk: Path, rate: float, seconds: float, core: int, pub_c
         pub.stdout.readline()
         os.sched_setaffinity(0, {core})
         be = OnnxBackend(run)
-        source = LslSource([f"name={name}"], rate, timeout=20.0)
-        lanes = lsl_lanes(source, [("foot", be)], [], None)
-        outlets = LslOutlets(out_name, lanes, lsl_times=True)
+        # outlets and the recorder first: the publisher's clock starts when the source's inlet connects
+        outlets = LslOutlets(out_name, [("foot", be)], lsl_times=True)
         phase_lat: list[float] = []
+        event_lat: list[float] = []
         clock = pylsl.local_clock
-        push_phase = outlets.on_decisions
+        push_phase, push_record = outlets.on_decisions, outlets.on_record
+        warm = int(round(warmup_s * rate))
 
         def on_decisions(lane, start, d):
             push_phase(lane, start, d)
             if not session._stop.is_set():  # not the labels the final flush decides at once
                 now = clock()
-                phase_lat.extend(now - outlets.stamp(start + j) for j in range(len(d.labels)))
+                phase_lat.extend(now - outlets.stamp(start + j) for j in range(len(d.labels)) if start + j >= warm)
+
+        def on_record(rec):
+            push_record(rec)
+            if rec.kind in ("heel_strike", "toe_off") and rec.sample >= warm:
+                event_lat.append(outlets.latencies[-1])
 
         recorder = [pylsl.StreamInlet(pylsl.resolve_bypred(f"name='{n}'", 1, 10.0)[0]) for n in outlets.names]
         for inlet in recorder:
             inlet.open_stream(5.0)
+        source = LslSource([f"name={name}"], rate, timeout=20.0)
+        lanes = lsl_lanes(source, [("foot", be)], [], None)
         session = Session(source, lanes, duration_s=seconds)
         outlets.attach(session)
         session.on_decisions = on_decisions
+        session.on_record = on_record
         cpu0 = time.process_time()
         summary = session.run()
         cpu = time.process_time() - cpu0
@@ -133,7 +150,7 @@ def measure(run: Path, walk: Path, rate: float, seconds: float, core: int, pub_c
         pub.terminate()
         pub.wait(10)
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    ev = np.asarray(outlets.latencies) * 1e3
+    ev = np.asarray(event_lat) * 1e3
     ph = np.asarray(phase_lat) * 1e3
 
     def pct(a: np.ndarray, q: float) -> float:
@@ -209,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         "low-pass, 20 ms output delay; ONNX backend, 1 thread; a plain pylsl inlet subscribed to the phase and "
         "event streams throughout",
         "- event marker: LSL time of the push minus the marker's timestamp (the source timestamp of the event's "
-        "sample); it contains the model lag (output delay + debounce), shown separately",
+        "sample); it contains the model lag (output delay + debounce), shown separately; phase row: the same per "
+        "row of the phase stream; the first second of each run (connecting) is left out of both",
         "",
         "| rate | samples | lost | dropped | events | event marker p50 / p99 / max (ms) | model lag (ms) "
         "| phase row p50 / p99 (ms) | sample -> label in-process p50 / p99 (ms) | CPU of its core |",

@@ -581,7 +581,8 @@ class Session:
         """(source timestamp in s, arrival in ``time.perf_counter()`` s) of stream sample ``sample``.
 
         The timestamp is NaN when the source gives none or the sample was made
-        up to fill a gap (then the arrival is that of the sample after the gap);
+        up to fill a gap or skipped in a long one (then the arrival is that of
+        the sample after the gap);
         both are NaN for a sample no longer remembered (:data:`TIME_RING` back)
         or never received.  Meant for the inference thread's callbacks.
         """
@@ -704,6 +705,8 @@ class Session:
                 g, t = self._next, self._time_of(self._next)
                 self._end_segment()
                 self._incident("gap", f"{missing} samples ({ms:.0f} ms) missing; model restarted", g, t)
+                skipped = np.arange(self._next, self._next + min(missing, TIME_RING)) % TIME_RING
+                self._times[skipped] = (math.nan, s.arrival)
                 self._next += missing
                 self._seg0 = self._next
         if self._prev is None and math.isnan(self._seg_t0) and not math.isnan(s.t):
