@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -54,6 +55,11 @@ def sweep(args: list[str]) -> tuple[float, list[dict]]:
     return wall, list(csv.DictReader(open(out / "trials.csv")))
 
 
+def _command(args: list[str]) -> str:
+    """The command line as run, paths relative to the repository root."""
+    return shlex.join(["gaitedge", "sweep", *args]).replace(str(ROOT) + "/", "")
+
+
 def part_throughput(out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     base = out / "tiny.toml"
@@ -67,7 +73,7 @@ def part_throughput(out: Path) -> dict:
         n = sum(r["status"] == "ok" for r in rows)
         res["runs"].append({"workers": workers, "trials": n, "wall_s": wall, "trials_per_hour": n / wall * 3600,
                             "load_before": load, "load_after": load_avg(),
-                            "command": "gaitedge sweep " + " ".join(args)})
+                            "command": _command(args)})
     return res
 
 
@@ -88,7 +94,7 @@ def part_pruning(out: Path, n: int, workers: int) -> dict:
             "pruned": sum(r["status"] == "pruned" for r in rows), "epochs_trained": epochs, "epochs_planned": 4 * n,
             "best_trial": best and int(best["trial"]), "best_score": best and float(best["score"]),
             "rows": rows, "load_before": load, "load_after": load_avg(),
-            "command": "gaitedge sweep " + " ".join(args)})
+            "command": _command(args)})
     return res
 
 
