@@ -185,8 +185,10 @@ def test_lsl_stream_equals_offline_and_publishes_phase_and_events(run, recs, tmp
 def test_lsl_outlet_vanishing_is_survived(run, recs, tmp_path):
     tm, run_dir = run
     rec = recs[0]
-    at, dur = 6.0, 1.5
-    sim = LslImuSim(rec, _name("unplug"), speed=SPEED, unplugs=[(at, dur)])
+    at, dur = 4.0, 1.5
+    # at twice real time: re-resolving and settling the clock offset take a second or two of wall time,
+    # during which the publisher's clock runs on; enough of the recording is left after that
+    sim = LslImuSim(rec, _name("unplug"), speed=2.0, unplugs=[(at, dur)])
     sim.start()
     try:
         source = LslSource([sim.query], rec.rate_hz, timeout=10.0)
@@ -209,8 +211,7 @@ def test_lsl_outlet_vanishing_is_survived(run, recs, tmp_path):
     assert s.disconnects >= 2 and s.reconnects >= 1  # the unplug, then the end of the recording
     assert "disconnect" in kinds and "reconnect" in kinds
     gaps = [r for r in log if r["kind"] == "gap"]
-    assert len(gaps) == 1, "\n".join(str((r["kind"], r["sample"], r.get("detail"))) for r in log if r["foot"] != "foot") + str(s)
-    assert "model restarted" in gaps[0]["detail"]
+    assert len(gaps) == 1 and "model restarted" in gaps[0]["detail"]
     # every sample is accounted for: received, or missing by the LSL timestamps
     assert s.samples + s.lost == len(rec)
     assert s.lost == sim.stats.lost >= int(dur * rec.rate_hz)
