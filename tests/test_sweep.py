@@ -287,3 +287,20 @@ def postgres_url():
 
 def test_two_sweep_processes_share_one_postgresql_study(tmp_path, postgres_url):
     _two_workers_on_one_study(tmp_path, postgres_url)
+
+
+def test_on_epoch_hook_sees_every_epoch_and_changes_nothing(tmp_path):
+    from gaitedge.train import train
+
+    cfg = load_config(write_base(tmp_path, SMALL))
+    cfg.train.threads = 1
+    quiet = dict(progress=False, log=lambda *a, **k: None)
+    plain, m0, _ = train(cfg, out_dir=tmp_path / "a", **quiet)
+    seen: list[tuple[int, float]] = []
+    hooked, m1, _ = train(cfg, out_dir=tmp_path / "b", on_epoch=lambda row: seen.append((row["epoch"], row["score"])),
+                          **quiet)
+    assert hooked.weights_hash() == plain.weights_hash() and m1["history"] == [
+        {**h, "elapsed_s": m1["history"][i]["elapsed_s"]} for i, h in enumerate(m0["history"])]
+    assert [e for e, _ in seen] == [1, 2] and seen[m1["best_epoch"] - 1][1] == pytest.approx(m1["val"]["score"])
+    _, m2, _ = train(cfg, out_dir=tmp_path / "c", on_epoch=lambda row: True, **quiet)
+    assert m2["epochs_run"] == 1
