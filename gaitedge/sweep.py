@@ -43,7 +43,9 @@ import json
 import math
 import multiprocessing as mp
 import os
+import signal
 import socket
+import threading
 import time
 import tomllib
 import warnings
@@ -953,6 +955,11 @@ def run_sweep(
             except (BrokenPipeError, OSError):
                 pass
 
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a SIGTERM (job scheduler, kill) stops the sweep as Ctrl-C does
+
+    old_term = (signal.signal(signal.SIGTERM, on_term)
+                if threading.current_thread() is threading.main_thread() else None)
     last_beat = 0.0
     try:
         while True:
@@ -989,6 +996,8 @@ def run_sweep(
                     del running[tid]
                     finish(run, {"status": "failed", "error": f"timed out after {trial_timeout_s:.0f} s"})
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         for tid, run in running.items():
             run.proc.kill()
             run.proc.join()
@@ -998,6 +1007,11 @@ def run_sweep(
                 if store.set_trial_state_values(tid, S.FAIL):
                     _requeue(ctl, store.get_trial(tid))
             except Exception:  # noqa: BLE001  (the storage itself may be what failed)
+                pass
+        if running:
+            try:
+                write_outputs()
+            except Exception:  # noqa: BLE001
                 pass
 
     rows = write_outputs()
