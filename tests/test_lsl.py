@@ -346,16 +346,25 @@ def test_outlets_stamp_replayed_samples_on_the_lsl_clock(run, recs):
     assert len(outlets.latencies) == len(_event_list(ref)) and min(outlets.latencies) >= 0
 
 
-def test_lsl_options_without_pylsl_name_the_package(run, tmp_path):
+def test_lsl_options_without_pylsl_name_the_package(run):
     """gaitedge imports pylsl only for the LSL options; without it they end with one error line."""
     _, run_dir = run
-    code = ("import sys; sys.modules['pylsl'] = None\n"
+    cases = [["stream", "--lsl", "name=x", "--model", str(run_dir)],
+             ["stream", "--replay", "synthetic?n=1&trials=1", "--model", str(run_dir), "--lsl-out", "x"],
+             ["imu-sim", "--replay", "synthetic?n=1&trials=1", "--listen", "lsl:x"]]
+    code = ("import contextlib, io, json, sys\n"
+            "sys.modules['pylsl'] = None\n"
             "from gaitedge import cli\n"
-            "sys.exit(cli.main(sys.argv[1:]))\n")
-    for args in (["stream", "--lsl", "name=x", "--model", str(run_dir)],
-                 ["stream", "--replay", "synthetic?n=1&trials=1", "--model", str(run_dir), "--lsl-out", "x"],
-                 ["imu-sim", "--replay", "synthetic?n=1&trials=1", "--listen", "lsl:x"]):
-        p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
-        assert p.returncode == 2, p.stderr
-        assert p.stderr.startswith("gaitedge: error: ") and p.stderr.count("\n") == 1, p.stderr
-        assert "pylsl" in p.stderr and "pip install pylsl" in p.stderr
+            "out = []\n"
+            "for args in json.loads(sys.argv[1]):\n"
+            "    err = io.StringIO()\n"
+            "    with contextlib.redirect_stderr(err):\n"
+            "        code = cli.main(args)\n"
+            "    out.append([code, err.getvalue()])\n"
+            "print(json.dumps(out))\n")
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    for code, err in json.loads(p.stdout.splitlines()[-1]):
+        assert code == 2, err
+        assert err.startswith("gaitedge: error: ") and err.count("\n") == 1, err
+        assert "pip install pylsl" in err
