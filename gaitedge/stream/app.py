@@ -392,8 +392,12 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane], ou
         print(f"event log: {log.path} ({log.count} records)")
     if outlets is not None:
         lat = np.asarray(outlets.latencies) * 1e3
-        figs = (f"; sample -> event marker pushed p50 {np.percentile(lat, 50):.1f} ms, "
-                f"p99 {np.percentile(lat, 99):.1f} ms over {len(lat)} events" if len(lat) else "")
+        figs = ""
+        if len(lat) and np.percentile(lat, 50) >= 0:
+            figs = (f"; sample -> event marker pushed p50 {np.percentile(lat, 50):.1f} ms, "
+                    f"p99 {np.percentile(lat, 99):.1f} ms over {len(lat)} events")
+        elif len(lat):
+            figs = "; the source's timestamps run ahead of this host's LSL clock (a replay faster than real time?)"
         print(f"LSL outlets: {', '.join(outlets.names)}{figs}")
     if isinstance(session.error, DataError):
         raise session.error
