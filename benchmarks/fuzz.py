@@ -95,7 +95,7 @@ class CSpec:
     sources: list[str]
     include_dirs: list[str] = field(default_factory=list)
     defines: list[str] = field(default_factory=list)
-    #: the target is built with the generated tiny model (``MODEL_DIR``, see ``tests/fuzz/c/make_model.py``).
+    #: the target is built with the generated tiny model (``MODEL`` in paths, see ``tests/fuzz/c/make_model.py``).
     model: bool = False
 
 
@@ -103,13 +103,14 @@ C_DIR = "tests/fuzz/c"
 PROTO_DIR = "gaitedge/csrc/protocol"
 FW_DIR = "gaitedge/csrc/firmware"
 RT_DIR = "gaitedge/csrc/runtime"
-#: where ``tests/fuzz/c/make_model.py`` writes the model the firmware targets are built with.
-MODEL_DIR = OUT_DIR / "model"
+#: stands for the folder ``tests/fuzz/c/make_model.py`` writes the model of the firmware
+#: targets into (``<out>/model``) in the sources and include folders of a :class:`CSpec`.
+MODEL = "{model}"
 _RUNTIME = [str(p.relative_to(ROOT)) for p in sorted((ROOT / RT_DIR / "src").glob("*.c"))]
 _FIRMWARE = [f"{PROTO_DIR}/ge_proto.c", f"{FW_DIR}/fw_app.c", f"{FW_DIR}/fw_blob.c", f"{FW_DIR}/fw_mount.c",
              f"{FW_DIR}/fw_mount_store.c", f"{C_DIR}/fake_board.c", *_RUNTIME,
-             str(MODEL_DIR / "model" / "model_data.c"), str(MODEL_DIR / "gen" / "fw_model.c")]
-_FW_INCLUDES = [f"{RT_DIR}/include", str(MODEL_DIR / "model"), str(MODEL_DIR / "gen"), PROTO_DIR, FW_DIR, C_DIR]
+             f"{MODEL}/model/model_data.c", f"{MODEL}/gen/fw_model.c"]
+_FW_INCLUDES = [f"{RT_DIR}/include", f"{MODEL}/model", f"{MODEL}/gen", PROTO_DIR, FW_DIR, C_DIR]
 
 #: The C targets (paths relative to the repository root).  Add an entry per
 #: harness; its seed corpus goes in ``tests/fuzz/corpus/<name>/``.
@@ -121,30 +122,36 @@ C_SPECS: list[CSpec] = [
 ]
 
 
-def c_targets(clang: str | None = None) -> list[Target]:
+def c_targets(clang: str | None = None, out_dir: Path = OUT_DIR) -> list[Target]:
     """The C targets of :data:`C_SPECS`, built with clang's libFuzzer, ASan and UBSan.
 
-    Empty when ``clang`` is not installed (the C targets are then left out).
+    Binaries go to ``out_dir/bin/``, the generated model to ``out_dir/model/``.  Empty
+    when ``clang`` is not installed (the C targets are then left out).
     """
     clang = clang or shutil.which("clang")
     if clang is None:
         return []
     out = []
+    model = out_dir / "model"
+
+    def path(p: str) -> str:
+        return str(ROOT / p.replace(MODEL, str(model)))
+
     for spec in C_SPECS:
-        binary = OUT_DIR / "bin" / spec.name
+        binary = out_dir / "bin" / spec.name
         binary.parent.mkdir(parents=True, exist_ok=True)
         build = [clang, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
-                 *(f"-I{ROOT / d}" for d in spec.include_dirs), *(f"-D{d}" for d in spec.defines),
-                 *(str(ROOT / s) for s in spec.sources), "-o", str(binary)]
-        prepare = [sys.executable, str(ROOT / C_DIR / "make_model.py"), str(MODEL_DIR)] if spec.model else None
+                 *(f"-I{path(d)}" for d in spec.include_dirs), *(f"-D{d}" for d in spec.defines),
+                 *(path(s) for s in spec.sources), "-o", str(binary)]
+        prepare = [sys.executable, str(ROOT / C_DIR / "make_model.py"), str(model)] if spec.model else None
         out.append(Target(spec.name, [str(binary)], build=build, kind="c", seeds=CORPUS_DIR / spec.name,
                           prepare=prepare))
     return out
 
 
-def all_targets() -> list[Target]:
-    """Every registered target: the Python ones, then the C ones this machine can build."""
-    return python_targets() + c_targets()
+def all_targets(out_dir: Path = OUT_DIR) -> list[Target]:
+    """Every registered target: the Python ones, then the C ones this machine can build (into ``out_dir``)."""
+    return python_targets() + c_targets(out_dir=out_dir)
 
 
 _STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_DIR,
                     help="folder for the working corpora, logs and crash inputs (default %(default)s)")
     args = ap.parse_args(argv)
-    targets = all_targets()
+    targets = all_targets(args.out.resolve())
     if args.list:
         for t in targets:
             print(f"{t.name}\t{t.kind}\t{' '.join(t.run)}")

@@ -12,16 +12,17 @@
  * are heap blocks of exactly that size, so ASan sees any access beyond them.  The packed
  * weights and per-unit multipliers, whose length follows from the layer kind's packing,
  * point into large static buffers.  After a successful ge_init: a mounting from the input,
- * a few ge_step and a ge_run.
+ * a few ge_step and a ge_run.  With GE_FUZZ_TRACE set, ge_check_model's verdict goes to stderr.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gaitedge_rt.h"
 
-#define MAX_LAYERS 3
+#define MAX_LAYERS 5
 #define BIG_WORDS (2u << 20)   /* packed weights: 8 MB, far beyond any layer ge_check_model accepts */
 
 static uint32_t big_w[MAX_LAYERS + 1][BIG_WORDS];
@@ -50,6 +51,7 @@ static void fill(cursor *c, void *dst, size_t n)
         return;
     }
     for (i = 0; i < n; i++) {
+        if (c->at >= c->n) c->at = 0;
         d[i] = c->p[c->at];
         c->at = (c->at + 1u) % c->n;
     }
@@ -163,6 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.class_names = names;
     m.weights_sha256 = "";
 
+    if (getenv("GE_FUZZ_TRACE") != NULL) fprintf(stderr, "ge_check_model: %d\n", (int)ge_check_model(&m));
     if (ge_check_model(&m) == GE_OK) {
         arena_n = ge_arena_bytes(&m);
         if (arena_n == 0) __builtin_trap();

@@ -19,8 +19,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
 
-def tiny_quant_model():
-    """The QuantModel of the fuzz targets (same bytes on every run)."""
+def tiny_quant_model(family: str = "gru", **hparams):
+    """The QuantModel of the fuzz targets (same bytes on every run); other families make seeds."""
     import numpy as np
     import torch
 
@@ -32,7 +32,7 @@ def tiny_quant_model():
 
     torch.manual_seed(0)
     channels = ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]
-    tm = TrainedModel(build_model("gru", 6, 3, hidden=8), ("rest", "stance", "swing"), channels,
+    tm = TrainedModel(build_model(family, 6, 3, hidden=8, **hparams), ("rest", "stance", "swing"), channels,
                       ["m/s^2"] * 3 + ["rad/s"] * 3, 100.0,
                       Normalizer(np.zeros(6, np.float32), np.full(6, 3.0, np.float32)), 0.0, 2, 3, 50.0)
     recs = load_spec("synthetic?n=1&trials=1")

@@ -24,6 +24,7 @@ VECTORS = ROOT / "gaitedge" / "csrc" / "protocol" / "vectors.json"
 sys.path.insert(0, str(HERE))
 
 import make_model  # noqa: E402
+import numpy as np  # noqa: E402
 
 # message types (PROTOCOL.md)
 PING, INFO, SAMPLES, RESET_STATE, STATS = 0x01, 0x02, 0x03, 0x04, 0x05
@@ -63,7 +64,8 @@ def seeds_deframer(vec: dict) -> dict[str, bytes]:
 def seeds_fw_requests(vec: dict, blob: bytes) -> dict[str, bytes]:
     hdr, payload = blob[:64], blob[64:]
     chunks = [rec(FLASH_CHUNK, struct.pack("<I", off) + payload[off:off + 512]) for off in range(0, len(payload), 512)]
-    update = rec(FLASH_BEGIN, hdr) + b"".join(chunks) + rec(FLASH_VERIFY) + rec(FLASH_COMMIT) + rec(FLASH_COMMIT, flags=2)
+    update = (rec(FLASH_BEGIN, hdr) + b"".join(chunks) + rec(FLASH_VERIFY) + rec(FLASH_COMMIT)
+              + rec(FLASH_COMMIT, flags=2))
     out = {
         "session": b"".join([rec(INFO), rec(PING, b"abc"), rec(SAMPLES, samples(3)), rec(SAMPLES, samples(3), 2),
                              rec(SAMPLES, samples(5, 1)), rec(STATS, b"\x01"), rec(STATS), rec(RESET_STATE),
@@ -109,25 +111,45 @@ def seeds_fw_flash(blob: bytes) -> dict[str, bytes]:
     }
 
 
-def model_seed(blob: bytes, kind_index: int = 1, cell_frac: int | None = None, aux: int = 0) -> bytes:
-    """fuzz_model.c's input for the tiny GRU (6 inputs, hidden 8, 3 classes) with its blob's numbers."""
-    p = blob[64:]
-    delay, min_run, swing, logit_frac = struct.unpack_from("<HHbB", p, 68)
-    cf = p[76] if cell_frac is None else cell_frac
-    head = struct.pack("<BBBHBBHBHbH", 0, 1, 3, delay, N_INPUTS, 0, 8, logit_frac, min_run, swing, 48)
-    layer = struct.pack("<BBHHHHHH", kind_index, cf, N_INPUTS, 8, aux, 0, 464, 128)
-    counts = struct.pack("<24h", *[(i * 977) % 3000 - 1500 for i in range(24)])
-    return head + layer + p[96:796] + bytes([1]) + bytes([0, 1, 2]) + bytes(9) + struct.pack("<9h", 0, 16384, 0, -16384, 0, 0, 0, 0, 16384) + bytes(54) + counts
+KIND_INDEX = {"lstm": 0, "gru": 1, "elman": 2, "reservoir": 3, "ctrnn": 4, "gactrnn": 5, "jordan": 6, "peephole": 7,
+              "tcn": 8, "pcrnn": 9}  # fuzz_model.c kinds[]
 
 
-def seeds_model(blob: bytes) -> dict[str, bytes]:
-    return {
-        "gru": model_seed(blob),
-        "lstm": model_seed(blob, 0, 10, 8),
-        "elman": model_seed(blob, 2),
-        "peephole": model_seed(blob, 7, 10, 8),
-        "refused-magic": b"\x01\x47\x45\x4d\x30" + model_seed(blob)[1:],
-    }
+def model_seed(qm) -> bytes:
+    """fuzz_model.c's input for an exported model: its sizes and settings, then its arrays in the harness' order."""
+    from gaitedge.export.c_export import pack_head, pack_layer
+
+    i32 = lambda a: np.asarray(a, np.int64).ravel().astype("<i4").tobytes()  # noqa: E731
+    u32 = lambda a: np.asarray(a, np.int64).ravel().astype("<u4").tobytes()  # noqa: E731
+    pre = qm.pre
+    n_sec = 0 if pre.sos is None else len(pre.sos)
+    hw, hm = pack_head(qm)
+    head = struct.pack("<BBBHBBHBHbH", 0, len(qm.layers), len(qm.classes), int(qm.delay), pre.n_inputs, n_sec,
+                       int(qm.head_weight.shape[1]), int(qm.logit_frac), int(qm.min_run), int(qm.swing), 4 * len(hw))
+    content = i32(pre.norm_mult) + i32(pre.norm_bias) + (i32(pre.sos) + i32(pre.zi) if n_sec else b"")
+    for lay in qm.layers:
+        w, m = pack_layer(lay)
+        extra = b"" if lay.extra is None else i32(lay.extra)
+        head += struct.pack("<BBHHHHHH", KIND_INDEX[lay.family], int(lay.cell_frac), lay.in_size, lay.hidden,
+                            int(lay.aux), len(extra) // 4, 4 * len(w), 4 * len(m))
+        content += extra + u32(w) + i32(m)
+    content += u32(hw) + i32(hm)
+    mount = bytes([1]) + bytes([0, 1, 2]) + bytes(9) + struct.pack("<9h", 0, 16384, 0, -16384, 0, 0, 0, 0, 16384)
+    counts = struct.pack(f"<{4 * pre.n_inputs}h", *[(i * 977) % 3000 - 1500 for i in range(4 * pre.n_inputs)])
+    return head + content + mount + bytes(54) + counts
+
+
+#: families of the c_model seeds (hyperparameters besides hidden 8)
+MODEL_FAMILIES = {"gru": {}, "lstm": {}, "elman": {}, "esn": {}, "ctrnn": {}, "gactrnn": {}, "jordan": {},
+                  "peephole": {}, "pcrnn": {}, "deep_gru": {}, "tcn": {}}
+
+
+def seeds_model() -> dict[str, bytes]:
+    out = {}
+    for fam, hp in MODEL_FAMILIES.items():
+        out[fam] = model_seed(make_model.tiny_quant_model(fam, **hp))
+    out["refused-magic"] = b"\x01\x47\x45\x4d\x30" + out["gru"][1:]
+    return out
 
 
 def main() -> None:
@@ -136,7 +158,7 @@ def main() -> None:
         make_model.main(Path(tmp))
         blob = (Path(tmp) / "weights.blob").read_bytes()
     for name, seeds in (("c_deframer", seeds_deframer(vec)), ("c_fw_requests", seeds_fw_requests(vec, blob)),
-                        ("c_fw_flash", seeds_fw_flash(blob)), ("c_model", seeds_model(blob))):
+                        ("c_fw_flash", seeds_fw_flash(blob)), ("c_model", seeds_model())):
         d = CORPUS / name
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)

@@ -12,7 +12,8 @@
  *       word = [w[ra][k], w[rb][k], w[ra][k+1], w[rb][k+1]].
  *
  * Three implementations with identical results (the spec bounds every partial sum
- * below 2^31, so integer addition order does not matter):
+ * below 2^31, so integer addition order does not matter; beyond the spec, weights of a
+ * blob that break the bound, every path wraps modulo 2^32 as SMLAD does):
  *   portable C; the DSP path in C with SXTB16/SMLAD (ACLE or emulated); and on
  *   Armv7E-M with GCC-compatible compilers a hand-scheduled assembly loop.
  */
@@ -29,40 +30,38 @@
 /* Signed byte s (bit offset) of w: compiles to SBFX / SXTB / ASR where available. */
 #define GE_SB(w, s) ge_asr32(ge_word_to_i32((w) << (24u - (s))), 24u)
 
+/* The sum of one chunk (at most 4 * 2^7 * 2^15 = 2^24 in magnitude) as a word to add modulo 2^32. */
+#define GE_DOT4(v, x0, x1, x2, x3) \
+    ((uint32_t)(GE_SB(v, 0u) * (x0) + GE_SB(v, 16u) * (x1) + GE_SB(v, 8u) * (x2) + GE_SB(v, 24u) * (x3)))
+#define GE_DOT2(v, s0, s1, x0, x1) ((uint32_t)(GE_SB(v, s0) * (x0) + GE_SB(v, s1) * (x1)))
+
 const uint32_t *ge_matvec4(const uint32_t *w, const int16_t *x, uint32_t ncols, uint32_t ngroups, int32_t *acc)
 {
     uint32_t g, k;
     const uint32_t nq = ncols / 4u;
     for (g = 0; g < ngroups; g++) {
-        int32_t a0 = ge_word_to_i32(w[0]), a1 = ge_word_to_i32(w[1]), a2 = ge_word_to_i32(w[2]),
-                a3 = ge_word_to_i32(w[3]);
+        uint32_t a0 = w[0], a1 = w[1], a2 = w[2], a3 = w[3]; /* biases; sums wrap like SMLAD */
         const int16_t *xp = x;
         w += 4;
         for (k = 0; k < nq; k++, xp += 4, w += 4) {
             const int32_t x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
-            uint32_t v = w[0];
-            a0 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
-            v = w[1];
-            a1 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
-            v = w[2];
-            a2 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
-            v = w[3];
-            a3 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1 + GE_SB(v, 8u) * x2 + GE_SB(v, 24u) * x3;
+            a0 += GE_DOT4(w[0], x0, x1, x2, x3);
+            a1 += GE_DOT4(w[1], x0, x1, x2, x3);
+            a2 += GE_DOT4(w[2], x0, x1, x2, x3);
+            a3 += GE_DOT4(w[3], x0, x1, x2, x3);
         }
         if (ncols & 2u) {
             const int32_t x0 = xp[0], x1 = xp[1];
-            uint32_t v = w[0];
-            a0 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1;
-            a1 += GE_SB(v, 8u) * x0 + GE_SB(v, 24u) * x1;
-            v = w[1];
-            a2 += GE_SB(v, 0u) * x0 + GE_SB(v, 16u) * x1;
-            a3 += GE_SB(v, 8u) * x0 + GE_SB(v, 24u) * x1;
+            a0 += GE_DOT2(w[0], 0u, 16u, x0, x1);
+            a1 += GE_DOT2(w[0], 8u, 24u, x0, x1);
+            a2 += GE_DOT2(w[1], 0u, 16u, x0, x1);
+            a3 += GE_DOT2(w[1], 8u, 24u, x0, x1);
             w += 2;
         }
-        acc[0] = a0;
-        acc[1] = a1;
-        acc[2] = a2;
-        acc[3] = a3;
+        acc[0] = ge_word_to_i32(a0);
+        acc[1] = ge_word_to_i32(a1);
+        acc[2] = ge_word_to_i32(a2);
+        acc[3] = ge_word_to_i32(a3);
         acc += 4;
     }
     return w;

@@ -37,6 +37,10 @@ ge_status ge_check_model(const ge_model *m)
     if (m->n_layers < 1 || m->n_classes < 2 || m->n_classes > GE_MAX_CLASSES) return GE_ERR_MODEL;
     if (m->pre.n_inputs < 1 || m->pre.in_pad != m->pre.n_inputs + (m->pre.n_inputs & 1u)) return GE_ERR_MODEL;
     if (m->pre.norm_mult == NULL || m->pre.norm_bias == NULL) return GE_ERR_NULL;
+    for (l = 0; l < m->pre.n_inputs; l++) { /* counts * norm_mult + norm_bias must fit int32 (as exported) */
+        const int64_t nm = m->pre.norm_mult[l], nb = m->pre.norm_bias[l];
+        if ((nm < 0 ? -nm : nm) * 32768 + (nb < 0 ? -nb : nb) >= 0x80000000LL) return GE_ERR_MODEL;
+    }
     if (m->pre.n_sections > 8 || (m->pre.n_sections && (m->pre.sos == NULL || m->pre.zi == NULL)))
         return GE_ERR_MODEL;
     vlen = vec_len(m);
