@@ -810,7 +810,8 @@ def run_sweep(
     process with ``train.threads = threads`` (unless the trial sets it) and at
     most ``trial_timeout_s`` seconds (None = no limit), until no waiting trial
     is left.  ``pruner`` is ``median`` (Optuna's MedianPruner after
-    ``prune_startup`` finished trials, from epoch ``prune_warmup + 1``) or
+    ``prune_startup`` finished trials; a trial trains at least ``max(prune_warmup, 1)``
+    epochs) or
     ``none``.  Key names are checked first and the storage is opened before any
     trial (ConfigError); bad values only fail their trial.
     """
