@@ -9,7 +9,10 @@ flash slot, a mutated descriptor):
 - ``ge_preproc.c``: ``counts * norm_mult + norm_bias`` beyond int32 — ``ge_check_model``
   now refuses constants that break the exporter's bound (|norm_mult| 2^15 + |norm_bias| < 2^31);
 - ``ge_matvec.c``: a row's bias plus products beyond int32 — the portable kernel now wraps
-  modulo 2^32 as the DSP paths (SMLAD) do; exported models never reach that.
+  modulo 2^32 as the DSP paths (SMLAD) do; exported models never reach that;
+- ``ge_ctrnn.c`` (``ge_shl32`` of a drive beyond 2^23) and ``ge_jordan.c`` (the sum of the
+  input and feedback accumulators): both wrap modulo 2^32 now (``ge_shl32``, ``ge_add32``),
+  as LSL and ADD do on the board.
 """
 
 from __future__ import annotations

@@ -54,8 +54,12 @@ GE_INLINE int32_t ge_word_to_i32(uint32_t w)
     return w < 0x80000000u ? (int32_t)w : -(int32_t)(~w) - 1;
 }
 
-/** v * 2^s for small s (no UB on negative v). */
-GE_INLINE int32_t ge_shl32(int32_t v, unsigned s) { return v * (int32_t)(1L << s); }
+/** v * 2^s for small s, modulo 2^32 as LSL does (no UB on negative v, nor beyond int32: the
+ *  spec keeps exported values in range; a weights blob that breaks it gets defined results). */
+GE_INLINE int32_t ge_shl32(int32_t v, unsigned s) { return ge_word_to_i32((uint32_t)v << s); }
+
+/** a + b modulo 2^32 as ADD does (the spec keeps exported sums in range). */
+GE_INLINE int32_t ge_add32(int32_t a, int32_t b) { return ge_word_to_i32((uint32_t)a + (uint32_t)b); }
 
 /** Clamp to int16. */
 GE_INLINE int32_t ge_sat16(int32_t v)

@@ -39,7 +39,7 @@ ge_status ge_jordan_step(const ge_rnn_params *p, int16_t *v, int16_t *y, int32_t
     if (p->kind != GE_LAYER_JORDAN) return GE_ERR_UNSUPPORTED;
     w = ge_matvec4(w, v + hp, p->in_size, hp / 4u, acc);
     w = ge_matvec4(w, y, ky, hp / 4u, acc + hp);
-    for (j = 0; j < hp; j++) v[j] = (int16_t)ge_tanh_u(ge_u(ge_mulhr(acc[j] + acc[hp + j], m[j])));
+    for (j = 0; j < hp; j++) v[j] = (int16_t)ge_tanh_u(ge_u(ge_mulhr(ge_add32(acc[j], acc[hp + j]), m[j])));
     m += hp;
     (void)ge_matvec4(w, v, hp, ko / 4u, acc);
     for (j = 0; j < ky; j++) y[j] = (int16_t)ge_sigmoid_u(ge_u(ge_mulhr(acc[j], m[j])));
