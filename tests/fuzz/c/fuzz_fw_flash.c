@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     samples[1] = 0;
     samples[2] = FW_N_INPUTS;
     samples[3] = 0;
-    for (i = 4; i < sizeof samples; i++) samples[i] = n > HDR + i ? slot[HDR + n - 1 - i] : (uint8_t)(i * 37u);
+    for (i = 4; i < sizeof samples; i++) samples[i] = n > HDR + i ? slot[n - 1 - i] : (uint8_t)(i * 37u); /* the last bytes, backwards */
     n = gp_frame_encode(GP_SAMPLES, 1, samples, sizeof samples, scratch, wire, sizeof wire);
     fake_uart_feed(wire, (uint32_t)n);
     if (fake_replies != 2) __builtin_trap(); /* BOOT, then the SAMPLES reply (or a NAK) */
