@@ -13,7 +13,8 @@
  *   bit 5 a copy of slot 0 in slot 1 with generation + 1 and a few payload bytes changed
  *   (fix2 says which; CRCs redone when bit 2 is set).
  * Then: fw_slot_check on both slots, fw_mount_load, and a boot (fw_init: select the model,
- * ge_init) followed by a SAMPLES request that steps whatever model was selected.
+ * ge_init) followed by a SAMPLES request (counts from the image's last bytes) that steps
+ * whatever model was selected.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -95,7 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     samples[1] = 0;
     samples[2] = FW_N_INPUTS;
     samples[3] = 0;
-    for (i = 4; i < sizeof samples; i++) samples[i] = n > HDR + i ? slot[n - 1 - i] : (uint8_t)(i * 37u); /* the last bytes, backwards */
+    for (i = 4; i < sizeof samples; i++) /* the image's last bytes, backwards */
+        samples[i] = n > HDR + i ? slot[n - 1 - i] : (uint8_t)(i * 37u);
     n = gp_frame_encode(GP_SAMPLES, 1, samples, sizeof samples, scratch, wire, sizeof wire);
     fake_uart_feed(wire, (uint32_t)n);
     if (fake_replies != 2) __builtin_trap(); /* BOOT, then the SAMPLES reply (or a NAK) */
