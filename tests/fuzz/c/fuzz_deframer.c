@@ -64,7 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (d.cnt.frames_ok != ok || d.cnt.crc_errors != crc || d.cnt.framing_errors != framing ||
         d.cnt.oversize != oversize)
         __builtin_trap();
-    if (size >= 3)
-        roundtrip(data[0], gp_rd16(data + 1), data + 3, (uint16_t)(size - 3 > GP_MAX_PAYLOAD ? GP_MAX_PAYLOAD : size - 3));
+    if (size >= 3) {
+        const size_t len = size - 3 > GP_MAX_PAYLOAD ? GP_MAX_PAYLOAD : size - 3;
+        roundtrip(data[0], gp_rd16(data + 1), data + 3, (uint16_t)len);
+    }
     return 0;
 }
