@@ -97,6 +97,8 @@ class CSpec:
     defines: list[str] = field(default_factory=list)
     #: the target is built with the generated tiny model (``MODEL`` in paths, see ``tests/fuzz/c/make_model.py``).
     model: bool = False
+    #: seed corpus folder under ``tests/fuzz/corpus/`` when not ``name`` (a variant sharing another's seeds).
+    corpus: str = ""
 
 
 C_DIR = "tests/fuzz/c"
@@ -119,6 +121,9 @@ C_SPECS: list[CSpec] = [
     CSpec("c_fw_requests", [f"{C_DIR}/fuzz_fw_requests.c", *_FIRMWARE], _FW_INCLUDES, model=True),
     CSpec("c_fw_flash", [f"{C_DIR}/fuzz_fw_flash.c", *_FIRMWARE], _FW_INCLUDES, model=True),
     CSpec("c_model", [f"{C_DIR}/fuzz_model.c", *_RUNTIME], [f"{RT_DIR}/include"]),
+    # the same with the runtime's DSP path (SXTB16/SMLAD/USAT emulated in C), as Cortex-M4 builds run it
+    CSpec("c_model_dsp", [f"{C_DIR}/fuzz_model.c", *_RUNTIME], [f"{RT_DIR}/include"], ["GE_USE_DSP_EMULATE"],
+          corpus="c_model"),
 ]
 
 
@@ -144,8 +149,8 @@ def c_targets(clang: str | None = None, out_dir: Path = OUT_DIR) -> list[Target]
                  *(f"-I{path(d)}" for d in spec.include_dirs), *(f"-D{d}" for d in spec.defines),
                  *(path(s) for s in spec.sources), "-o", str(binary)]
         prepare = [sys.executable, str(ROOT / C_DIR / "make_model.py"), str(model)] if spec.model else None
-        out.append(Target(spec.name, [str(binary)], build=build, kind="c", seeds=CORPUS_DIR / spec.name,
-                          prepare=prepare))
+        out.append(Target(spec.name, [str(binary)], build=build, kind="c",
+                          seeds=CORPUS_DIR / (spec.corpus or spec.name), prepare=prepare))
     return out
 
 

@@ -33,6 +33,7 @@ import fuzz  # noqa: E402
 sys.path.remove(str(ROOT / "benchmarks"))
 
 NAMES = [spec.name for spec in fuzz.C_SPECS]
+CORPUS = {spec.name: spec.corpus or spec.name for spec in fuzz.C_SPECS}
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,7 +71,7 @@ def _replay(binary: Path, inputs: list[Path]) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_seed_corpus_replays_cleanly(binaries, name):
-    seeds = sorted((FUZZ / "corpus" / name).glob("seed-*"))
+    seeds = sorted((FUZZ / "corpus" / CORPUS[name]).glob("seed-*"))
     assert seeds, f"no seeds for {name}"
     p = _replay(binaries[name], seeds)
     assert p.returncode == 0, p.stderr[-3000:]
