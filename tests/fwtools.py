@@ -41,12 +41,14 @@ def _tmp() -> str:
     return d
 
 
-def compile_host(name: str, sources: list[Path], sanitize: bool = True, includes: tuple[Path, ...] = ()) -> Path:
+def compile_host(name: str, sources: list[Path], sanitize: bool = True, includes: tuple[Path, ...] = (),
+                 extra: list[str] | None = None) -> Path:
     """Compile a host C test program (with ASan/UBSan when available); returns the binary.
 
-    ``includes``: header folders besides the protocol's."""
+    ``includes``: header folders besides the protocol's; ``extra``: more compiler flags."""
     out = Path(_tmp()) / name
-    flags = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", f"-I{PROTO}", *(f"-I{p}" for p in includes)]
+    flags = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", f"-I{PROTO}", *(f"-I{p}" for p in includes),
+             *(extra or [])]
     if sanitize and sanitizers_work():
         flags += SANITIZE
     subprocess.run(["gcc", *flags, *map(str, sources), "-o", str(out)], check=True, capture_output=True, text=True)

@@ -1,6 +1,6 @@
 """Command-line commands for firmware and devices (registered by gaitedge.cli):
 
-    gaitedge firmware build RUN [--board mps2-an386|host] [--out DIR]
+    gaitedge firmware build RUN [--board mps2-an386|stm32f405|stm32f405-chip|host] [--out DIR]
     gaitedge device emulate [IMAGE] [--no-icount] [--flash FILE]
     gaitedge device info URL
     gaitedge device mounting --port URL [FILE | --identity] [--foot left|right]
@@ -21,13 +21,14 @@ from gaitedge.errors import DeviceError
 
 def _cmd_firmware_build(args: argparse.Namespace) -> int:
     from gaitedge.firmware import build_firmware
+    from gaitedge.firmware.build import QEMU_MACHINES
 
     run = Path(args.run)
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / (
         "firmware" if args.board == "mps2-an386" else f"firmware-{args.board}")
     res = build_firmware(args.run, out, board=args.board, log=lambda m: print(m, file=sys.stderr))
     print(res.summary())
-    if args.board == "mps2-an386":
+    if args.board in QEMU_MACHINES:
         print(f"\nrun it:   gaitedge device emulate {res.image}")
     return 0
 
@@ -216,14 +217,17 @@ def add_commands(sub) -> None:
     fsub = fw.add_subparsers(dest="firmware_command", required=True)
     b = fsub.add_parser("build", help="build firmware (ELF + BIN, or the host program) for a run's model")
     b.add_argument("run", help="run directory (quant.npz is used if present), model.pt or quant.npz")
-    b.add_argument("--board", choices=["mps2-an386", "host"], default="mps2-an386",
-                   help="mps2-an386 (Cortex-M4, QEMU) or host (POSIX test build); default mps2-an386")
+    b.add_argument("--board", choices=["mps2-an386", "stm32f405", "stm32f405-chip", "host"], default="mps2-an386",
+                   help="mps2-an386 (Cortex-M4, QEMU), stm32f405 (QEMU netduinoplus2, weight slots in RAM), "
+                        "stm32f405-chip (a real STM32F405, slots in flash) or host (POSIX test build); "
+                        "default mps2-an386")
     b.add_argument("--out", help="output folder (default RUN/firmware)")
     b.set_defaults(func=_cmd_firmware_build)
 
     dv = sub.add_parser("device", help="emulated board and device queries")
     dsub = dv.add_subparsers(dest="device_command", required=True)
-    em = dsub.add_parser("emulate", help="run firmware on the emulated board (QEMU mps2-an386) and print its URL")
+    em = dsub.add_parser("emulate", help="run firmware on the emulated board (QEMU mps2-an386, or netduinoplus2 for "
+                                             "an stm32f405 image) and print its URL")
     em.add_argument("image", nargs="?", help="firmware.elf, the host build, or a folder holding one "
                                              "(default: ./firmware.elf)")
     em.add_argument("--no-icount", action="store_true", help="real-time QEMU instead of -icount shift=0")

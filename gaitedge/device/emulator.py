@@ -1,4 +1,5 @@
-"""The emulated board: gaitedge firmware under QEMU ``mps2-an386`` (or the host build).
+"""The emulated board: gaitedge firmware under QEMU ``mps2-an386`` or ``netduinoplus2``
+(STM32F405), or the host build.
 
 :class:`Emulator` starts the image with its UART on a loopback TCP port, waits for
 the firmware's BOOT frame and gives the pyserial URL (``socket://127.0.0.1:PORT``)
@@ -10,12 +11,19 @@ instructions and the tick counts the firmware reports in STATS measure
 instructions (see ../shared/notes/EMULATOR.md).  The UART is
 ``tcp:127.0.0.1:PORT,server=on,wait=on,nodelay=on``: nothing runs until a client
 connects, and when a client disconnects QEMU waits for the next one.
+
+The QEMU machine follows from the image: an ELF whose entry point lies in the STM32F4
+flash (0x0800_0000, ``--board stm32f405``) runs on ``-M netduinoplus2``, where the
+first ``-serial`` is USART1 and SysTick counts QEMU's fixed 168 MHz SYSCLK (one tick
+per 1/0.168 instructions under ``-icount shift=0``; :func:`instructions_per_tick`
+takes the tick rate the firmware reports).
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -30,6 +38,15 @@ QEMU = "qemu-system-arm"
 MACHINE = "mps2-an386"
 #: instructions per SysTick tick under -icount shift=0 on mps2-an386 (1 ns per instruction, 25 MHz)
 INSTRUCTIONS_PER_TICK = 40
+
+
+#: QEMU machine for an ARM image whose entry point lies in this address range
+MACHINE_BY_FLASH = (("netduinoplus2", 0x08000000, 0x08100000),)
+
+
+def instructions_per_tick(tick_hz: int) -> float:
+    """Instructions per board tick under ``-icount shift=0`` (1 ns per instruction)."""
+    return 1e9 / tick_hz
 
 
 def free_port() -> int:
@@ -63,17 +80,30 @@ def _is_elf_for_arm(p: Path) -> bool:
     return head[:4] == b"\x7fELF" and head[18:20] == b"\x28\x00"  # e_machine EM_ARM
 
 
+def machine_for_image(p: Path) -> str:
+    """The QEMU machine an ARM firmware image is linked for (by its ELF entry point)."""
+    with open(p, "rb") as f:
+        head = f.read(28)
+    entry = struct.unpack_from("<I", head, 24)[0] & ~1
+    for machine, lo, hi in MACHINE_BY_FLASH:
+        if lo <= entry < hi:
+            return machine
+    return MACHINE
+
+
 class Emulator:
     """Start / stop one emulated board.
 
-    ``image``: ``firmware.elf`` (QEMU mps2-an386) or ``gaitedge-fw-host`` (the host
-    build, run directly).  ``flash_file``: host build only, the file holding its
-    weight slots (kept across restarts).  Use as a context manager or call
+    ``image``: ``firmware.elf`` (QEMU mps2-an386, or netduinoplus2 for an STM32F405
+    image) or ``gaitedge-fw-host`` (the host build, run directly).  ``machine``: the
+    QEMU machine (default: from the image, :func:`machine_for_image`).  ``flash_file``:
+    host build only, the file holding its weight slots (kept across restarts).  Use as a
+    context manager or call
     :meth:`start` / :meth:`stop`.
     """
 
     def __init__(self, image=None, icount: bool = True, flash_file: str | Path | None = None,
-                 qemu: str = QEMU, machine: str = MACHINE, boot_timeout: float = 20.0) -> None:
+                 qemu: str = QEMU, machine: str | None = None, boot_timeout: float = 20.0) -> None:
         self.image = resolve_image(image)
         self.kind = "qemu" if _is_elf_for_arm(self.image) else "host"
         if flash_file and self.kind == "qemu":
@@ -82,7 +112,7 @@ class Emulator:
         self.icount = icount
         self.flash_file = Path(flash_file) if flash_file else None
         self.qemu = qemu
-        self.machine = machine
+        self.machine = machine or (machine_for_image(self.image) if self.kind == "qemu" else MACHINE)
         self.boot_timeout = boot_timeout
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
@@ -218,4 +248,5 @@ def emulator_missing() -> list[str]:
     return [t for t in (QEMU,) if shutil.which(t) is None]
 
 
-__all__ = ["Emulator", "INSTRUCTIONS_PER_TICK", "free_port", "resolve_image", "emulator_missing"]
+__all__ = ["Emulator", "INSTRUCTIONS_PER_TICK", "free_port", "instructions_per_tick", "machine_for_image",
+           "resolve_image", "emulator_missing"]

@@ -7,6 +7,13 @@ Boards:
   and the image also runs on M4 parts without an FPU), newlib-nano for
   memcpy/memset, own startup and linker script; writes ``firmware.elf``,
   ``firmware.bin`` and a size report.
+- ``stm32f405`` — the same compiler flags for the STM32F405 as QEMU emulates it
+  (``-M netduinoplus2``): USART1, SysTick at QEMU's fixed 168 MHz, the weight slots
+  (28 KB each) and settings pages in the upper 64 KB of SRAM because QEMU ignores
+  flash writes (``boards/stm32f405_netduino``).
+- ``stm32f405-chip`` — the same sources for a real STM32F405: PLL to 168 MHz, the slots
+  in flash sectors 10-11 written by the STM32F4 flash driver (``-DSTM32F405_CHIP``,
+  ``link_chip.ld``).
 - ``host`` — the same application and protocol code built with the host ``gcc``
   as a POSIX program (serial on TCP or a pty, flash in a file) for fast tests.
 
@@ -27,9 +34,18 @@ from pathlib import Path
 from gaitedge import resources
 from gaitedge.errors import GaitedgeError
 
-BOARDS = ("mps2-an386", "host")
+BOARDS = ("mps2-an386", "stm32f405", "stm32f405-chip", "host")
 #: bytes of one weight slot (boards/*/board.c)
-SLOT_BYTES = {"mps2-an386": 512 * 1024, "host": 512 * 1024}
+SLOT_BYTES = {"mps2-an386": 512 * 1024, "stm32f405": 28 * 1024, "stm32f405-chip": 128 * 1024, "host": 512 * 1024}
+#: board -> (folder under csrc/firmware/boards, linker script, extra compiler flags)
+BOARD_FILES = {
+    "mps2-an386": ("mps2_an386", "link.ld", []),
+    "stm32f405": ("stm32f405_netduino", "link.ld", []),
+    "stm32f405-chip": ("stm32f405_netduino", "link_chip.ld", ["-DSTM32F405_CHIP"]),
+    "host": ("host", None, []),
+}
+#: boards whose image runs under QEMU (``gaitedge device emulate``), with the QEMU machine
+QEMU_MACHINES = {"mps2-an386": "mps2-an386", "stm32f405": "netduinoplus2"}
 
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-DGE_USE_DSP"]
 COMMON_FLAGS = ["-O2", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
@@ -90,7 +106,7 @@ def elf_sizes(elf: Path) -> dict:
         parts = line.split()
         if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
             sec[parts[0]] = int(parts[1])
-    text = sec.get(".text", 0) + sec.get(".ARM.exidx", 0)
+    text = sec.get(".isr_vector", 0) + sec.get(".text", 0) + sec.get(".ARM.exidx", 0)
     data, bss, stack = sec.get(".data", 0), sec.get(".bss", 0), sec.get(".stack", 0)
     return {"text": text, "data": data, "bss": bss, "stack": stack, "flash": text + data, "ram": data + bss + stack}
 
@@ -137,7 +153,8 @@ def build_firmware(
     (gen / "fw_model.h").write_text(fw_model_h(qm))
     (gen / "fw_model.c").write_text(fw_model_c(qm))
     blob = write_blob(qm, out / "weights.blob")
-    board_dir = fw_dir / "boards" / board.replace("-", "_")
+    folder, link_script, board_flags = BOARD_FILES[board]
+    board_dir = fw_dir / "boards" / folder
     srcs = [*rt_srcs, out / "model" / "model_data.c", gen / "fw_model.c", proto_dir / "ge_proto.c",
             fw_dir / "fw_app.c", fw_dir / "fw_blob.c", fw_dir / "fw_mount.c", fw_dir / "fw_mount_store.c",
             *sorted(board_dir.glob("*.c"))]
@@ -153,8 +170,8 @@ def build_firmware(
     kinds = kind_cflags(qm)  # link only the kernels of this model's layer kinds
     for src in srcs:
         o = objdir / (src.parent.name + "_" + src.stem + ".o")
-        _run([cc, std, *arch, *COMMON_FLAGS, *incs, *kinds, *(extra_cflags or []), "-c", str(src), "-o", str(o)],
-             cmds)
+        _run([cc, std, *arch, *COMMON_FLAGS, *incs, *kinds, *board_flags, *(extra_cflags or []), "-c", str(src),
+              "-o", str(o)], cmds)
         objs.append(o)
     sizes: dict = {}
     binf = None
@@ -164,10 +181,12 @@ def build_firmware(
     else:
         image = out / "firmware.elf"
         _run([cc, *arch, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
-              str(board_dir / "link.ld"), "-Wl,--gc-sections", f"-Wl,-Map={out / 'firmware.map'}",
+              str(board_dir / link_script), "-Wl,--gc-sections", f"-Wl,-Map={out / 'firmware.map'}",
               *map(str, objs), "-o", str(image)], cmds)
         binf = out / "firmware.bin"
-        _run(["arm-none-eabi-objcopy", "-O", "binary", str(image), str(binf)], cmds)
+        # stm32f405-chip: the image skips sectors 2-3 (settings pages); the gap is erased flash
+        gap = ["--gap-fill", "0xff"] if board == "stm32f405-chip" else []
+        _run(["arm-none-eabi-objcopy", *gap, "-O", "binary", str(image), str(binf)], cmds)
         sizes = elf_sizes(image)
     report = dict(ex.report)
     report.pop("saturation", None)

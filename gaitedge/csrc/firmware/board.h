@@ -3,8 +3,9 @@
  *
  * Everything the application (fw_app.c, fw_blob.c) needs from the hardware.  A port
  * implements these functions in boards/<name>/ (see ../PORTING.md); the application
- * itself is portable C99.  Boards: mps2_an386 (QEMU Cortex-M4F), host (POSIX process,
- * serial on TCP or a pty, flash in a file).
+ * itself is portable C99.  Boards: mps2_an386 (QEMU Cortex-M4F), stm32f405_netduino
+ * (STM32F405 on QEMU netduinoplus2 and on the chip), host (POSIX process, serial on TCP
+ * or a pty, flash in a file).
  */
 #ifndef GE_BOARD_H
 #define GE_BOARD_H
