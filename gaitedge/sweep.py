@@ -520,14 +520,26 @@ def _open_study(storage: Any, url: str, name: str, plan: SweepPlan, join: bool, 
 
 
 def _claim(study: Any, storage: Any) -> Any:
-    """Atomically take one waiting trial of the study (None if none is left)."""
+    """Atomically take one waiting trial of the study (None if none is left).
+
+    The state changes from WAITING to RUNNING in one conditional UPDATE, so of
+    several sweep processes (on any database, SQLite included) exactly one gets
+    each trial: a read-then-write check would let two take the same one.
+    """
+    from datetime import datetime
+
+    import sqlalchemy
+
     optuna = _optuna()
+    trials = sqlalchemy.table("trials", sqlalchemy.column("trial_id"), sqlalchemy.column("state"),
+                              sqlalchemy.column("datetime_start"))
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.RUNNING):
+        stmt = (trials.update()
+                .where(trials.c.trial_id == t._trial_id, trials.c.state == "WAITING")
+                .values(state="RUNNING", datetime_start=datetime.now()))
+        with storage.engine.begin() as conn:
+            if conn.execute(stmt).rowcount == 1:
                 return t
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
     return None
 
 
