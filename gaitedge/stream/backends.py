@@ -739,7 +739,8 @@ class DeviceBackend(Backend):
             if not self._inflight or all(e.seq != seq for e in self._inflight):
                 continue
             if self._inflight[0].seq != seq:
-                self._resync("a reply was lost on the link")
+                # a BOOT frame read before this reply explains the missing one: the board restarted
+                self._resync("the board restarted" if booted else "a reply was lost on the link", booted)
                 return
             e = self._inflight.popleft()
             self._rtt.append(now - e.sent)
