@@ -60,7 +60,9 @@ ONNX2C_LSTM = 89_600  # peer measurement, ../shared/notes/EMULATOR.md
 
 #: subsections of SECTION written by other scripts (kept when this one rewrites the section)
 KEPT_SUBSECTIONS = ("### Sensor mounting",  # benchmarks/bench_mounting_mcu.py
-                    "### 32-bit RISC-V (rv32imac, QEMU virt)")  # benchmarks/bench_riscv.py
+                    "### 32-bit RISC-V (rv32imac, QEMU virt)",  # benchmarks/bench_riscv.py
+                    "### Exported C library (`gaitedge export c` + CMake): Cortex-M0+ / M4 / M33, RV32IMAC")
+# the last one: benchmarks/bench_library.py
 
 
 def kept_subsections(path: Path) -> str:
