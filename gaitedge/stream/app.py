@@ -459,6 +459,20 @@ def run_imusim(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    elapsed = _serve_until_signal(sim)
+    st = sim.stats
+    what = f"{st.sent} lines" if fmt == "text" else f"{st.sent} samples in {st.frames} frames"
+    print(
+        f"imu-sim: {what} sent in {elapsed:.1f} s, {st.connections} connection(s), "
+        f"{st.garbage} garbage {'lines' if fmt == 'text' else 'runs'}, {st.corrupted} corrupted, "
+        f"{st.lost} samples lost, {st.bursts} bursts, {st.unplugs} unplugs",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _serve_until_signal(sim: object) -> float:
+    """Run ``sim.serve()`` until it ends or SIGINT/SIGTERM stops it, then close it; the seconds it ran."""
     t0 = time.perf_counter()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -471,15 +485,7 @@ def run_imusim(args: argparse.Namespace) -> int:
         for sig, handler in old.items():
             signal.signal(sig, handler)
         sim.close()
-    st = sim.stats
-    what = f"{st.sent} lines" if fmt == "text" else f"{st.sent} samples in {st.frames} frames"
-    print(
-        f"imu-sim: {what} sent in {time.perf_counter() - t0:.1f} s, {st.connections} connection(s), "
-        f"{st.garbage} garbage {'lines' if fmt == 'text' else 'runs'}, {st.corrupted} corrupted, "
-        f"{st.lost} samples lost, {st.bursts} bursts, {st.unplugs} unplugs",
-        file=sys.stderr,
-    )
-    return 0
+    return time.perf_counter() - t0
 
 
 def _run_imusim_lsl(args: argparse.Namespace, rec: object, speed: float) -> int:
@@ -507,19 +513,8 @@ def _run_imusim_lsl(args: argparse.Namespace, rec: object, speed: float) -> int:
         file=sys.stderr,
         flush=True,
     )
-    t0 = time.perf_counter()
-
-    def on_signal(signum: int, frame: object) -> None:
-        sim.stop()
-
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        sim.serve()
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        sim.close()
+    elapsed = _serve_until_signal(sim)
     st = sim.stats
-    print(f"imu-sim: {st.sent} samples sent in {time.perf_counter() - t0:.1f} s, {st.connections} connection(s), "
+    print(f"imu-sim: {st.sent} samples sent in {elapsed:.1f} s, {st.connections} connection(s), "
           f"{st.lost} samples lost, {st.unplugs} unplugs", file=sys.stderr)
     return 0
