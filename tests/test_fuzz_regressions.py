@@ -180,3 +180,16 @@ def test_mounting_file_with_a_confidence_that_is_no_number(tmp_path):
         load_mounting_file(_file(tmp_path, "mount.toml", crash[1:]))
     with pytest.raises(DataError, match="nested too deeply"):
         load_mounting_file(_file(tmp_path, "mount.json", b"[" * 100000))
+
+
+@pytest.mark.parametrize("line", ["Acquisition frequency: . Hz", "Acquisition frequency: 0 Hz",
+                                  "Acquisition frequency: 0.0 Hz"])
+def test_ipol_rate_that_is_no_number_or_zero(tmp_path, line):
+    """Found by the ipol target: a rate of '.' raised ValueError; 0 Hz would make a recording of no rate."""
+    from gaitedge.data.ipol import read_imu_file
+    from gaitedge.errors import DataError
+
+    p = tmp_path / "1-1_lf.txt"
+    p.write_text(line + "\nPacketCounter\tAcc_X\tAcc_Y\tAcc_Z\tGyr_X\tGyr_Y\tGyr_Z\n0\t1\t2\t3\t4\t5\t6\n")
+    with pytest.raises(DataError, match="line 1 should read"):
+        read_imu_file(p)

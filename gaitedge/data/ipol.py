@@ -25,6 +25,7 @@ other foot's channels follow as ``other_acc_x .. other_gyr_z``; with
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -92,10 +93,11 @@ def _read_imu(path: Path) -> tuple[float, np.ndarray]:
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
         header = fh.readline()
-        m = re.search(r"([0-9.]+)\s*Hz", first)
-        if not m:
-            raise DataError(f"{path}: line 1 should read 'Acquisition frequency: <rate> Hz', got {first.strip()!r}")
-        rate = float(m.group(1))
+        m = re.search(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*Hz", first)
+        rate = float(m.group(1)) if m else 0.0
+        if not m or not (math.isfinite(rate) and rate > 0):
+            raise DataError(f"{path}: line 1 should read 'Acquisition frequency: <rate> Hz' with a rate above "
+                            f"0 Hz, got {first.strip()!r}")
         cols = header.strip().split("\t")
         missing = [c for c in IMU_COLUMNS if c not in cols]
         if missing:
