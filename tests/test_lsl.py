@@ -214,7 +214,9 @@ def test_lsl_outlet_vanishing_is_survived(run, recs, tmp_path):
     assert len(gaps) == 1 and "model restarted" in gaps[0]["detail"]
     # every sample is accounted for: received, or missing by the LSL timestamps
     assert s.samples + s.lost == len(rec)
-    assert s.lost == sim.stats.lost >= int(dur * rec.rate_hz)
+    # what the outlet did not send is lost; a sample or two pushed just as it vanished may be lost too
+    assert sim.stats.lost <= s.lost <= sim.stats.lost + 2
+    assert sim.stats.lost >= int(dur * rec.rate_hz)
     first = gaps[0]["sample"]
     resume = first + int(gaps[0]["detail"].split()[0])
     ev = [(r["kind"], r["sample"]) for r in log if r["foot"] == "foot"]
