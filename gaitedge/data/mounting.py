@@ -29,6 +29,7 @@ import json
 import math
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -115,7 +116,10 @@ def angles_deg(m: np.ndarray) -> dict[str, float]:
     """
     r = m if np.linalg.det(m) > 0 else m @ np.diag([1.0, -1.0, 1.0])
     rot = Rotation.from_matrix(r)
-    yaw, pitch, roll = rot.as_euler("ZYX", degrees=True)
+    with warnings.catch_warnings():
+        # at ±90° pitch yaw and roll are not separable; scipy then sets roll to 0 (and says so)
+        warnings.simplefilter("ignore", UserWarning)
+        yaw, pitch, roll = rot.as_euler("ZYX", degrees=True)
     return {
         "angle": float(np.degrees(rot.magnitude())),
         "yaw": float(yaw),
