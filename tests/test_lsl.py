@@ -186,28 +186,44 @@ def test_lsl_outlet_vanishing_is_survived(run, recs, tmp_path):
     tm, run_dir = run
     rec = recs[0]
     at, dur = 4.0, 1.5
-    # in real time: re-resolving and settling the clock offset take a second or more of wall time (more on
-    # a loaded machine), during which the publisher's clock runs on; about 10 s of recording are left then
-    sim = LslImuSim(rec, _name("unplug"), speed=1.0, unplugs=[(at, dur)])
-    sim.start()
+    # The publisher is `gaitedge imu-sim --listen lsl:NAME` in its own process, as in a lab (an outlet
+    # destroyed in the process that also pulls from it can take liblsl down). In real time:
+    # re-resolving and settling the clock offset take a second or more of wall time (more on a loaded
+    # machine), during which the publisher's clock runs on; about 10 s of recording are left then.
+    name = _name("unplug")
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "gaitedge", "imu-sim", "--replay", "synthetic?n=6&trials=1&subjects=6",
+         "--other-foot", "--index", "0", "--listen", f"lsl:{name}", "--speed", "1", "--unplug", f"{at}:{dur}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
     try:
-        source = LslSource([sim.query], rec.rate_hz, timeout=10.0)
+        query = sim.stdout.readline().strip()
+        assert name in query, query
+        source = LslSource([query], rec.rate_hz, timeout=30.0)
         be = OnnxBackend(run_dir)
         lanes = lsl_lanes(source, [("foot", be)], [], None)
         session = Session(source, lanes, backoff_s=(0.02, 0.1), log=EventLog(tmp_path / "events.jsonl"))
         session.start()
-        assert sim.join(60)
+        _, err = sim.communicate(timeout=90)
+        assert sim.returncode == 0, err
         deadline = time.monotonic() + 10
         while session.stats.disconnects < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         session.stop()
         assert session.wait(10)
     finally:
-        sim.close()
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
+    import re
+
+    m = re.search(r"(\d+) samples sent in .*?(\d+) samples lost, (\d+) unplugs", err)
+    assert m, err
+    sim_lost, sim_unplugs = int(m.group(2)), int(m.group(3))
     s = session.summary()
     log = read_log(tmp_path / "events.jsonl")
     kinds = [r["kind"] for r in log]
-    assert sim.stats.unplugs == 1
+    assert sim_unplugs == 1
     assert s.disconnects >= 2 and s.reconnects >= 1  # the unplug, then the end of the recording
     assert "disconnect" in kinds and "reconnect" in kinds
     gaps = [r for r in log if r["kind"] == "gap"]
@@ -215,7 +231,7 @@ def test_lsl_outlet_vanishing_is_survived(run, recs, tmp_path):
     # every sample is accounted for: received, or missing by the LSL timestamps
     assert s.samples + s.lost == len(rec)
     # what the outlet did not send is lost; samples pushed while the inlet was reconnecting may be lost too
-    assert s.lost >= sim.stats.lost >= int(dur * rec.rate_hz)
+    assert s.lost >= sim_lost >= int(dur * rec.rate_hz)
     first = gaps[0]["sample"]
     resume = first + int(gaps[0]["detail"].split()[0])
     ev = [(r["kind"], r["sample"]) for r in log if r["foot"] == "foot"]
