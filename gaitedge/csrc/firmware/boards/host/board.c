@@ -1,7 +1,7 @@
 /*
  * board.c - host (POSIX) board: the same firmware as a process, for fast tests.
  *
- *   gaitedge-fw-host [--tcp PORT | --pty] [--flash FILE]
+ *   gaitedge-fw-host [--tcp PORT | --pty] [--flash FILE] [--power-cut N]
  *
  *   serial   --tcp PORT: listen on 127.0.0.1:PORT (0 = any free port), one client at a
  *            time; when it disconnects, wait for the next.  --pty: a pseudo terminal.
@@ -12,6 +12,20 @@
  *            erased settings pages appended), mapped shared, so a restart of the process with
  *            the same file keeps what was committed.  Without --flash they live in memory.
  *   reset    REBOOT restarts the firmware inside the process (the connection stays).
+ *   power    --power-cut N (tests of torn weight updates; host build only): the power fails
+ *            during the flash operation that would spend unit N (counted from 0) of the
+ *            programming budget.  Units: every programmed byte (board_slot_write,
+ *            board_cfg_write) is one unit, every erase (slot or settings page) is one unit.
+ *            A write cut at unit N leaves the bytes before it programmed and the rest of that
+ *            write untouched.  An erase cut short leaves the first half of the erased region
+ *            0xFF and the second half with its old bytes (a real interrupted erase leaves an
+ *            unknown mix; this model keeps a record at the end of a slot intact while the
+ *            start is gone, the harder case for a slot whose commit record is its last bytes).
+ *            Then the board msyncs the file and _exit()s with status 86 at once: no reply,
+ *            no clean shutdown.  While the budget lasts, every flash operation prints
+ *            "gaitedge-fw-host: power-cut: U flash units used" on stderr (U: the total so
+ *            far), so a run with a large N measures the units an operation needs.
+ *            Without the option nothing is counted and nothing is printed.
  *   ticks    microseconds (CLOCK_MONOTONIC).
  */
 #define _GNU_SOURCE
@@ -45,6 +59,50 @@ static int listen_fd = -1, io_fd = -1, pty_mode = 0;
 static uint8_t *flash_mem;
 static size_t flash_bytes;
 static jmp_buf reset_point;
+
+/* ---- --power-cut: a flash programming budget (host only, see the header) ------------- */
+#define POWER_CUT_EXIT 86
+static int pc_on;
+static unsigned long long pc_budget, pc_used;
+
+/* Flash units of n that may still happen before the power fails (all n without the option). */
+static uint32_t pc_take(uint32_t n)
+{
+    unsigned long long left;
+    if (!pc_on) return n;
+    left = pc_budget - pc_used;
+    if (left < n) n = (uint32_t)left;
+    pc_used += n;
+    return n;
+}
+
+/* The power fails: what reached the flash stays, nothing else runs. */
+static void pc_cut(void)
+{
+    msync(flash_mem, flash_bytes, MS_SYNC);
+    fprintf(stderr, "gaitedge-fw-host: power cut at flash unit %llu\n", pc_used);
+    _exit(POWER_CUT_EXIT);
+}
+
+static void flash_erase(uint8_t *p, size_t n)
+{
+    if (pc_take(1) == 0) {
+        memset(p, 0xFF, n / 2); /* the erase got half way */
+        pc_cut();
+    }
+    memset(p, 0xFF, n);
+    msync(flash_mem, flash_bytes, MS_SYNC);
+    if (pc_on) fprintf(stderr, "gaitedge-fw-host: power-cut: %llu flash units used\n", pc_used);
+}
+
+static void flash_program(uint8_t *p, const void *data, uint32_t n)
+{
+    uint32_t ok = pc_take(n);
+    memcpy(p, data, ok);
+    if (ok < n) pc_cut();
+    msync(flash_mem, flash_bytes, MS_SYNC);
+    if (pc_on) fprintf(stderr, "gaitedge-fw-host: power-cut: %llu flash units used\n", pc_used);
+}
 
 static void die(const char *what)
 {
@@ -130,16 +188,14 @@ const uint8_t *board_slot_addr(int slot) { return flash_mem + (size_t)slot * SLO
 int board_slot_erase(int slot)
 {
     if (slot < 0 || slot >= BOARD_N_SLOTS) return -1;
-    memset(flash_mem + (size_t)slot * SLOT_SIZE, 0xFF, SLOT_SIZE);
-    msync(flash_mem, flash_bytes, MS_SYNC);
+    flash_erase(flash_mem + (size_t)slot * SLOT_SIZE, SLOT_SIZE);
     return 0;
 }
 
 int board_slot_write(int slot, uint32_t offset, const void *data, uint32_t n)
 {
     if (slot < 0 || slot >= BOARD_N_SLOTS || offset > SLOT_SIZE || n > SLOT_SIZE - offset) return -1;
-    memcpy(flash_mem + (size_t)slot * SLOT_SIZE + offset, data, n);
-    msync(flash_mem, flash_bytes, MS_SYNC);
+    flash_program(flash_mem + (size_t)slot * SLOT_SIZE + offset, data, n);
     return 0;
 }
 
@@ -149,16 +205,14 @@ const uint8_t *board_cfg_addr(int page) { return flash_mem + SLOTS_BYTES + (size
 int board_cfg_erase(int page)
 {
     if (page < 0 || page >= BOARD_N_CFG) return -1;
-    memset(flash_mem + SLOTS_BYTES + (size_t)page * CFG_SIZE, 0xFF, CFG_SIZE);
-    msync(flash_mem, flash_bytes, MS_SYNC);
+    flash_erase(flash_mem + SLOTS_BYTES + (size_t)page * CFG_SIZE, CFG_SIZE);
     return 0;
 }
 
 int board_cfg_write(int page, uint32_t offset, const void *data, uint32_t n)
 {
     if (page < 0 || page >= BOARD_N_CFG || offset > CFG_SIZE || n > CFG_SIZE - offset) return -1;
-    memcpy(flash_mem + SLOTS_BYTES + (size_t)page * CFG_SIZE + offset, data, n);
-    msync(flash_mem, flash_bytes, MS_SYNC);
+    flash_program(flash_mem + SLOTS_BYTES + (size_t)page * CFG_SIZE + offset, data, n);
     return 0;
 }
 
@@ -241,8 +295,12 @@ int main(int argc, char **argv)
             pty = 1;
         else if (strcmp(argv[i], "--flash") == 0 && i + 1 < argc)
             flash = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--tcp PORT | --pty] [--flash FILE]\n", argv[0]);
+        else if (strcmp(argv[i], "--power-cut") == 0 && i + 1 < argc && argv[i + 1][0] >= '0' &&
+                 argv[i + 1][0] <= '9') {
+            pc_on = 1;
+            pc_budget = strtoull(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr, "usage: %s [--tcp PORT | --pty] [--flash FILE] [--power-cut N]\n", argv[0]);
             return 2;
         }
     }
