@@ -313,7 +313,10 @@ def classify(setup: Setup, got: Answer) -> tuple[str, str]:
             continue
         if got.model_hash == ref.model_hash and got.same_results(ref):
             return "other", f"fell back to the {name} model (generation {got.generation})"
-    return "other", f"unknown weights {got.model_hash[:16]}... generation {got.generation} (mixture?)"
+    for name in ("old", "new"):
+        if got.model_hash == setup.answers[name].model_hash:
+            return "other", f"the {name} model's weights hash but other results (a mixture), generation {got.generation}"
+    return "other", f"unknown weights {got.model_hash[:16]}... generation {got.generation} (a mixture?)"
 
 
 def cut_update(setup: Setup, k: int, flash: Path) -> tuple[bool, int | None]:
