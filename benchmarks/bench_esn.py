@@ -57,7 +57,8 @@ def load(trials: int):
     from gaitedge.config import load_config
     from gaitedge.data.preprocess import Normalizer
     from gaitedge.data.spec import load_spec
-    from gaitedge.train import _loss_labels, prepare_data
+    from gaitedge.data.windows import loss_labels
+    from gaitedge.training.train import prepare_data
 
     torch.set_num_threads(1)
     cfg = load_config(ROOT / "configs" / "ipol_gru.toml")
@@ -73,7 +74,7 @@ def load(trials: int):
     delay = int(round(cfg.events.delay_ms * cfg.data.rate_hz / 1000.0))
 
     def pack(rs):
-        return [(norm(r.signals).astype(np.float32), _loss_labels(r.labels, 0, delay), np.asarray(r.labels),
+        return [(norm(r.signals).astype(np.float32), loss_labels(r.labels, 0, delay), np.asarray(r.labels),
                  str(r.subject)) for r in rs]
 
     return pack(data.train), pack(data.val), delay, len(data.channels), len(data.classes)

@@ -60,7 +60,7 @@ def make_run(rate: float, hidden: int, folder: Path) -> Path:
 
     from gaitedge.config import Config
     from gaitedge.export import export_onnx
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     torch.set_num_threads(1)
     cfg = Config()

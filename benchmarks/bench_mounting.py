@@ -60,7 +60,7 @@ from gaitedge.data.mounting import (  # noqa: E402
 )
 from gaitedge.data.preprocess import resample  # noqa: E402
 from gaitedge.data.spec import load_spec  # noqa: E402
-from gaitedge.evaluate import evaluate_model  # noqa: E402
+from gaitedge.training.evaluate import evaluate_model  # noqa: E402
 
 TEST_SPEC = "ipol?subjects=12-15"
 RATES = (50.0, 200.0, 204.8)

@@ -15,7 +15,7 @@
   trials, and afterwards the checked trials).
 * ``--part augment``: the same config with augmentation off, gain + noise,
   gain + noise + rotation (the shipped config) and + time warp, each with 2
-  seeds, tested on subjects 12-15 (trials run by :func:`gaitedge.sweep.run_sweep`).
+  seeds, tested on subjects 12-15 (trials run by :func:`gaitedge.training.sweep.run_sweep`).
 
 Results are cached in ``bench_out/scale/results.json`` (a part that is there is
 not run again unless ``--force``) and written to the sections "Scale-out
@@ -123,7 +123,7 @@ def checked_eval(rows: list[dict]) -> None:
     """Add test metrics on the checked trials of subjects 12-15 to ok rows (in place)."""
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data import load_spec
-    from gaitedge.evaluate import evaluate_model
+    from gaitedge.training.evaluate import evaluate_model
 
     recs = None
     for r in rows:
@@ -162,7 +162,7 @@ def run_sweep_part(out: Path, n: int, workers: int) -> dict:
 
 
 def run_augment_part(out: Path, workers: int, seeds: list[int]) -> dict:
-    from gaitedge.sweep import run_sweep
+    from gaitedge.training.sweep import run_sweep
 
     cfg = load_config(ROOT / CONFIG)
     cfg.data.train, cfg.data.test = TRAIN, TEST

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import cpu_model, write_section  # noqa: E402
 from gaitedge.config import load_config  # noqa: E402
-from gaitedge.crossval import cross_validate  # noqa: E402
+from gaitedge.training.crossval import cross_validate  # noqa: E402
 from gaitedge.data import load_spec  # noqa: E402
 
 

@@ -19,7 +19,7 @@ from gaitedge.errors import GaitedgeError, SkippedTrialWarning
 def _cmd_train(args: argparse.Namespace) -> int:
     from gaitedge.config import apply_override, load_config
     from gaitedge.metrics import format_summary
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     if args.resume:
         given = [f"--{n}" for n in ("config", "data", "test", "model", "out", "epochs", "set")
@@ -65,7 +65,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from gaitedge.config import apply_override, load_config
-    from gaitedge.sweep import format_summary, make_plan, parse_grid, parse_space, run_sweep
+    from gaitedge.training.sweep import format_summary, make_plan, parse_grid, parse_space, run_sweep
 
     if bool(args.grid) == (args.random is not None):
         raise GaitedgeError("give either --grid KEY=V1,V2 ... or --random N")
@@ -113,7 +113,7 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     import json
 
     from gaitedge.config import apply_override, load_config
-    from gaitedge.crossval import cross_validate, mean_sd
+    from gaitedge.training.crossval import cross_validate, mean_sd
     from gaitedge.data.spec import load_spec
 
     cfg = load_config(args.config)
@@ -155,10 +155,10 @@ def _slug(text: str) -> str:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data.spec import load_spec
-    from gaitedge.evaluate import evaluate_model
+    from gaitedge.training.evaluate import evaluate_model
     from gaitedge.metrics import format_summary
-    from gaitedge.plots import plot_confusion
-    from gaitedge.train import _write_json
+    from gaitedge.training.plots import plot_confusion
+    from gaitedge.rundir import write_json
 
     from gaitedge.data.mounting import mount_all
     from gaitedge.data.skips import skipped_of
@@ -183,7 +183,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_summary(m))
     run = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
     out = Path(args.out) if args.out else run / f"eval-{_slug(args.data)}.json"
-    _write_json(out, m)
+    write_json(out, m)
     plot_confusion(m["confusion"], tm.classes, out.with_suffix(".png"), title=args.data)
     print(f"saved {out} and {out.with_suffix('.png')}")
     if args.events_out:

@@ -53,12 +53,12 @@ class ModelConfig:
 
     #: model family (``gaitedge models``).
     name: str = "gru"
-    #: hidden units per recurrent layer.
-    hidden: int = 64
-    #: stacked recurrent layers.
-    layers: int = 1
-    #: dropout probability before the head (and between layers).
-    dropout: float = 0.0
+    #: hidden units per recurrent layer; unset (None): the family's default.
+    hidden: int | None = None
+    #: stacked recurrent layers; unset (None): the family's default.
+    layers: int | None = None
+    #: dropout probability before the head (and between layers); unset (None): the family's default.
+    dropout: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -148,13 +148,52 @@ class Config:
     events: EventConfig = field(default_factory=EventConfig)
 
     def to_dict(self) -> dict:
+        """The config as nested plain data (what checkpoints and resume files store)."""
         return asdict(self)
 
+    def check(self) -> None:
+        """Raise ConfigError naming the first value out of its range (units as in the field docs)."""
+        t = self.train
+        checks = [
+            (t.epochs >= 1, "train.epochs must be >= 1"),
+            (t.steps_per_epoch >= 1, "train.steps_per_epoch must be >= 1"),
+            (t.batch_size >= 1, "train.batch_size must be >= 1"),
+            (t.window_s > 0, "train.window_s must be > 0 s"),
+            (0 <= t.burn_in_s < t.window_s, "train.burn_in_s must be in [0, window_s)"),
+            (t.lr > 0, "train.lr must be > 0"),
+            (0 <= t.augment_gain < 1, "train.augment_gain must be in [0, 1)"),
+            (t.augment_noise >= 0, "train.augment_noise must be >= 0"),
+            (0 <= t.augment_rotation_deg <= 180, "train.augment_rotation_deg must be in [0, 180] degrees"),
+            (0 <= t.augment_time_warp <= 0.5, "train.augment_time_warp must be in [0, 0.5]"),
+            (0 <= t.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
+            (0 <= t.distill_weight <= 1, "train.distill_weight must be in [0, 1]"),
+            (self.model.hidden is None or self.model.hidden >= 1, "model.hidden must be >= 1"),
+            (self.model.layers is None or self.model.layers >= 1, "model.layers must be >= 1"),
+            (self.model.dropout is None or 0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
+            (self.data.rate_hz > 0, "data.rate_hz must be > 0 Hz"),
+            (0 < self.data.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
+            (self.events.min_phase_ms >= 0, "events.min_phase_ms must be >= 0"),
+            (0 <= self.events.delay_ms < 1000 * self.train.window_s / 2, "events.delay_ms must be in [0, window_s / 2)"),
+            (self.events.tolerance_ms > 0, "events.tolerance_ms must be > 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "events": EventConfig}
+
+#: the tables of a config file and their dataclasses
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "events": EventConfig}
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
+#: the type of the keys whose default is None ("the model family's default")
+_UNSET_PROTOTYPES: dict[str, Any] = {"hidden": 0, "layers": 0, "dropout": 0.0}
+
+
+def _coerce(value: Any, default: Any, where: str, key: str = "") -> Any:
+    if default is None:
+        if value is None:
+            return None
+        default = _UNSET_PROTOTYPES.get(key)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -186,8 +225,8 @@ def from_dict(d: dict, source: str = "config") -> Config:
     """Build a Config from nested plain data, rejecting unknown tables and keys."""
     cfg = Config()
     for sec, body in d.items():
-        if sec not in _SECTIONS:
-            raise ConfigError(f"{source}: unknown table [{sec}]; known: {', '.join(_SECTIONS)}")
+        if sec not in SECTIONS:
+            raise ConfigError(f"{source}: unknown table [{sec}]; known: {', '.join(SECTIONS)}")
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: [{sec}] must be a table")
         target = getattr(cfg, sec)
@@ -195,7 +234,8 @@ def from_dict(d: dict, source: str = "config") -> Config:
         for key, value in body.items():
             if key not in names:
                 raise ConfigError(f"{source}: unknown key '{key}' in [{sec}]; known: {', '.join(sorted(names))}")
-            setattr(target, key, _coerce(value, getattr(target, key), f"{source}: [{sec}] {key}"))
+            default = getattr(type(target)(), key)
+            setattr(target, key, _coerce(value, default, f"{source}: [{sec}] {key}", key))
     return cfg
 
 
@@ -224,7 +264,7 @@ def apply_override(cfg: Config, assignment: str) -> None:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     merged = {sec: {name: value}}
-    if sec not in _SECTIONS:
+    if sec not in SECTIONS:
         raise ConfigError(f"override {assignment!r}: unknown table [{sec}]")
     if sec == "model" and name not in {f.name for f in fields(ModelConfig)}:
         getattr(cfg, sec).options[name] = value
@@ -252,6 +292,6 @@ def dump_toml(cfg: Config) -> str:
     out = []
     for sec, body in cfg.to_dict().items():
         out.append(f"[{sec}]")
-        out.extend(f"{k} = {val(v)}" for k, v in body.items())
+        out.extend(f"{k} = {val(v)}" for k, v in body.items() if v is not None)
         out.append("")
     return "\n".join(out)

@@ -59,7 +59,7 @@ def _train(out: Path, hidden: int, seed: int, epochs: int = 3):
     from gaitedge.config import Config
     from gaitedge.data.spec import load_spec
     from gaitedge.quant import calibration_recordings, quantize_model
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     cfg = Config()
     cfg.data.train = "synthetic?n=5&trials=2"

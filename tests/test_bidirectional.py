@@ -74,8 +74,8 @@ def test_non_causal_options_and_no_step():
 
 
 def test_trains_on_windows_and_predicts_whole_recordings(tmp_path):
-    from gaitedge.evaluate import evaluate_model
-    from gaitedge.train import train
+    from gaitedge.training.evaluate import evaluate_model
+    from gaitedge.training.train import train
 
     cfg = Config()
     cfg.data.train = "synthetic?n=3&trials=1"

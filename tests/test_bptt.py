@@ -14,7 +14,7 @@ from gaitedge.bptt import ElmanParams, elman_bptt, elman_forward, gradient_norm
 from gaitedge.config import Config
 from gaitedge.errors import ModelError
 from gaitedge.models import build_model
-from gaitedge.train import train
+from gaitedge.training.train import train
 
 
 def _torch_grads(model, x: np.ndarray, y: np.ndarray, h0: np.ndarray | None = None):

@@ -13,9 +13,11 @@ from gaitedge.cli import main
 from gaitedge.config import Config
 from gaitedge.data.spec import load_spec
 from gaitedge.errors import ModelError
-from gaitedge.export.c_export import arena_bytes, export_c, layer_order, pack_group, pack_layer, weight_bytes
+from gaitedge.export.c_export import arena_bytes, export_c, weight_bytes
+from gaitedge.export.packing import layer_order, pack_layer
+from gaitedge.quant.packing import pack_group
 from gaitedge.quant import QuantModel, quantize_model
-from gaitedge.train import train
+from gaitedge.training.train import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_quant import make_tm  # noqa: E402

@@ -1,5 +1,5 @@
 from gaitedge.config import Config
-from gaitedge.crossval import cross_validate, mean_sd
+from gaitedge.training.crossval import cross_validate, mean_sd
 from gaitedge.data import synth_dataset
 
 

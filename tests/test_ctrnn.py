@@ -402,7 +402,7 @@ def test_generate_closed_loop(trained_sctrnn):
 def test_train_cli_path_with_auxiliary_loss(tmp_path):
     """``gaitedge train --model sctrnn`` machinery: config options reach the model, the NLL is used."""
     from gaitedge.config import Config, apply_override
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     cfg = Config()
     cfg.data.train = "synthetic?n=3&trials=1"
@@ -460,7 +460,7 @@ def test_qemu_cortex_m4_dsp_equals_twin(syn, tmp_path):
 
 def test_train_passes_the_data_rate_to_continuous_time_families(tmp_path):
     from gaitedge.config import Config
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     cfg = Config()
     cfg.data.train = "synthetic?n=3&trials=1"

@@ -195,7 +195,7 @@ def test_csv_folder_skips_a_bad_file(tmp_path):
 
 
 def test_training_records_the_skipped_files(tmp_path):
-    from gaitedge.train import prepare_data, train
+    from gaitedge.training.train import prepare_data, train
     from tiny import tiny_config
 
     folder = tmp_path / "csv"

@@ -8,7 +8,9 @@ from torch import nn
 from gaitedge.checkpoint import load_checkpoint
 from gaitedge.config import Config
 from gaitedge.errors import ConfigError
-from gaitedge.train import STATE_FILE, WeightAverage, train
+from gaitedge.rundir import STATE_FILE
+from gaitedge.training.ema import WeightAverage
+from gaitedge.training.train import train
 from tiny import tiny_config
 
 
@@ -133,7 +135,7 @@ def test_distillation_from_teachers(tmp_path):
 
 def test_cross_validation_gives_each_fold_its_own_teacher(tmp_path):
     from gaitedge.config import load_config
-    from gaitedge.crossval import cross_validate
+    from gaitedge.training.crossval import cross_validate
     from gaitedge.data.spec import load_spec
 
     recs = load_spec("synthetic?n=6&trials=1", other_foot=True)

@@ -145,7 +145,7 @@ def test_onnx_window_graph_and_refusal(syn, tmp_path, capsys):
 
 
 def test_quantized_window_metrics_close_to_float(syn):
-    from gaitedge.evaluate import evaluate_model
+    from gaitedge.training.evaluate import evaluate_model
 
     tm = make_window_tm(syn, "encdec", hidden=12, context="input", lowpass=10.0, delay=1)
     qm = quantize_model(tm, syn[:2])

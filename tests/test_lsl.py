@@ -57,7 +57,7 @@ def run() -> tuple[TrainedModel, Path]:
     import torch
 
     from gaitedge.export import export_onnx
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     torch.set_num_threads(1)
     cfg = Config()

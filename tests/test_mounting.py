@@ -25,7 +25,7 @@ from gaitedge.data.mounting import (
 from gaitedge.data.preprocess import resample
 from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError
-from gaitedge.train import mirror_signs
+from gaitedge.data.augment import mirror_signs
 
 
 def test_axis_map_parsing():
@@ -212,8 +212,8 @@ def test_a_checkpoint_without_a_frame_refuses_canonical_data(tmp_path):
 
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data.spec import load_spec
-    from gaitedge.evaluate import evaluate_model
-    from gaitedge.train import train
+    from gaitedge.training.evaluate import evaluate_model
+    from gaitedge.training.train import train
     from tests.tiny import tiny_config
 
     cfg = tiny_config(epochs=1)

@@ -25,7 +25,7 @@ from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.export import export_onnx, onnx_export
 from gaitedge.models.base import GaitModel
 from gaitedge.runtime import OnnxGaitClassifier, onnx_runtime
-from gaitedge.train import train
+from gaitedge.training.train import train
 
 TOL = 1e-5
 META_KEYS = {

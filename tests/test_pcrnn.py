@@ -219,7 +219,7 @@ def test_arm_build_is_warning_free(tmp_path, dsp):
 
 def test_trains_through_the_cli_config(syn, tmp_path):
     from gaitedge.config import Config
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     cfg = Config()
     cfg.data.train = "synthetic?n=2&trials=1&rate=25"

@@ -300,7 +300,7 @@ def test_saturating_weights_and_biases_are_reported(syn):
 
 
 def test_evaluate_quant_close_to_float(syn):
-    from gaitedge.evaluate import evaluate_model
+    from gaitedge.training.evaluate import evaluate_model
 
     tm = make_tm(syn, "gru", min_run=4, delay=2)
     qm = quantize_model(tm, syn)

@@ -38,7 +38,7 @@ from gaitedge.stream import (
 from gaitedge.stream.session import GaitTracker
 from gaitedge.stream.sources import CorruptLine, EndOfStream, Source, SourceError, parse_scale
 from gaitedge.stream.view import EventLog, TerminalView, format_summary
-from gaitedge.train import train
+from gaitedge.training.train import train
 
 SPEED = 20.0
 LEFT = ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]

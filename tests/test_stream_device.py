@@ -63,7 +63,7 @@ def _model():
     from gaitedge.data.spec import load_spec
     from gaitedge.export import export_onnx
     from gaitedge.quant import calibration_recordings, quantize_model
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     cfg = Config()
     cfg.data.train = "synthetic?n=5&trials=2"

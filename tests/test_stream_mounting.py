@@ -18,7 +18,7 @@ from gaitedge.data.spec import load_spec
 from gaitedge.stream.app import mount_backend
 from gaitedge.stream.backends import TorchBackend
 from gaitedge.stream.view import read_log
-from gaitedge.train import train
+from gaitedge.training.train import train
 
 Q_LEFT = Rotation.from_euler("zyx", [150, 20, -10], degrees=True).as_matrix()
 Q_RIGHT = Rotation.from_euler("zyx", [-60, -15, 25], degrees=True).as_matrix()

@@ -18,7 +18,7 @@ pytest.importorskip("optuna")
 
 from gaitedge.config import Config, load_config  # noqa: E402
 from gaitedge.errors import ConfigError  # noqa: E402
-from gaitedge.sweep import Choice, Range, make_plan, parse_grid, parse_space, run_sweep  # noqa: E402
+from gaitedge.training.sweep import Choice, Range, make_plan, parse_grid, parse_space, run_sweep  # noqa: E402
 
 BASE = """
 [data]
@@ -290,7 +290,7 @@ def test_two_sweep_processes_share_one_postgresql_study(tmp_path, postgres_url):
 
 
 def test_on_epoch_hook_sees_every_epoch_and_changes_nothing(tmp_path):
-    from gaitedge.train import train
+    from gaitedge.training.train import train
 
     cfg = load_config(write_base(tmp_path, SMALL))
     cfg.train.threads = 1

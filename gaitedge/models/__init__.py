@@ -9,6 +9,6 @@ from gaitedge.models import deep_gru  # noqa: F401  (registration)
 from gaitedge.models import ctrnn, gactrnn, sctrnn  # noqa: F401  (registration)
 from gaitedge.models import pcrnn  # noqa: F401  (registration)
 from gaitedge.models import esn  # noqa: F401  (registration)
-from gaitedge.models.base import GaitModel, State, available, build_model, register
+from gaitedge.models.base import GaitModel, State, available, build_model, family_defaults, register
 
-__all__ = ["GaitModel", "State", "available", "build_model", "register"]
+__all__ = ["GaitModel", "State", "available", "build_model", "family_defaults", "register"]

@@ -27,6 +27,8 @@ class GaitModel(nn.Module):
 
     #: registry name, set by :func:`register`.
     family: str = ""
+    #: size defaults of this family that differ from its constructor's (see :func:`family_defaults`)
+    defaults: dict[str, object] = {}
     #: True for families fitted in closed form instead of by gradient descent (e.g.
     #: reservoir readouts): training calls :meth:`fit_closed_form` once.
     closed_form: bool = False
@@ -97,6 +99,29 @@ def register(name: str) -> Callable[[type[GaitModel]], type[GaitModel]]:
 def available() -> list[str]:
     """Registered model family names."""
     return sorted(_REGISTRY)
+
+
+#: the size hyperparameters every family takes (``[model]`` keys of the config)
+SIZE_KEYS = ("hidden", "layers", "dropout")
+
+
+def family_defaults(name: str) -> dict[str, object]:
+    """Family ``name``'s own ``hidden`` / ``layers`` / ``dropout`` defaults.
+
+    They are its constructor's keyword defaults, overridden by the class's
+    ``defaults`` table (for families that share a constructor, e.g. ``deep_esn``
+    stacks two reservoirs by default).
+    """
+    import inspect
+
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(available())}")
+    cls = _REGISTRY[name]
+    params = inspect.signature(cls.__init__).parameters
+    out: dict[str, object] = {k: params[k].default for k in SIZE_KEYS
+                              if k in params and params[k].default is not inspect.Parameter.empty}
+    out.update(cls.defaults)
+    return out
 
 
 def model_accepts(name: str, option: str) -> bool:

@@ -370,3 +370,4 @@ class DeepESN(EchoStateNetwork):
 
     deep = True
     default_leak = 0.5
+    defaults: dict[str, object] = {"layers": 2}

@@ -51,7 +51,7 @@ def predict_counts(qm: QuantModel, counts: list[np.ndarray], batch: int = 64,
 
 def evaluate_quant(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 50.0,
                    mounting: list[Triad] | None = None) -> dict:
-    """Pooled metrics (as ``gaitedge.evaluate.evaluate_model``) of the integer pipeline.
+    """Pooled metrics (as ``gaitedge.training.evaluate.evaluate_model``) of the integer pipeline.
 
     A whole-window model runs each recording as one window (``gaitedge.quant.window``).
     ``mounting``: sensor triads rotated on the raw counts of every recording, as the

@@ -9,22 +9,26 @@ activations to their 2^-12 / 2^-15 grids and the table interpolation (errors
 below 2^-11) are not simulated.  The formats (``K``, cell and logit fraction
 bits) stay those of the post-training quantization it starts from.
 :func:`finetune` trains the model's own parameters through it (fast path:
-torch's RNN kernels with fake-quantized weights) and keeps the epoch whose
-*integer* pipeline scores best on the validation subjects.
+torch's RNN kernels with fake-quantized weights) in the training loop of
+:func:`gaitedge.training.loop.fit` and keeps the epoch whose *integer*
+pipeline scores best on the validation subjects.
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
 from torch import nn
 
 from gaitedge.checkpoint import TrainedModel
+from gaitedge.data.augment import imu_triads, mirror_signs
 from gaitedge.data.recording import UNLABELED, Recording
+from gaitedge.data.windows import WindowSampler, loss_labels
 from gaitedge.quant.model import QuantModel
+from gaitedge.training.loop import EpochScore, FitOptions, fit
+from gaitedge.training.state import TrainState
 
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -159,7 +163,6 @@ def finetune(
     from gaitedge.config import from_dict
     from gaitedge.quant.evaluate import evaluate_quant
     from gaitedge.quant.quantizer import quantize_model
-    from gaitedge.train import WindowSampler, _loss_labels, imu_triads, mirror_signs
 
     cfg = from_dict(tm.config) if tm.config else None
     tc = cfg.train if cfg is not None else None
@@ -173,9 +176,11 @@ def finetune(
     prepped = [tm.preprocess(r) for r in train]
     sampler = WindowSampler(
         [r.signals for r in prepped],
-        [_loss_labels(r.labels, boundary, tm.delay) for r in prepped],
+        [loss_labels(r.labels, boundary, tm.delay) for r in prepped],
         window, burn, seed, tm.normalizer, imu_triads(tm.channels), mirror_signs(tm.channels),
     )
+    augment = (tc.augment_gain, tc.augment_noise, tc.augment_rotation_deg, tc.augment_time_warp,
+               tc.augment_mirror) if tc else (0.1, 0.03, 0.0, 0.0, False)
     fixed = {
         "input_range": qm.pre.input_range,
         "cell_frac": [lay.cell_frac for lay in qm.layers],
@@ -194,43 +199,43 @@ def finetune(
     total = max(1, epochs * steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     loss_fn = nn.CrossEntropyLoss(ignore_index=UNLABELED)
-    best = score(qm)
-    best.update({"epoch": 0, "train_loss": float("nan"), "elapsed_s": 0.0})
-    history = [dict(best)]
-    log(f"qat epoch   0  (post-training quantization)  val macro-F1 {best['macro_f1']:.4f}  "
-        f"event F1 {best['event_f1']:.4f}")
-    best_state = {k: v.detach().clone() for k, v in tm.model.state_dict().items()}
-    best_qm = qm
-    t0 = time.time()
-    for epoch in range(1, epochs + 1):
+    clip = tc.grad_clip if tc and tc.grad_clip > 0 else 1.0
+
+    def train_epoch(epoch: int) -> tuple[float, dict]:
         tm.model.train()
         tot = 0.0
         for _ in range(steps):
-            xb, yb = sampler.batch(bs, tc.augment_gain if tc else 0.1, tc.augment_noise if tc else 0.03,
-                                   tc.augment_rotation_deg if tc else 0.0, tc.augment_time_warp if tc else 0.0,
-                                   tc.augment_mirror if tc else False)
+            xb, yb = (torch.from_numpy(a) for a in sampler.batch(bs, *augment))
             logits = fq(xb)
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(tm.model.parameters(), tc.grad_clip if tc and tc.grad_clip > 0 else 1.0)
+            nn.utils.clip_grad_norm_(tm.model.parameters(), clip)
             opt.step()
             sched.step()
             tot += float(loss.detach())
+        return tot / steps, {}
+
+    quantized: dict[int, QuantModel] = {0: qm}
+
+    def validate(epoch: int) -> EpochScore:
         tm.model.eval()
-        q = quantize_model(tm, train, **fixed)
+        q = quantized[epoch] = quantize_model(tm, train, **fixed)
         row = score(q)
-        row.update({"epoch": epoch, "train_loss": tot / steps, "elapsed_s": time.time() - t0})
-        history.append(row)
-        better = row["score"] > best["score"]
-        log(f"qat epoch {epoch:3d}  loss {row['train_loss']:.4f}  val macro-F1 {row['macro_f1']:.4f}  "
-            f"event F1 {row['event_f1']:.4f}" + ("  *" if better else ""))
-        if better:
-            best = row
-            best_state = {k: v.detach().clone() for k, v in tm.model.state_dict().items()}
-            best_qm = q
-    tm.model.load_state_dict(best_state)
+        weights = {k: v.detach().clone() for k, v in tm.model.state_dict().items()}
+        return EpochScore(row["score"], row, f"val macro-F1 {row['macro_f1']:.4f}  event F1 {row['event_f1']:.4f}",
+                          lambda: weights)
+
+    start = score(qm)
+    state = TrainState(history=[{**start, "epoch": 0, "train_loss": float("nan"), "elapsed_s": 0.0}],
+                       best_score=start["score"], best_epoch=0,
+                       best_state={k: v.detach().clone() for k, v in tm.model.state_dict().items()})
+    log(f"qat epoch   0  (post-training quantization)  val macro-F1 {start['macro_f1']:.4f}  "
+        f"event F1 {start['event_f1']:.4f}")
+    fit(train_epoch, validate, state, epochs, opts=FitOptions(log=log, prefix="qat "))
+    tm.model.load_state_dict(state.best_state)
     tm.model.eval()
-    tm.info = dict(tm.info, qat_best_epoch=best["epoch"], qat_epochs=epochs, weights_sha256=tm.weights_hash())
+    best_qm = quantized[state.best_epoch]
+    tm.info = dict(tm.info, qat_best_epoch=state.best_epoch, qat_epochs=epochs, weights_sha256=tm.weights_hash())
     best_qm.float_weights_sha256 = tm.weights_hash()
-    return tm, best_qm, history
+    return tm, best_qm, state.history

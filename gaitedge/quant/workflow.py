@@ -57,7 +57,7 @@ def _metrics_row(m: dict) -> dict:
 
 def compare_on(tm: TrainedModel, qm: QuantModel, recs: list[Recording]) -> dict:
     """Float vs integer metrics on the same recordings."""
-    from gaitedge.evaluate import evaluate_model
+    from gaitedge.training.evaluate import evaluate_model
     from gaitedge.quant.evaluate import evaluate_quant
 
     fm = evaluate_model(tm, recs)

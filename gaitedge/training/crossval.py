@@ -17,8 +17,8 @@ import numpy as np
 from gaitedge.config import Config
 from gaitedge.data.recording import Recording
 from gaitedge.data.splits import by_subjects, kfold_subjects
-from gaitedge.evaluate import evaluate_model
-from gaitedge.train import train
+from gaitedge.training.evaluate import evaluate_model
+from gaitedge.training.train import train
 
 
 def fold_row(m: dict) -> dict:

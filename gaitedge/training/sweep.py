@@ -13,7 +13,7 @@ twice and the study ends at the planned count.  The random and TPE samplers
 draw a trial's values when it is claimed (seeded by ``seed`` and the trial
 number).
 
-A *trial* is one :func:`gaitedge.train.train` call on the base config with some
+A *trial* is one :func:`gaitedge.training.train.train` call on the base config with some
 ``table.key`` values replaced.  Trials run in worker processes (``workers`` at
 a time per sweep process, each a fresh spawned interpreter with
 ``train.threads = 1`` unless the trial sets it), each in its own run directory
@@ -55,8 +55,9 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Callable
 
-from gaitedge.config import _SECTIONS, Config, apply_override, dump_toml, from_dict
+from gaitedge.config import SECTIONS, Config, apply_override, dump_toml, from_dict
 from gaitedge.errors import ConfigError
+from gaitedge.rundir import write_json
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,10 @@ def check_keys(keys: list[str]) -> None:
     """Raise ConfigError for a ``table.key`` that no config has (typos fail the whole sweep)."""
     for key in keys:
         sec, _, name = key.partition(".")
-        if sec not in _SECTIONS:
-            raise ConfigError(f"sweep key {key!r}: unknown table [{sec}]; known: {', '.join(_SECTIONS)}")
-        if sec != "model" and name not in {f.name for f in fields(_SECTIONS[sec])}:
-            known = ", ".join(sorted(f.name for f in fields(_SECTIONS[sec])))
+        if sec not in SECTIONS:
+            raise ConfigError(f"sweep key {key!r}: unknown table [{sec}]; known: {', '.join(SECTIONS)}")
+        if sec != "model" and name not in {f.name for f in fields(SECTIONS[sec])}:
+            known = ", ".join(sorted(f.name for f in fields(SECTIONS[sec])))
             raise ConfigError(f"sweep key {key!r}: unknown key '{name}' in [{sec}]; known: {known}")
 
 
@@ -192,10 +193,9 @@ def apply_params(cfg: Config, params: dict[str, Any]) -> Config:
 
 def _config_problem(cfg: Config, params: dict[str, Any]) -> str:
     """Why ``params`` cannot even start training on ``cfg`` ("" if they can)."""
-    from gaitedge.train import _check_config
 
     try:
-        _check_config(apply_params(cfg, params))
+        apply_params(cfg, params).check()
     except ConfigError as exc:
         return f"ConfigError: {exc}"
     return ""
@@ -598,7 +598,7 @@ def _trial_main(cfg_dict: dict, params: dict, trial_dir: str, threads: int, conn
         cfg = apply_params(from_dict(cfg_dict), params)
         if "train.threads" not in params:
             cfg.train.threads = threads
-        from gaitedge.train import train
+        from gaitedge.training.train import train
 
         _, m, run = train(cfg, out_dir=d / "run", progress=False, force=True,
                           log=lambda *a: print(*a, flush=True), on_epoch=on_epoch)
@@ -615,11 +615,7 @@ def _trial_main(cfg_dict: dict, params: dict, trial_dir: str, threads: int, conn
         traceback.print_exc()
         res = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".strip()}
     res["time_s"] = time.time() - t0
-    tmp = d / "result.json.tmp"
-    from gaitedge.train import _json_default
-
-    tmp.write_text(json.dumps(res, indent=1, default=_json_default, allow_nan=True))
-    tmp.replace(d / "result.json")
+    write_json(d / "result.json", res)
 
 
 _SCALARS = ("score", "macro_f1", "event_f1", "event_median_abs_error_ms")

@@ -1,6 +1,6 @@
 """Multi-process training helpers on top of ``torch.distributed``.
 
-:func:`gaitedge.train.train` runs unchanged under ``torchrun``: it reads the
+:func:`gaitedge.training.train.train` runs unchanged under ``torchrun``: it reads the
 launcher's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, and
 ``MASTER_ADDR`` / ``MASTER_PORT`` for the rendezvous), joins a process group
 (gloo on CPU, nccl on CUDA) and wraps the model in
