@@ -20,7 +20,7 @@ import pytest
 
 from fwtools import have, tiny_models, tmpdir
 from gaitedge.device import Emulator
-from gaitedge.device.blob import build_blob
+from gaitedge.export.packing import build_blob
 from gaitedge.device.emulator import instructions_per_tick, machine_for_image
 from gaitedge.quant.model import Runner
 

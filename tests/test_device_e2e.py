@@ -17,7 +17,7 @@ import pytest
 
 from fwtools import arm_firmware, have, tiny_models
 from gaitedge.device import Emulator
-from gaitedge.device.blob import HEADER_BYTES, build_blob
+from gaitedge.export.packing import HEADER_BYTES, build_blob
 from gaitedge.device.client import DeviceNak
 from gaitedge.device.emulator import INSTRUCTIONS_PER_TICK
 from gaitedge.errors import DeviceError

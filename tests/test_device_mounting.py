@@ -21,7 +21,7 @@ from scipy.spatial.transform import Rotation
 from fwtools import FW, PROTO, RUNTIME, SANITIZE, have, sanitizers_work, tmpdir
 from gaitedge.data.spec import load_spec
 from gaitedge.device import DeviceClient, Emulator
-from gaitedge.device.blob import build_blob
+from gaitedge.export.packing import build_blob
 from gaitedge.device.client import DeviceNak
 from gaitedge.device.mounting import read_mounting_file, triads_for_channels
 from gaitedge.errors import DataError

@@ -14,7 +14,7 @@ import pytest
 
 from fwtools import FW, PROTO, RUNTIME, have, host_firmware, sanitizers_work, tiny_models, tmpdir
 from gaitedge.device import DeviceClient, Emulator
-from gaitedge.device.blob import HEADER_BYTES, arch_hash, build_blob, parse_blob
+from gaitedge.export.packing import HEADER_BYTES, arch_hash, build_blob, parse_blob
 from gaitedge.device.client import DeviceNak, DeviceTimeout
 from gaitedge.errors import DeviceError
 from gaitedge.protocol import messages as M

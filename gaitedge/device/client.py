@@ -390,7 +390,7 @@ class DeviceClient:
         (the slot written to has no commit record).  ``check_arch=False`` leaves the
         architecture check to the device only.
         """
-        from gaitedge.device.blob import HEADER_BYTES, parse_blob
+        from gaitedge.export.packing import HEADER_BYTES, parse_blob
 
         source = name or "the weights blob"
         if isinstance(blob, (str, Path)):

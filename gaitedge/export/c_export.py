@@ -20,50 +20,17 @@ import numpy as np
 
 from gaitedge import resources
 from gaitedge.errors import ModelError
+from gaitedge.export import c_library
+from gaitedge.export.packing import pack_head, pack_layer
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import KERNELS, kernel_for
-from gaitedge.quant.model import QLayer, QuantModel
-from gaitedge.quant.packing import pack_group, pack_groups
+from gaitedge.quant.model import QuantModel
 
-__all__ = ["CExport", "arena_bytes", "export_c", "layer_order", "mult_order", "pack_group", "pack_head", "pack_layer",
-           "weight_bytes"]
+__all__ = ["CExport", "arena_bytes", "export_c", "weight_bytes"]
 
 #: sizeof(ge_state) on a 32-bit Cortex-M (arm-none-eabi-gcc; printed by the benchmark firmware).
 STATE_STRUCT_BYTES = 44
 LUT_BYTES = 256 * 4 * 4
-
-
-# ---------------------------------------------------------------------------------------
-# packing (mirror of ge_matvec.c; the order of each kind is its kernel's)
-# ---------------------------------------------------------------------------------------
-
-
-def layer_order(lay: QLayer) -> list[tuple[list[int], int, int]]:
-    """Packing order of a layer: list of (row indices of a group, first column, ncols)."""
-    return kernel_for(lay.family).groups(lay)
-
-
-def mult_order(lay: QLayer) -> list[int]:
-    """Row order of a layer's multiplier array (per unit: LSTM i f g o, GRU r z nh nx, Elman h)."""
-    return kernel_for(lay.family).mult_order(lay)
-
-
-def pack_layer(lay: QLayer) -> tuple[np.ndarray, np.ndarray]:
-    """(packed uint32 weight words with biases, multipliers) of a layer, in the runtime's order."""
-    return pack_groups(lay.weight, lay.bias, layer_order(lay)), lay.mult[mult_order(lay)]
-
-
-def pack_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray]:
-    k, hp = qm.head_weight.shape
-    kp = -(-k // 4) * 4
-    w = np.zeros((kp, hp), np.int64)
-    w[:k] = qm.head_weight
-    b = np.zeros(kp, np.int64)
-    b[:k] = qm.head_bias
-    words: list[int] = []
-    for g in range(0, kp, 4):
-        words += pack_group(w[g : g + 4], b[g : g + 4])
-    return np.asarray(words, np.uint64), qm.head_mult.copy()
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,8 +377,6 @@ def export_c(
     place, so that a failure leaves no half-written output.  Raises
     :class:`gaitedge.resources.MissingSourcesError` when the runtime is not installed.
     """
-    from gaitedge.export import c_library
-
     if qm.report.get("window"):
         raise ModelError(f"{qm.family} is a whole-window (non-causal) model: the streaming runtime (ge_step) cannot "
                          f"run it; use the window API (gaitedge.export.c_window.export_c_window, ge_window_run)")

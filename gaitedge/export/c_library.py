@@ -349,8 +349,6 @@ int main(void)
 
 def readme_source(name: str, qm: QuantModel, symbol: str, report: dict, sources: list[str], version: str) -> str:
     """``README.md`` of the library: calling sequence, channels, units and scale, rate, flash and RAM."""
-    from gaitedge.export.c_export import LUT_BYTES, STATE_STRUCT_BYTES
-
     pre = symbol.upper()
     rows = "\n".join(
         f"| {i} | `{c}` | {u} | {lsb:.9g} | ±{k:.4g} |"
@@ -405,8 +403,8 @@ the range is the largest normalized input before saturation.
 ## Flash and RAM
 
 - Flash: weights {wb['total']} B (recurrent {wb['rnn']}, head {wb['head']}, preprocessing
-  {wb['preproc']}), sigmoid/tanh table {LUT_BYTES} B{code}.
-- RAM: arena `{pre}_ARENA_BYTES` = {report['arena_bytes']} B + `ge_state` ({STATE_STRUCT_BYTES} B on
+  {wb['preproc']}), sigmoid/tanh table {report['lut_bytes']} B{code}.
+- RAM: arena `{pre}_ARENA_BYTES` = {report['arena_bytes']} B + `ge_state` ({report['state_struct_bytes']} B on
   32-bit Cortex-M), plus the stack of `ge_step()`.
 
 ## Building

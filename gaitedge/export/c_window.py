@@ -4,7 +4,7 @@ Bidirectional RNNs and encoder-decoders cannot run through the streaming
 ``ge_step()``; :func:`export_c_window` writes their descriptor for the window
 API (``gaitedge/csrc/runtime/include/ge_window.h``, ``ge_window_run()``), with
 the arena sized for windows of ``window`` samples.  Weights are packed exactly
-as for the stream (:func:`gaitedge.export.c_export.pack_layer`); the head keeps
+as for the stream (:func:`gaitedge.export.packing.pack_layer`); the head keeps
 only the columns it reads.  The Python twin is :mod:`gaitedge.quant.window`.
 """
 
@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge.errors import ModelError
-from gaitedge.export.c_export import (LUT_BYTES, CExport, _arr, _cstr, _version, kind_cflags, measure_code_bytes,
-                                      pack_group, pack_layer, runtime_files, stack_arrays,
-                                      class_names_array, write_export)
+from gaitedge.export.c_export import (LUT_BYTES, CExport, _arr, _cstr, _version, class_names_array, kind_cflags,
+                                      measure_code_bytes, runtime_files, stack_arrays, write_export)
+from gaitedge.export.packing import pack_layer
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
+from gaitedge.quant.packing import pack_group
 from gaitedge.quant.window import ARCH_BIDIR, MERGE_CONCAT, check_window, require_window, window_hash
 
 #: default window length the arena is sized for (samples).

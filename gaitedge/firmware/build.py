@@ -129,7 +129,7 @@ def build_firmware(
     log=None,
 ) -> BuildResult:
     """Build the firmware for ``board`` with the model ``source`` (run dir, quant.npz or QuantModel)."""
-    from gaitedge.device.blob import arch_hash, build_payload, write_blob
+    from gaitedge.export.packing import arch_hash, build_payload, write_blob
     from gaitedge.export.c_export import export_c, kind_cflags
     from gaitedge.firmware.codegen import fw_model_c, fw_model_h
     from gaitedge.firmware.model import load_quant_model

@@ -3,14 +3,14 @@
 ``fw_model.c`` holds the architecture hash, the channel names and
 ``fw_bind_blob()``, which builds a ``ge_model`` descriptor from the built-in one
 (``ge_model_data``, for the architecture) with every weight array pointing into a
-weights blob's payload in flash (layout from :mod:`gaitedge.device.blob`).
+weights blob's payload in flash (layout from :mod:`gaitedge.export.packing`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gaitedge.device.blob import MAX_LAYERS, PARAMS_BYTES, arch_hash, build_payload, payload_layout
+from gaitedge.export.packing import MAX_LAYERS, PARAMS_BYTES, arch_hash, build_payload, payload_layout
 
 
 def _cstr(s: str) -> str:

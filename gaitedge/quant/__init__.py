@@ -4,7 +4,7 @@ One module per C kernel, each the exact twin of its C file in
 ``gaitedge/csrc/runtime/src`` (``ge_<name>.c`` <-> ``gaitedge.quant.<name>``):
 the shared ``matvec``, ``dense``, ``argmax``, ``events``, ``preproc``; the layer
 kinds ``lstm``, ``gru``, ``elman``, ``ctrnn``, ``gactrnn``, ``pcrnn``, ``jordan``,
-``peephole``, ``tcn``, ``reservoir`` (registered in ``kernels``); ``model`` (the
+``peephole``, ``tcn``, ``reservoir`` (listed in ``kernels``); ``model`` (the
 streaming step, ``ge_model.c``), ``window`` (``ge_window.c``), and the associative
 memories ``hopfield`` and ``bam``.  ``spec`` holds the constants and the primitive
 operations (``ge_math.c``, ``ge_lut.c``).  ``quantizer`` turns a float checkpoint

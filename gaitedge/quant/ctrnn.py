@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaitedge.quant import spec
-from gaitedge.quant.kernels import Kernel, register_kernel
+from gaitedge.quant.kernel_base import Kernel, unit_quads
 from gaitedge.quant.matvec import matvec
 from gaitedge.quant.spec import U_OFFSET, mulhr, sat16, sigmoid_q, usat16
 
@@ -44,10 +44,5 @@ def ctrnn_step(layer, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndar
     return z_of_u(u_new, uf), u_new
 
 
-def _groups(lay) -> list[tuple[list[int], int, int]]:
-    ncols = lay.hidden + lay.in_size
-    return [(list(range(j, j + 4)), 0, ncols) for j in range(0, lay.hidden, 4)]
-
-
-register_kernel(Kernel("ctrnn", CODE, "GE_LAYER_CTRNN", lambda lay, v, aux: ctrnn_step(lay, v, aux),
-                       _groups, lambda lay: list(range(lay.hidden))))
+KERNEL = Kernel("ctrnn", CODE, "GE_LAYER_CTRNN", lambda lay, v, aux: ctrnn_step(lay, v, aux),
+                unit_quads, lambda lay: list(range(lay.hidden)))

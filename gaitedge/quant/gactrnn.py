@@ -21,7 +21,7 @@ import numpy as np
 
 from gaitedge.quant import spec
 from gaitedge.quant.ctrnn import z_of_u
-from gaitedge.quant.kernels import Kernel, register_kernel
+from gaitedge.quant.kernel_base import Kernel
 from gaitedge.quant.matvec import matvec
 from gaitedge.quant.spec import mulhr, sat16, sigmoid_q, usat16
 
@@ -62,5 +62,5 @@ def _mult_order(lay) -> list[int]:
     return [g * hp + j for j0, nb in _blocks(hp) for g in range(3) for j in range(j0, j0 + nb)]
 
 
-register_kernel(Kernel("gactrnn", CODE, "GE_LAYER_GACTRNN", lambda lay, v, aux: gactrnn_step(lay, v, aux),
-                       _groups, _mult_order))
+KERNEL = Kernel("gactrnn", CODE, "GE_LAYER_GACTRNN", lambda lay, v, aux: gactrnn_step(lay, v, aux),
+                _groups, _mult_order)

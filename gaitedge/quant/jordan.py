@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaitedge.quant import spec
+from gaitedge.quant.kernel_base import Kernel
 from gaitedge.quant.matvec import matvec
 from gaitedge.quant.spec import mulhr, sigmoid_q, tanh_q, usat16
 
@@ -64,10 +65,4 @@ def _scratch(lay) -> int:
     return max(2 * lay.hidden, jordan_out_rows(lay.aux))
 
 
-def _register() -> None:
-    from gaitedge.quant.kernels import Kernel, register_kernel
-
-    register_kernel(Kernel("jordan", 20, "GE_LAYER_JORDAN", jordan_step, _groups, _mult_order, _scratch))
-
-
-_register()
+KERNEL = Kernel("jordan", 20, "GE_LAYER_JORDAN", jordan_step, _groups, _mult_order, _scratch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gaitedge.quant.kernel_base import Kernel, lstm_groups, per_unit
 from gaitedge.quant.matvec import matvec
 from gaitedge.quant.spec import U_OFFSET, mulhr, sat16, sigmoid_q, tanh_q, usat16
 
@@ -27,3 +28,7 @@ def lstm_step(layer, v: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarr
     uc = usat16(c_new * (1 << (12 - cf)) + U_OFFSET)
     h_new = sat16((o * tanh_q(uc) + (1 << 14)) >> 15)
     return h_new, c_new
+
+
+KERNEL = Kernel("lstm", 1, "GE_LAYER_LSTM", lambda lay, v, aux: lstm_step(lay, v, aux), lstm_groups,
+                per_unit(4))

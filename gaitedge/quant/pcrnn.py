@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gaitedge.quant.kernels import Kernel, register_kernel
+from gaitedge.quant.kernel_base import Kernel
 from gaitedge.quant.matvec import matvec
 from gaitedge.quant.spec import U_OFFSET, mulhr, sat16, tanh_q, usat16
 
@@ -116,5 +116,5 @@ def scratch_words(lay) -> int:
     return max(h2, h1, -(-c // 4) * 4) + (h2 + 2 * h1 + c) // 2
 
 
-register_kernel(Kernel("pcrnn", CODE, "GE_LAYER_PCRNN", pcrnn_step, _groups,
-                       lambda lay: list(range(lay.rows)), scratch_words))
+KERNEL = Kernel("pcrnn", CODE, "GE_LAYER_PCRNN", pcrnn_step, _groups,
+                lambda lay: list(range(lay.rows)), scratch_words)

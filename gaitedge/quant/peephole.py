@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gaitedge.quant.kernel_base import Kernel, lstm_groups, per_unit
 from gaitedge.quant.matvec import matvec
 from gaitedge.quant.spec import U_OFFSET, mulhr, sat16, sigmoid_q, tanh_q, usat16
 
@@ -46,10 +47,4 @@ def peephole_step(layer, v: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.n
     return h_new, c_new
 
 
-def _register() -> None:
-    from gaitedge.quant.kernels import Kernel, _lstm_groups, _per_unit, register_kernel
-
-    register_kernel(Kernel("peephole", 21, "GE_LAYER_PEEPHOLE", peephole_step, _lstm_groups, _per_unit(4)))
-
-
-_register()
+KERNEL = Kernel("peephole", 21, "GE_LAYER_PEEPHOLE", peephole_step, lstm_groups, per_unit(4))

@@ -34,7 +34,7 @@ import numpy as np
 
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
-from gaitedge.quant.kernels import Kernel, register_kernel
+from gaitedge.quant.kernel_base import Kernel
 from gaitedge.quant.matvec import matvec
 
 #: ``GE_LAYER_RESERVOIR`` in gaitedge_rt.h
@@ -125,5 +125,5 @@ def _mult_order(lay) -> list[int]:
     return [r for j in range(lay.hidden) for r in (j, lay.hidden + j)]
 
 
-register_kernel(Kernel("reservoir", CODE, "GE_LAYER_RESERVOIR", reservoir_step, _groups, _mult_order,
-                       scratch=lambda lay: lay.hidden))
+KERNEL = Kernel("reservoir", CODE, "GE_LAYER_RESERVOIR", reservoir_step, _groups, _mult_order,
+                scratch=lambda lay: lay.hidden)

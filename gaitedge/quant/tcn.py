@@ -34,7 +34,7 @@ import numpy as np
 
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
-from gaitedge.quant.kernels import Kernel, register_kernel
+from gaitedge.quant.kernel_base import Kernel
 from gaitedge.quant.matvec import matvec
 from gaitedge.quant.spec import mulhr
 
@@ -120,5 +120,5 @@ def _groups(lay) -> list[tuple[list[int], int, int]]:
     return out
 
 
-register_kernel(Kernel("tcn", CODE, "GE_LAYER_TCN", tcn_step, _groups, lambda lay: list(range(lay.rows)),
-                       scratch_words))
+KERNEL = Kernel("tcn", CODE, "GE_LAYER_TCN", tcn_step, _groups, lambda lay: list(range(lay.rows)),
+                scratch_words)

@@ -30,14 +30,14 @@ from gaitedge.quant import spec
 from gaitedge.quant.ctrnn import ALPHA_SHIFT
 from gaitedge.quant.gactrnn import ALPHA_FRAC
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import (
+from gaitedge.quant.families.base import (
     QuantBody,
     QuantContext,
     gate_rows,
     pad_cols,
     pad_rows,
     padded_hidden,
-    register_family,
+    FamilyQuantizer,
 )
 
 #: potential fraction bits allowed (as the LSTM cell state)
@@ -162,5 +162,4 @@ def quantize_leaky(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
     })
 
 
-for _fam in ("ctrnn", "sctrnn", "gactrnn"):
-    register_family(_fam, check_leaky, quantize_leaky)
+QUANTIZER = FamilyQuantizer(check_leaky, quantize_leaky)

@@ -28,8 +28,8 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden, \
-    register_family
+from gaitedge.quant.families.base import QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden, \
+    FamilyQuantizer
 
 
 def _check(model: nn.Module) -> None:
@@ -144,4 +144,4 @@ def quantize_deep_gru(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
     })
 
 
-register_family("deep_gru", _check, quantize_deep_gru)
+QUANTIZER = FamilyQuantizer(_check, quantize_deep_gru)

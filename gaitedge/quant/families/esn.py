@@ -27,8 +27,8 @@ from gaitedge.errors import ModelError
 from gaitedge.models.esn import EchoStateNetwork
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import (QuantBody, QuantContext, gate_rows, pad_cols, pad_rows, padded_hidden,
-                                      quantize_rows, register_family)
+from gaitedge.quant.families.base import (QuantBody, QuantContext, gate_rows, pad_cols, pad_rows, padded_hidden,
+                                      quantize_rows, FamilyQuantizer)
 from gaitedge.quant.reservoir import LEAK_ONE, encode_csr
 
 FAMILIES = ("esn", "leaky_esn", "deep_esn")
@@ -110,5 +110,4 @@ def _quantize(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
                      calib={"preact_absmax": cal["preact_absmax"], "preact_sat_frac": cal["preact_sat_frac"]})
 
 
-for _fam in FAMILIES:
-    register_family(_fam, _check, _quantize)
+QUANTIZER = FamilyQuantizer(_check, _quantize)

@@ -19,8 +19,8 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.quant.jordan import jordan_out_rows
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
-    register_family
+from gaitedge.quant.families.base import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
+    FamilyQuantizer
 
 
 def _check(model: nn.Module) -> None:
@@ -106,4 +106,4 @@ def quantize_jordan(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
     })
 
 
-register_family("jordan", _check, quantize_jordan)
+QUANTIZER = FamilyQuantizer(_check, quantize_jordan)

@@ -28,8 +28,8 @@ from gaitedge.models.pcrnn import PCRNNClassifier
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.pcrnn import ES_FRAC, STATE_FRAC_RANGE
-from gaitedge.quant.quantizer import (QuantBody, QuantContext, gate_rows, pad_cols, padded_hidden, quantize_rows,
-                                      register_family)
+from gaitedge.quant.families.base import (QuantBody, QuantContext, gate_rows, pad_cols, padded_hidden, quantize_rows,
+                                      FamilyQuantizer)
 
 
 def _check(model: nn.Module) -> None:
@@ -161,4 +161,4 @@ def quantize_pcrnn(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
     })
 
 
-register_family("pcrnn", _check, quantize_pcrnn)
+QUANTIZER = FamilyQuantizer(_check, quantize_pcrnn)

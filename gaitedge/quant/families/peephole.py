@@ -18,8 +18,8 @@ from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.peephole import PEEP_FRAC
-from gaitedge.quant.quantizer import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
-    register_family
+from gaitedge.quant.families.base import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
+    FamilyQuantizer
 
 
 def _check(model: nn.Module) -> None:
@@ -118,4 +118,4 @@ def quantize_peephole(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
     })
 
 
-register_family("peephole", _check, quantize_peephole)
+QUANTIZER = FamilyQuantizer(_check, quantize_peephole)

@@ -31,8 +31,8 @@ from gaitedge.errors import ModelError
 from gaitedge.models.tcn import TemporalBlock
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import (QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden,
-                                      quantize_rows, register_family)
+from gaitedge.quant.families.base import (QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden,
+                                      quantize_rows, FamilyQuantizer)
 from gaitedge.quant.tcn import KERNEL_RANGE, aux_words
 
 FAMILIES = ("tcn", "tcn_lstm", "tcn_gru")
@@ -286,5 +286,4 @@ def _quantize_tcn(tm: TrainedModel, ctx: QuantContext) -> QuantBody:
     return QuantBody(layers, wo, _np(model.head.bias), h, calib=calib)
 
 
-for _fam in FAMILIES:
-    register_family(_fam, _check_tcn, _quantize_tcn)
+QUANTIZER = FamilyQuantizer(_check_tcn, _quantize_tcn)

@@ -17,7 +17,7 @@ import numpy as np
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.quantizer import float_rnn_pass, gate_rows, pad_cols, pad_rows
+from gaitedge.quant.families.base import float_rnn_pass, gate_rows, pad_cols, pad_rows
 
 
 def torch_layer(rnn, k: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ def main(out: Path) -> None:
     stamp = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     if (out / "stamp").is_file() and (out / "stamp").read_text() == stamp:
         return
-    from gaitedge.device.blob import write_blob
+    from gaitedge.export.packing import write_blob
     from gaitedge.export.c_export import export_c
     from gaitedge.firmware.codegen import fw_model_c, fw_model_h
 

@@ -117,7 +117,7 @@ KIND_INDEX = {"lstm": 0, "gru": 1, "elman": 2, "reservoir": 3, "ctrnn": 4, "gact
 
 def model_seed(qm) -> bytes:
     """fuzz_model.c's input for an exported model: its sizes and settings, then its arrays in the harness' order."""
-    from gaitedge.export.c_export import pack_head, pack_layer
+    from gaitedge.export.packing import pack_head, pack_layer
 
     i32 = lambda a: np.asarray(a, np.int64).ravel().astype("<i4").tobytes()  # noqa: E731
     u32 = lambda a: np.asarray(a, np.int64).ravel().astype("<u4").tobytes()  # noqa: E731
