@@ -19,11 +19,11 @@ per foot), and ``--lsl-out NAME`` publishes the phase and the events on LSL
 
 from __future__ import annotations
 
-import argparse
 import math
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -43,6 +43,68 @@ from gaitedge.stream.session import MAX_STRIDE_S, Lane, Session, Summary
 
 if TYPE_CHECKING:
     from gaitedge.stream.lsl import LslOutlets
+
+
+
+@dataclass
+class StreamOptions:
+    """What ``gaitedge stream`` is asked to do (the command-line options, typed).
+
+    Exactly one source: ``port`` (a pyserial URL), ``replay`` (a CSV file or data
+    spec) or ``lsl`` (one or two LSL queries).  ``model``: ``[NAME=]RUN`` items,
+    one per foot.  ``speed``: replay speed-up (None: real time); ``duration`` in s.
+    """
+
+    model: list[str] = field(default_factory=list)
+    port: str | None = None
+    replay: str | None = None
+    lsl: list[str] | None = None
+    backend: str = "onnx"
+    device: str | None = None
+    format: str = "text"
+    columns: list[str] = field(default_factory=list)
+    scale: str | None = None
+    mounting: str | None = None
+    foot: str | None = None
+    speed: float | None = None
+    index: int = 0
+    baud: int = 115200
+    lsl_timeout: float = 5.0
+    lsl_out: str | None = None
+    log: str | None = None
+    events_table: str | None = None
+    plot: bool = False
+    duration: float | None = None
+    samples: int | None = None
+    quiet: bool = False
+
+
+@dataclass
+class ImuSimOptions:
+    """What ``gaitedge imu-sim`` is asked to do (the command-line options, typed).
+
+    ``listen``: ``pty``, ``tcp:PORT`` or ``lsl:NAME``; ``garbage`` / ``corrupt``:
+    probabilities per line; ``burst_every`` in s; ``unplug``: ``AT[:FOR]`` items
+    in s of stream time; ``lsb``: frames only, channel units per count.
+    """
+
+    replay: str
+    listen: str = "pty"
+    speed: float | None = None
+    loop: bool = False
+    index: int = 0
+    other_foot: bool = False
+    link: str | None = None
+    counter: bool = False
+    garbage: float = 0.0
+    corrupt: float = 0.0
+    burst_every: float | None = None
+    burst_size: int | None = None
+    unplug: list[str] = field(default_factory=list)
+    seed: int = 0
+    format: str = "text"
+    lsb: dict[str, float] | None = None
+    frame_samples: int | None = None
 
 
 def parse_models(items: Sequence[str]) -> list[tuple[str, str]]:
@@ -100,16 +162,16 @@ def build_lanes(
     return lanes
 
 
-def make_backends(args: argparse.Namespace) -> list[tuple[str, Backend]]:
+def make_backends(opts: StreamOptions) -> list[tuple[str, Backend]]:
     """The (lane name, backend) pairs the command-line options describe."""
-    kind = getattr(args, "backend", "onnx")
-    device = getattr(args, "device", None)
-    mounting = getattr(args, "mounting", None)
+    kind = opts.backend
+    device = opts.device
+    mounting = opts.mounting
     if kind != "device":
         if device:
             raise DataError("--device applies to --backend device")
-        pairs = [(name, CheckedBackend(load_backend(path, kind))) for name, path in parse_models(args.model or [])]
-        return [(name, mount_backend(be, mounting, lane_location(name, getattr(args, "foot", None))))
+        pairs = [(name, CheckedBackend(load_backend(path, kind))) for name, path in parse_models(opts.model or [])]
+        return [(name, mount_backend(be, mounting, lane_location(name, opts.foot)))
                 for name, be in pairs] if mounting else pairs
     if mounting:
         raise DataError("with --backend device the board applies the mounting itself: set it once with "
@@ -117,11 +179,11 @@ def make_backends(args: argparse.Namespace) -> list[tuple[str, Backend]]:
     if not device:
         raise DataError("--backend device needs --device URL: the board's serial port (/dev/ttyACM0, or the "
                         "socket:// URL 'gaitedge device emulate' prints)")
-    models = args.model or []
+    models = opts.model or []
     if len(models) > 1:
         raise DataError("--backend device drives one board: give at most one --model")
     name, path = parse_models(models)[0] if models else ("foot", None)
-    frames = getattr(args, "format", "text") == "frames"
+    frames = opts.format == "frames"
     return [(name, DeviceBackend(device, model=path, counts=frames))]
 
 
@@ -187,90 +249,90 @@ def frame_lsb(lanes: Sequence[Lane]) -> np.ndarray:
     return out
 
 
-def make_source(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]]) -> tuple[Source, list[Lane]]:
+def make_source(opts: StreamOptions, backends: Sequence[tuple[str, Backend]]) -> tuple[Source, list[Lane]]:
     """The source and lanes the command-line options describe."""
-    lsl = getattr(args, "lsl", None) or []
-    if sum(map(bool, (args.port, args.replay, lsl))) != 1:
+    lsl = opts.lsl or []
+    if sum(map(bool, (opts.port, opts.replay, lsl))) != 1:
         raise DataError("give exactly one of --port URL, --replay FILE or --lsl QUERY")
-    columns = args.columns or []
-    frames = getattr(args, "format", "text") == "frames"
+    columns = opts.columns or []
+    frames = opts.format == "frames"
     if lsl:
-        return make_lsl_source(args, backends)
-    if frames and args.replay:
+        return make_lsl_source(opts, backends)
+    if frames and opts.replay:
         raise DataError("--format frames applies to --port (a replay reads its recording directly)")
-    if args.replay:
+    if opts.replay:
         from gaitedge.data.preprocess import resample
 
         needs_other = any(c.startswith("other_") for _, be in backends for c in be.channels)
-        rec = load_replay(args.replay, index=args.index, other_foot=needs_other)
+        rec = load_replay(opts.replay, index=opts.index, other_foot=needs_other)
         rate = backends[0][1].rate_hz
         if abs(rec.rate_hz - rate) > 1e-9:
             rec = resample(rec, rate)
         rec.check_finite()
-        lanes = build_lanes(backends, columns, args.scale, fields=rec.channels)
-        speed = args.speed if args.speed is not None else 1.0
+        lanes = build_lanes(backends, columns, opts.scale, fields=rec.channels)
+        speed = opts.speed if opts.speed is not None else 1.0
         return ReplaySource(rec, speed=speed), lanes
-    if args.speed is not None:
+    if opts.speed is not None:
         raise DataError("--speed applies to --replay only")
     if not frames:
-        lanes = build_lanes(backends, columns, args.scale)
-        return PortSource.text_lines(args.port, lanes[0].columns, baudrate=args.baud), lanes
+        lanes = build_lanes(backends, columns, opts.scale)
+        return PortSource.text_lines(opts.port, lanes[0].columns, baudrate=opts.baud), lanes
     device = any(isinstance(be, DeviceBackend) for _, be in backends)
-    if device and args.scale:
+    if device and opts.scale:
         raise DataError("--scale does not apply to frames forwarded to a board: their counts go to it unchanged")
     if columns and len(columns) not in (1, len(backends)) or len(backends) > 1 and len(columns) != len(backends):
         raise DataError("with two models give --columns once per model, naming the frame's channels each one reads")
     lanes = [
         Lane(name, be, ColumnMap.for_frames(be.channels, be.units, columns[min(k, len(columns) - 1)] if columns
-                                            else None, args.scale))
+                                            else None, opts.scale))
         for k, (name, be) in enumerate(backends)
     ]
-    lsb = None if device or args.scale else frame_lsb(lanes)
-    return PortSource.samples_frames(args.port, lanes[0].columns, lsb=lsb, baudrate=args.baud), lanes
+    lsb = None if device or opts.scale else frame_lsb(lanes)
+    return PortSource.samples_frames(opts.port, lanes[0].columns, lsb=lsb, baudrate=opts.baud), lanes
 
 
-def make_lsl_source(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]]) -> tuple[Source, list[Lane]]:
+def make_lsl_source(opts: StreamOptions, backends: Sequence[tuple[str, Backend]]) -> tuple[Source, list[Lane]]:
     """An :class:`~gaitedge.stream.lsl.LslSource` for the ``--lsl`` queries, and its lanes."""
     from gaitedge.stream.lsl import LslSource, lsl_lanes
 
-    if getattr(args, "format", "text") == "frames":
+    if opts.format == "frames":
         raise DataError("--format frames applies to --port (LSL streams carry their samples as numbers)")
-    if args.speed is not None:
+    if opts.speed is not None:
         raise DataError("--speed applies to --replay only")
     if any(isinstance(be, DeviceBackend) for _, be in backends):
         raise DataError("--lsl feeds the desktop backends (onnx, torch), not --backend device")
-    if len(args.lsl) > 2:
+    if len(opts.lsl) > 2:
         raise DataError("at most two --lsl streams (one per foot)")
-    timeout = getattr(args, "lsl_timeout", 5.0)
-    source = LslSource(args.lsl, backends[0][1].rate_hz, timeout=timeout)
+    timeout = opts.lsl_timeout
+    source = LslSource(opts.lsl, backends[0][1].rate_hz, timeout=timeout)
     source.resolve()
-    return source, lsl_lanes(source, backends, args.columns or [], args.scale)
+    return source, lsl_lanes(source, backends, opts.columns or [], opts.scale)
 
 
-def make_outlets(args: argparse.Namespace, backends: Sequence[tuple[str, Backend]]) -> "LslOutlets | None":
+def make_outlets(opts: StreamOptions, backends: Sequence[tuple[str, Backend]]) -> "LslOutlets | None":
     """The LSL outlets of ``--lsl-out NAME`` (None without it)."""
-    name = getattr(args, "lsl_out", None)
+    name = opts.lsl_out
     if name is None:
         return None
     from gaitedge.stream.lsl import LslOutlets
 
-    return LslOutlets(name, backends, lsl_times=bool(getattr(args, "lsl", None)))
+    return LslOutlets(name, backends, lsl_times=bool(opts.lsl))
 
 
-def run_stream(args: argparse.Namespace) -> int:
+def run_stream(opts: StreamOptions) -> int:
     """``gaitedge stream``: classify a live or replayed IMU stream until it ends or Ctrl-C."""
-    if args.duration is not None and not args.duration > 0:
+    if opts.duration is not None and not opts.duration > 0:
         raise DataError("--duration must be > 0 s")
-    if args.samples is not None and args.samples < 1:
+    if opts.samples is not None and opts.samples < 1:
         raise DataError("--samples must be >= 1")
-    if getattr(args, "lsl_timeout", None) is not None and not args.lsl_timeout > 0:
+    if opts.lsl_timeout is not None and not opts.lsl_timeout > 0:
         raise DataError("--lsl-timeout must be > 0 s")
-    backends = make_backends(args)
+    backends = make_backends(opts)
     outlets = None
     try:
         # the outlets exist before the source is resolved, so a recorder can subscribe to them first
-        outlets = make_outlets(args, backends)
-        source, lanes = make_source(args, backends)
+        outlets = make_outlets(opts, backends)
+        source, lanes = make_source(opts, backends)
     except BaseException:
         if outlets is not None:
             outlets.close(0.0)
@@ -278,7 +340,7 @@ def run_stream(args: argparse.Namespace) -> int:
             be.close()
         raise
     try:
-        return _run_session(args, source, lanes, outlets)
+        return _run_session(opts, source, lanes, outlets)
     finally:
         if outlets is not None:
             outlets.close()
@@ -306,27 +368,27 @@ def _lane_title(ln: Lane) -> str:
     return f"{ln.name}={Path(be.path).parent.name}/{Path(be.path).name}"
 
 
-def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane], outlets: "LslOutlets | None" = None) -> int:
+def _run_session(opts: StreamOptions, source: Source, lanes: list[Lane], outlets: "LslOutlets | None" = None) -> int:
     from gaitedge.stream.view import EventLog, LivePlot, TerminalView, format_summary
 
-    log = EventLog(args.log) if args.log else None
+    log = EventLog(opts.log) if opts.log else None
     session = Session(
         source,
         lanes,
         log=log,
-        max_samples=args.samples,
-        duration_s=args.duration,
-        history_s=15.0 if args.plot else 0.0,
+        max_samples=opts.samples,
+        duration_s=opts.duration,
+        history_s=15.0 if opts.plot else 0.0,
     )
     if outlets is not None:
         outlets.attach(session)
     for ln in lanes:
         be = ln.backend
         while isinstance(be, (MountedBackend, CheckedBackend)):
-            be.on_notice = _notice_to(session, ln.name, args.quiet)
+            be.on_notice = _notice_to(session, ln.name, opts.quiet)
             be = be.inner
-    title = f"{source.description}  {args.backend}  " + ", ".join(_lane_title(ln) for ln in lanes)
-    view = None if args.quiet else TerminalView(session, title=title)
+    title = f"{source.description}  {opts.backend}  " + ", ".join(_lane_title(ln) for ln in lanes)
+    view = None if opts.quiet else TerminalView(session, title=title)
     try:
         session.start()
     except BaseException:
@@ -334,7 +396,7 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane], ou
             log.close()
         raise
     plot = None
-    if args.plot:
+    if opts.plot:
         try:
             plot = LivePlot(session)
         except ImportError as exc:
@@ -372,17 +434,17 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane], ou
     if session.error is not None and not isinstance(session.error, DataError):
         raise session.error
     print(format_summary(s))
-    if getattr(args, "events_table", None):
+    if opts.events_table:
         from gaitedge.data.gaitmap import write_event_table
 
         feet = {}
         for k, ln in enumerate(lanes):
-            foot = ln.name if ln.name in ("left", "right") else (getattr(args, "foot", None) or "left")
+            foot = ln.name if ln.name in ("left", "right") else (opts.foot or "left")
             if foot in feet:
                 raise DataError("--events-table: two lanes for one foot; name the models left= and right=")
             feet[foot] = session.trackers[k].events
-        n = write_event_table(args.events_table, feet, session.rate_hz, max_stride_s=MAX_STRIDE_S)
-        print(f"event table: {args.events_table} ({n} strides, gaitmap layout)")
+        n = write_event_table(opts.events_table, feet, session.rate_hz, max_stride_s=MAX_STRIDE_S)
+        print(f"event table: {opts.events_table} ({n} strides, gaitmap layout)")
     for ln in lanes:
         if isinstance(ln.backend, DeviceBackend):
             print(f"  {ln.backend.describe()}")
@@ -404,45 +466,41 @@ def _run_session(args: argparse.Namespace, source: Source, lanes: list[Lane], ou
     return 0
 
 
-def run_imusim(args: argparse.Namespace) -> int:
+def run_imusim(opts: ImuSimOptions) -> int:
     """``gaitedge imu-sim``: serve a recording as a virtual IMU board until it ends or Ctrl-C."""
     from gaitedge.stream.imusim import ImuSim, parse_unplug
 
-    rec = load_replay(args.replay, index=args.index, other_foot=args.other_foot)
+    rec = load_replay(opts.replay, index=opts.index, other_foot=opts.other_foot)
     rec.check_finite()
-    speed = 1.0 if args.speed is None else args.speed
-    if args.listen.startswith("lsl:"):
-        return _run_imusim_lsl(args, rec, speed)
-    fmt = getattr(args, "format", "text")
-    lsb = None
-    if getattr(args, "lsb", None):
-        from gaitedge.cli import _parse_lsb
-
-        lsb = _parse_lsb(args.lsb)
-        if fmt != "frames":
-            raise DataError("--lsb applies to --format frames")
-    if getattr(args, "frame_samples", None) is not None and fmt != "frames":
+    speed = 1.0 if opts.speed is None else opts.speed
+    if opts.listen.startswith("lsl:"):
+        return _run_imusim_lsl(opts, rec, speed)
+    fmt = opts.format
+    lsb = opts.lsb
+    if lsb and fmt != "frames":
+        raise DataError("--lsb applies to --format frames")
+    if opts.frame_samples is not None and fmt != "frames":
         raise DataError("--frame-samples applies to --format frames")
     sim = ImuSim(
         rec,
-        listen=args.listen,
+        listen=opts.listen,
         speed=speed,
-        loop=args.loop,
-        link=args.link,
-        counter=args.counter,
-        garbage=args.garbage,
-        corrupt=args.corrupt,
-        burst_every_s=args.burst_every or 0.0,
-        burst_size=args.burst_size or 0,
-        unplugs=[parse_unplug(u) for u in args.unplug or []],
-        seed=args.seed,
+        loop=opts.loop,
+        link=opts.link,
+        counter=opts.counter,
+        garbage=opts.garbage,
+        corrupt=opts.corrupt,
+        burst_every_s=opts.burst_every or 0.0,
+        burst_size=opts.burst_size or 0,
+        unplugs=[parse_unplug(u) for u in opts.unplug or []],
+        seed=opts.seed,
         format=fmt,
         lsb=lsb,
-        frame_samples=getattr(args, "frame_samples", None) or 1,
+        frame_samples=opts.frame_samples or 1,
     )
     url = sim.open()
     print(url, flush=True)
-    fields = (["seq"] if args.counter else []) + ["t", *rec.channels]
+    fields = (["seq"] if opts.counter else []) + ["t", *rec.channels]
     unit = "lines/s" if fmt == "text" else "samples/s"
     rate = "as fast as read" if not (speed > 0 and math.isfinite(speed)) else f"{rec.rate_hz * speed:g} {unit}"
     if fmt == "text":
@@ -454,7 +512,7 @@ def run_imusim(args: argparse.Namespace) -> int:
                   + " per count)")
     print(
         f"imu-sim: serving {rec.name} ({len(rec)} samples at {rec.rate_hz:g} Hz, {rate}"
-        f"{', looping' if args.loop else ''}) on {url}\n"
+        f"{', looping' if opts.loop else ''}) on {url}\n"
         f"imu-sim: {layout}; Ctrl-C to stop",
         file=sys.stderr,
         flush=True,
@@ -488,26 +546,26 @@ def _serve_until_signal(sim: object) -> float:
     return time.perf_counter() - t0
 
 
-def _run_imusim_lsl(args: argparse.Namespace, rec: object, speed: float) -> int:
+def _run_imusim_lsl(opts: ImuSimOptions, rec: object, speed: float) -> int:
     """``gaitedge imu-sim --listen lsl:NAME``: publish the recording as an LSL IMU stream."""
     from gaitedge.stream.imusim import parse_unplug
     from gaitedge.stream.lsl import LslImuSim
 
-    for opt, on in (("--link", args.link), ("--counter", args.counter), ("--garbage", args.garbage),
-                    ("--corrupt", args.corrupt), ("--burst-every", args.burst_every),
-                    ("--burst-size", args.burst_size), ("--lsb", getattr(args, "lsb", None)),
-                    ("--frame-samples", getattr(args, "frame_samples", None)),
-                    ("--format frames", getattr(args, "format", "text") == "frames")):
+    for opt, on in (("--link", opts.link), ("--counter", opts.counter), ("--garbage", opts.garbage),
+                    ("--corrupt", opts.corrupt), ("--burst-every", opts.burst_every),
+                    ("--burst-size", opts.burst_size), ("--lsb", opts.lsb),
+                    ("--frame-samples", opts.frame_samples),
+                    ("--format frames", opts.format == "frames")):
         if on:
             raise DataError(f"{opt} applies to --listen pty or tcp:PORT (an LSL stream carries whole samples)")
-    sim = LslImuSim(rec, args.listen[4:], speed=speed, loop=args.loop,
-                    unplugs=[parse_unplug(u) for u in args.unplug or []])
+    sim = LslImuSim(rec, opts.listen[4:], speed=speed, loop=opts.loop,
+                    unplugs=[parse_unplug(u) for u in opts.unplug or []])
     query = sim.open()
     print(query, flush=True)
     rate = "as fast as possible" if not (speed > 0 and math.isfinite(speed)) else f"{rec.rate_hz * speed:g} samples/s"
     print(
         f"imu-sim: publishing {rec.name} ({len(rec)} samples at {rec.rate_hz:g} Hz, {rate}"
-        f"{', looping' if args.loop else ''}) as LSL stream {sim.name!r} (type IMU, "
+        f"{', looping' if opts.loop else ''}) as LSL stream {sim.name!r} (type IMU, "
         f"{len(rec.channels)} channels: {', '.join(f'{c} [{u}]' for c, u in zip(rec.channels, rec.units))}); "
         "starts when the first inlet connects; Ctrl-C to stop",
         file=sys.stderr,

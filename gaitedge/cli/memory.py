@@ -9,7 +9,7 @@ from pathlib import Path
 from gaitedge.errors import GaitedgeError
 
 
-def _cmd_recall(args: argparse.Namespace) -> int:
+def cmd_recall(args: argparse.Namespace) -> int:
     import numpy as np
 
     from gaitedge.data.spec import load_spec
@@ -66,7 +66,7 @@ def _cmd_recall(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_capacity(args: argparse.Namespace) -> int:
+def cmd_capacity(args: argparse.Namespace) -> int:
     from gaitedge.memory.capacity import capacity_experiment, plot_capacity
 
     res = capacity_experiment(n=args.n, trials=args.trials, noise=args.noise, mode=args.mode, seed=args.seed)
@@ -86,7 +86,7 @@ def _cmd_capacity(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``memory recall`` and ``memory capacity`` on the top-level subparsers."""
     from gaitedge.memory.templates import DEFAULT_BINS, DEFAULT_CHANNELS
 
@@ -107,7 +107,7 @@ def add_commands(sub) -> None:
     r.add_argument("--seed", type=int, default=0, help="seed of --noise / --partial (default 0)")
     r.add_argument("--export-c", metavar="DIR", help="also write hopfield_data.h/.c (int8) there")
     r.add_argument("--quiet", action="store_true", help="summary only")
-    r.set_defaults(func=_cmd_recall)
+    r.set_defaults(func=cmd_recall)
     c = msub.add_parser("capacity", help="recall rate against load m/n for random patterns, with a plot")
     c.add_argument("--n", type=int, default=100, help="units (default 100)")
     c.add_argument("--trials", type=int, default=200, help="networks per load (default 200)")
@@ -115,4 +115,4 @@ def add_commands(sub) -> None:
     c.add_argument("--mode", choices=["async", "sync"], default="async", help="update schedule (default async)")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     c.add_argument("--out", required=True, help="folder for capacity.png and capacity.csv")
-    c.set_defaults(func=_cmd_capacity)
+    c.set_defaults(func=cmd_capacity)
