@@ -14,7 +14,12 @@ Three threads, data flowing one way::
   A short gap (up to ``max_fill_s``) is filled by holding the last sample, so
   sample indices stay on the device's time grid; a longer one, time running
   backwards, or a reconnect without timestamps ends the segment: the backends
-  are flushed and start afresh.
+  are flushed and start afresh.  A sample whose counter or timestamp says
+  there is a gap is held until the next one arrives: when that one follows
+  the sample before it closely and does not follow the held one, the held
+  sample's counter or timestamp was damaged in transit (a line that still
+  parses), so it is dropped (``outliers``) and its slot filled, instead of
+  restarting the model and moving the sample grid.
 * The **writer** appends events and stream incidents to the event log
   (flushed at every batch) and keeps recent records for the view.  Neither the
   log nor the view can block inference: its queue is bounded and a full queue
@@ -281,6 +286,8 @@ class StreamStats:
     lost: int = 0
     #: repeated samples (same counter / timestamp), skipped.
     duplicates: int = 0
+    #: samples dropped because their counter or timestamp was off the grid of their neighbours.
+    outliers: int = 0
     gaps: int = 0
     #: segments ended early (long gap, time backwards, reconnect without timestamps).
     restarts: int = 0
@@ -340,6 +347,8 @@ class Summary:
     input_rate: float
     lanes: list[LaneSummary] = field(default_factory=list)
     error: str = ""
+    #: samples dropped because their counter or timestamp was off the grid of their neighbours.
+    outliers: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -442,6 +451,8 @@ class Session:
         self._seg0 = 0
         self._seg_t0 = math.nan
         self._prev: Sample | None = None
+        #: a sample after an apparent gap, waiting for the next one to confirm its counter / timestamp
+        self._held: Sample | None = None
         self._after_reconnect = False
         self._dts: list[float] = []
         self._started = False
@@ -678,6 +689,44 @@ class Session:
             return 0, "reconnected (no timestamps to bridge the gap)"
         return 0, ""
 
+    def _steps(self, a: Sample, b: Sample) -> int | None:
+        """Grid steps from sample ``a`` to ``b`` by their counters, else timestamps; None when neither tells."""
+        if a.counter >= 0 and b.counter >= 0:
+            d = b.counter - a.counter
+            return d % self._counter_mod if self._counter_mod else d
+        if not (math.isnan(a.t) or math.isnan(b.t)):
+            return int(round((b.t - a.t) * self.rate_hz))
+        return None
+
+    def _follows(self, a: Sample | None, b: Sample) -> bool:
+        """Whether ``b`` comes a fillable gap or less after ``a`` on the grid."""
+        if a is None:
+            return False
+        k = self._steps(a, b)
+        return k is not None and 1 <= k <= self.max_fill + 1
+
+    def _take(self, s: Sample) -> None:
+        """Process ``s``, holding it first when its counter / timestamp says there is a gap."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if self._follows(self._prev, s) and not self._follows(held, s):
+                self.stats.outliers += 1  # damaged in transit: its slot becomes a filled gap
+            else:
+                self._process(held)
+        p = self._prev
+        k = self._steps(p, s) if p is not None else None
+        if k is not None and (k >= 2 or k < 0):
+            self._held = s
+            return
+        self._process(s)
+
+    def _release(self) -> None:
+        """Process a held sample as it is (a marker or the end came before the next sample)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._process(held)
+
     def _process(self, s: Sample) -> None:
         missing, restart = self._gap(s)
         self._after_reconnect = False
@@ -720,10 +769,14 @@ class Session:
         try:
             while True:
                 items = buf.get(0.2)
+                if not items:  # nothing for 0.2 s: a held sample is not waited on any longer
+                    self._release()
                 for it in items:
                     if type(it) is Sample:
-                        self._process(it)
-                    elif it is _END:
+                        self._take(it)
+                        continue
+                    self._release()
+                    if it is _END:
                         self._end_segment()
                         return
                     elif it.name == "disconnect":
@@ -817,6 +870,7 @@ class Session:
             corrupt=src.corrupt,
             skipped=src.skipped,
             duplicates=st.duplicates,
+            outliers=st.outliers,
             gaps=st.gaps,
             restarts=st.restarts,
             disconnects=st.disconnects,

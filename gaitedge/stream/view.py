@@ -127,6 +127,7 @@ def format_summary(s: "Summary") -> str:
     lines.append(
         f"  dropped {s.dropped}, lost {s.lost} in {s.gaps} gaps (filled {s.filled}), corrupt {s.corrupt}, "
         f"duplicates {s.duplicates}, restarts {s.restarts}, disconnects {s.disconnects}, reconnects {s.reconnects}"
+        + (f", {s.outliers} off-grid counter/timestamp(s) dropped" if s.outliers else "")
     )
     if s.records_dropped:
         lines.append(f"  {s.records_dropped} log records dropped (writer queue full)")

@@ -1,0 +1,125 @@
+"""Stream faults found by the long faulty-stream benchmark (``benchmarks/bench_soak.py``).
+
+A text line whose timestamp (or counter) is damaged in transit but still
+parses must not restart the model or move the sample grid: the session holds a
+sample that seems to follow a gap until the next one shows whether the gap is
+real, and drops the sample when its neighbours agree without it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from gaitedge.stream import ColumnMap, Lane, LineParser, Session, TextLineDecoder
+from gaitedge.stream.backends import Backend, Decisions
+from gaitedge.stream.sources import EndOfStream, Source
+
+
+class Echo(Backend):
+    """Labels every sample with its own value (as an int) at once; remembers resets."""
+
+    kind = "echo"
+    channels, units, classes = ("a",), ("",), ("rest", "stance", "swing")
+    rate_hz, delay, min_run = 100.0, 0, 1
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.flushes = 0
+
+    def push(self, x):
+        self.n += 1
+        return Decisions(self.n - 1, (int(x[0]),), [])
+
+    def flush(self):
+        self.flushes += 1
+        self.n = 0
+        return Decisions(0, (), [])
+
+    def reset(self):
+        self.n = 0
+
+
+class Lines(Source):
+    """A finite source: the samples decoded from ``data`` in one read."""
+
+    description = "lines"
+
+    def __init__(self, data: bytes, cmap: ColumnMap) -> None:
+        super().__init__()
+        dec = TextLineDecoder(LineParser.for_columns(cmap))
+        self.stats = dec.stats
+        self._samples = dec.feed(data, time.perf_counter())
+        self._done = False
+
+    def open(self):
+        pass
+
+    def read(self, timeout):
+        if self._done:
+            raise EndOfStream()
+        self._done = True
+        return self._samples
+
+
+def _run(rows: list[tuple[str, int]], spec: str = "t,a") -> tuple[dict[int, int], Session, Echo]:
+    """Stream ``(time or counter field, value)`` lines; returns ({sample: label}, session, backend)."""
+    cmap = ColumnMap.parse(spec, ["a"])
+    data = b"".join(f"{t},{v}\n".encode() for t, v in rows)
+    be = Echo()
+    got: dict[int, int] = {}
+
+    def on_labels(k, start, labels):
+        for j, lab in enumerate(labels):
+            assert start + j not in got
+            got[start + j] = int(lab)
+
+    s = Session(Lines(data, cmap), [Lane("x", be, cmap)], on_labels=on_labels)
+    s.run(timeout=20)
+    assert s.error is None
+    return got, s, be
+
+
+def _t(i: int) -> str:
+    return f"{i / 100:.6f}"
+
+
+def test_damaged_timestamps_keep_the_grid_and_the_model_state():
+    rows = [(_t(i), i) for i in range(60)]
+    rows[10] = ("9" + _t(10), 10)  # a digit more: 9000 s ahead
+    rows[20] = ("0.000000", 20)  # back to the start
+    rows[30] = (f"{30 / 100 + 0.007:.6f}", 30)  # 7 ms late: would look like one missing sample
+    rows[40] = (f"{40 / 100 + 0.05:.6f}", 40)  # 50 ms late: a fillable gap
+    got, s, be = _run(rows)
+    summ = s.summary()
+    assert summ.outliers == 4 and summ.restarts == 0 and be.flushes == 1  # the flush at the end only
+    assert summ.gaps == 4 and summ.lost == summ.filled == 4
+    # every sample on its own line's slot; a dropped one's slot holds the sample before it
+    expected = {i: (i - 1 if i in (10, 20, 30, 40) else i) for i in range(60)}
+    assert got == expected
+
+
+def test_real_gaps_and_clock_resets_still_count():
+    rows = [(_t(i), i) for i in range(20)]
+    rows += [(_t(i), i) for i in range(23, 40)]  # three lines lost: filled
+    rows += [(_t(i), i) for i in range(80, 100)]  # 0.4 s lost: the model restarts
+    rows += [(_t(i), i) for i in range(0, 10)]  # the board's clock starts again: the model restarts
+    got, s, _ = _run(rows)
+    summ = s.summary()
+    assert summ.outliers == 0 and summ.gaps == 2 and summ.filled == 3 and summ.restarts == 2
+    assert summ.lost == 3 + 40
+    assert [got[i] for i in range(20, 23)] == [19, 19, 19] and got[80] == 80 and got[99] == 99
+    assert [got[100 + i] for i in range(10)] == list(range(10))
+    # a gap right before the end: the held sample is processed when the stream ends
+    got, s, _ = _run([(_t(i), i) for i in range(10)] + [(_t(15), 15)])
+    assert got[15] == 15 and s.summary().filled == 5
+
+
+def test_damaged_counter_is_dropped_too():
+    rows = [(str(i % 256), i) for i in range(30)]
+    rows[12] = ("200", 12)  # a damaged counter
+    got, s, _ = _run(rows, spec="seq%256,a")
+    summ = s.summary()
+    assert summ.outliers == 1 and summ.restarts == 0 and summ.filled == 1
+    assert got == {i: (11 if i == 12 else i) for i in range(30)}
