@@ -155,7 +155,7 @@ class WindowSampler:
             for t in range(0, len(tris), 3):
                 tri = tris[t : t + 3]
                 xb[:, :, tri] = np.einsum("bij,btj->bti", r, xb[:, :, tri])
-        if plan.mirror is not None:
+        if plan.mirror is not None and self.mirror_sign is not None:
             flip = plan.mirror[idx]
             xb[flip] *= self.mirror_sign[None, :]
         xb = self.norm(xb) * valid[:, :, None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections.abc import Iterator
+from typing import cast
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,7 +167,8 @@ class Info:
             (board, family), pos = _strings(p, pos, 2)
             classes, pos = _strings(p, pos, v[10])
             channels, pos = _strings(p, pos, v[9])
-            units, lsb = [], []
+            units: list[str] = []
+            lsb: list[float] = []
             if pos < len(p):
                 units, pos = _strings(p, pos, v[9])
                 lsb = list(struct.unpack_from(f"<{v[9]}d", p, pos))
@@ -250,9 +252,11 @@ class Results:
     @classmethod
     def concat(cls, parts: list["Results"], k: int = 0) -> "Results":
         if not parts:
-            return cls(0, *(np.zeros(0, np.int64) for _ in range(4)), np.zeros((0, k), np.int64))
-        return cls(parts[0].first_step, *(np.concatenate([getattr(r, f) for r in parts])
-                                          for f in ("label", "raw_label", "event", "event_sample", "logits")))
+            empty = np.zeros(0, np.int64)
+            return cls(0, empty, empty.copy(), empty.copy(), empty.copy(), np.zeros((0, k), np.int64))
+        cat = {f: np.concatenate([getattr(r, f) for r in parts])
+               for f in ("label", "raw_label", "event", "event_sample", "logits")}
+        return cls(parts[0].first_step, **cat)
 
     def events(self, delay: int = 0) -> list[tuple[str, int]]:
         """``[(kind, sample)]`` of the events reported in these results."""
@@ -395,10 +399,11 @@ class MountingState:
     @classmethod
     def of(cls, triads, generation: int = 0) -> "MountingState":
         """From objects with ``channels`` and ``rot`` (e.g. :class:`gaitedge.quant.mounting.Triad`) or pairs."""
-        out = []
+        out: list[tuple[tuple[int, int, int], tuple[int, ...]]] = []
         for t in triads:
             ch, rot = (t.channels, t.rot) if hasattr(t, "channels") else t
-            out.append((tuple(int(c) for c in ch), tuple(int(v) for v in np.asarray(rot).ravel())))
+            chans = cast("tuple[int, int, int]", tuple(int(c) for c in ch))  # length checked by encode()
+            out.append((chans, tuple(int(v) for v in np.asarray(rot).ravel())))
         return cls(out, generation)
 
     def encode(self) -> bytes:
