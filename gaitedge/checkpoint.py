@@ -22,6 +22,7 @@ from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError, ModelError
 from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.models import GaitModel, build_model
+from gaitedge.rundir import MODEL_FILE, atomic_path, file_in_run
 
 FORMAT = "gaitedge-checkpoint"
 #: The frame of a checkpoint written before checkpoints recorded one: its training
@@ -126,19 +127,15 @@ class TrainedModel:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.to_dict(), tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(self.to_dict(), tmp)
 
 
 def load_checkpoint(path: str | Path) -> TrainedModel:
     """Load ``model.pt`` (or a run directory containing it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
+    path = file_in_run(path, MODEL_FILE)
     if not path.is_file():
-        raise ModelError(f"{path}: no checkpoint here (expected a run directory with model.pt)")
+        raise ModelError(f"{path}: no checkpoint here (expected a run directory with {MODEL_FILE})")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a non-checkpoint file

@@ -415,7 +415,7 @@ def test_export_failure_leaves_nothing(runs, tmp_path, monkeypatch):
 
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(onnx_export.os, "replace", boom)
+    monkeypatch.setattr("os.replace", boom)
     with pytest.raises(ModelError, match="cannot write the ONNX files"):
         export_onnx(tm, out)
     assert list(out.iterdir()) == []

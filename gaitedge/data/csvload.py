@@ -13,6 +13,7 @@ from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording
 from gaitedge.data.skips import Recordings, check_not_all_skipped, skip_trial
 from gaitedge.errors import DataError
 from gaitedge.events import labels_to_events
+from gaitedge.rundir import atomic_path
 
 
 def _guess_unit(name: str) -> str:
@@ -181,8 +182,7 @@ def load_csv_dir(
 def save_csv(rec: Recording, path: str | Path) -> None:
     """Write a recording as CSV (``time`` in s, the channels, and ``label`` if any)."""
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["time", *rec.channels] + (["label"] if rec.labels is not None else []))
         for t in range(len(rec)):
@@ -190,4 +190,3 @@ def save_csv(rec: Recording, path: str | Path) -> None:
             if rec.labels is not None:
                 row.append(rec.classes[rec.labels[t]] if rec.labels[t] >= 0 else "")
             w.writerow(row)
-    tmp.replace(path)

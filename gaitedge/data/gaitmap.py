@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 from gaitedge.data.mounting import CANONICAL
 from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording
 from gaitedge.errors import DataError
+from gaitedge.rundir import atomic_path
 
 #: Default sampling rate of gaitmap example data, Hz.
 DEFAULT_RATE_HZ = 204.8
@@ -473,15 +473,9 @@ def write_event_table(
             ic_s = when.get(("heel_strike", ic), ic / rate_hz)
             rows.append([foot, str(start), str(end), str(ic), str(tc), str(start), f"{tc_s:.6f}", f"{ic_s:.6f}"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow([*EVENT_COLUMNS, "tc_s", "ic_s"])
-            for s_id, row in enumerate(rows):
-                w.writerow([str(s_id), *row])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow([*EVENT_COLUMNS, "tc_s", "ic_s"])
+        for s_id, row in enumerate(rows):
+            w.writerow([str(s_id), *row])
     return len(rows)

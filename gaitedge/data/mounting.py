@@ -39,6 +39,7 @@ from scipy.spatial.transform import Rotation
 
 from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError
+from gaitedge.rundir import write_text
 
 #: Name of the canonical foot frame recorded in recordings and checkpoints.
 CANONICAL = "foot-canonical"
@@ -187,10 +188,8 @@ class Mounting:
                 lines.append("angles_deg = {" + ", ".join(f"{k} = {v}" for k, v in s["angles_deg"].items()) + "}")
                 lines.append("")
             text = "\n".join(lines)
-        tmp = path.with_name(path.name + ".tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, text)
 
     def describe(self) -> str:
         """Human-readable lines: per sensor the matrix, the angles and the confidence."""

@@ -63,9 +63,8 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
-import secrets
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
 
@@ -79,14 +78,15 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.models.base import GaitModel
 from gaitedge.models.rnn import RecurrentClassifier
+from gaitedge.rundir import ONNX_SEQUENCE_FILE as SEQUENCE_FILE
+from gaitedge.rundir import ONNX_STEP_FILE as STEP_FILE
+from gaitedge.rundir import atomic_path
 
 FORMAT = "gaitedge-onnx"
 FORMAT_VERSION = 1
 #: lowest opset written.
 MIN_OPSET = 17
 DEFAULT_OPSET = 17
-SEQUENCE_FILE = "model.onnx"
-STEP_FILE = "model_step.onnx"
 #: operators that would build a state from the input shape (not portable).
 FORBIDDEN_OPS = frozenset({"Shape", "Expand", "ConstantOfShape"})
 #: ORT-vs-torch tolerance of the self-check run during export (logit units).
@@ -315,23 +315,12 @@ def _verify_window(model: GaitModel, seq: bytes, state_in: list[str]) -> None:
 
 def _write_atomic(files: dict[Path, bytes], where: Path) -> None:
     """Write every file to a temporary name first, then rename all into place."""
-    tmps: dict[Path, Path] = {}
     try:
-        for path, data in files.items():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            tmps[path] = tmp
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for path, tmp in tmps.items():
-            os.replace(tmp, path)
+        with ExitStack() as stack:
+            for path, data in files.items():
+                stack.enter_context(atomic_path(path)).write_bytes(data)
     except OSError as exc:
         raise ModelError(f"{where}: cannot write the ONNX files ({exc.strerror or exc})") from None
-    finally:
-        for tmp in tmps.values():
-            tmp.unlink(missing_ok=True)
 
 
 def export_onnx(tm: TrainedModel, out_dir: str | Path, opset: int = DEFAULT_OPSET, verify: bool = True) -> OnnxPaths:

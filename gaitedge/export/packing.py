@@ -33,15 +33,16 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from zlib import crc32
 
 import numpy as np
 
 from gaitedge.errors import DeviceError
-from gaitedge.protocol.framing import crc32
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QLayer, QuantModel
 from gaitedge.quant.packing import pack_group, pack_groups
+from gaitedge.rundir import write_bytes
 
 
 # ---------------------------------------------------------------------------------------
@@ -223,8 +224,7 @@ def parse_blob(data: bytes, source: str = "blob") -> BlobHeader:
 
 
 def write_blob(qm, path: str | Path) -> Path:
+    """Write the blob of ``qm`` to ``path`` (whole or not at all); returns the path."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(build_blob(qm))
-    tmp.replace(path)
+    write_bytes(path, build_blob(qm))
     return path

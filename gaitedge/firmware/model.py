@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gaitedge.errors import ModelError
+from gaitedge.rundir import MODEL_FILE, QUANT_FILE, run_folder
 
 
 def load_quant_model(source, log=None):
@@ -16,7 +17,6 @@ def load_quant_model(source, log=None):
     run's training subjects (as ``gaitedge export c`` does).
     """
     from gaitedge.quant import QuantModel
-    from gaitedge.quant.workflow import QUANT_FILE, run_dir_of
 
     if isinstance(source, QuantModel):
         return source
@@ -25,19 +25,19 @@ def load_quant_model(source, log=None):
         return QuantModel.load(p)
     if not p.exists():
         raise ModelError(f"{source}: no such run directory or file")
-    run = run_dir_of(p)
-    has_pt = (run / "model.pt").is_file()
+    run = run_folder(p)
+    has_pt = (run / MODEL_FILE).is_file()
     if (run / QUANT_FILE).is_file():
         qm = QuantModel.load(run / QUANT_FILE)
         if has_pt and qm.float_weights_sha256:
             from gaitedge.checkpoint import load_checkpoint
 
             if load_checkpoint(run).weights_hash() != qm.float_weights_sha256:
-                raise ModelError(f"{run / QUANT_FILE} was made from other weights than {run / 'model.pt'}; "
+                raise ModelError(f"{run / QUANT_FILE} was made from other weights than {run / MODEL_FILE}; "
                                  "quantize again ('gaitedge quantize')")
         return qm
     if not has_pt:
-        raise ModelError(f"{source}: not a run directory (no model.pt or {QUANT_FILE})")
+        raise ModelError(f"{source}: not a run directory (no {MODEL_FILE} or {QUANT_FILE})")
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.quant.quantizer import check_supported, quantize_model
     from gaitedge.quant.workflow import load_training_data

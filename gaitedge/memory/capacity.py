@@ -24,6 +24,7 @@ import numpy as np
 
 from gaitedge.errors import DataError
 from gaitedge.memory.hopfield import MODES, Mode, sign_keep
+from gaitedge.rundir import atomic_path
 
 #: the classical capacity estimate of Hebbian storage (patterns per unit)
 HEBBIAN_CAPACITY = 0.138
@@ -155,8 +156,9 @@ def plot_capacity(result: CapacityResult, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path

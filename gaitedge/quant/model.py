@@ -24,6 +24,7 @@ from gaitedge.quant.events import EventState, events_step
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.mounting import Triad, check_triads, rotate_counts
 from gaitedge.quant.preproc import FilterState, preproc_step
+from gaitedge.rundir import atomic_path, json_default
 
 QFORMAT = "gaitedge-quant"
 QFORMAT_VERSION = 1
@@ -200,10 +201,9 @@ class QuantModel:
             "float_weights_sha256": self.float_weights_sha256,
             "report": self.report,
         }
-        arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        arrays["meta"] = np.frombuffer(json.dumps(meta, default=json_default).encode(), np.uint8)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "QuantModel":
@@ -248,15 +248,6 @@ class QuantModel:
             head_scale=z["head_scale"] if "head_scale" in z else None,
         )
 
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
 
 
 @dataclass

@@ -8,11 +8,8 @@ integer metrics on held-out data.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-
-import numpy as np
 
 from gaitedge.checkpoint import TrainedModel, load_checkpoint
 from gaitedge.data.mounting import mount_all
@@ -21,14 +18,7 @@ from gaitedge.data.splits import by_subjects
 from gaitedge.errors import ConfigError, DataError
 from gaitedge.quant.model import QuantModel
 from gaitedge.quant.quantizer import DEFAULT_INPUT_PERCENTILE, calibration_recordings, quantize_model
-
-QUANT_FILE = "quant.npz"
-REPORT_FILE = "quant.json"
-
-
-def run_dir_of(run: str | Path) -> Path:
-    run = Path(run)
-    return run if run.is_dir() else run.parent
+from gaitedge.rundir import CONFIG_FILE, MODEL_FILE, QUANT_FILE, QUANT_REPORT_FILE, run_folder, to_json, write_text
 
 
 def load_training_data(tm: TrainedModel, spec: str | None = None) -> tuple[list[Recording], list[Recording]]:
@@ -48,7 +38,8 @@ def load_training_data(tm: TrainedModel, spec: str | None = None) -> tuple[list[
 
 
 def load_quant(run: str | Path) -> QuantModel:
-    return QuantModel.load(run_dir_of(run) / QUANT_FILE)
+    """The quantized model of a run (``run`` is the run folder or a file in it)."""
+    return QuantModel.load(run_folder(run) / QUANT_FILE)
 
 
 def _metrics_row(m: dict) -> dict:
@@ -85,7 +76,7 @@ def quantize_run(
     with it, ``out`` (default ``RUN-qat``) becomes a new run directory with the
     fine-tuned ``model.pt``, ``config.toml`` and the quantized model.
     """
-    src = run_dir_of(run)
+    src = run_folder(run)
     tm = load_checkpoint(src)
     train, val = load_training_data(tm, calib)
     log(f"calibrating on {len(train)} training recordings (subjects {', '.join(sorted({r.subject for r in train}))})")
@@ -117,7 +108,7 @@ def quantize_run(
         from gaitedge.quant.qat import finetune
 
         dst = Path(out) if out else src.with_name(src.name + "-qat")
-        if (dst / "model.pt").exists() and not force and dst.resolve() != src.resolve():
+        if (dst / MODEL_FILE).exists() and not force and dst.resolve() != src.resolve():
             raise ConfigError(f"{dst}: already holds a model; choose another --out or pass --force")
         tm, qm, history = finetune(tm, qm, train, val, epochs=finetune_epochs, lr=lr,
                                    steps_per_epoch=steps_per_epoch, log=log)
@@ -126,9 +117,9 @@ def quantize_run(
         if test_recs is not None:
             report["qat"]["test"] = compare_on(tm, qm, test_recs)
         dst.mkdir(parents=True, exist_ok=True)
-        tm.save(dst / "model.pt")
-        if (src / "config.toml").is_file() and dst.resolve() != src.resolve():
-            shutil.copyfile(src / "config.toml", dst / "config.toml")
+        tm.save(dst / MODEL_FILE)
+        if (src / CONFIG_FILE).is_file() and dst.resolve() != src.resolve():
+            shutil.copyfile(src / CONFIG_FILE, dst / CONFIG_FILE)
     else:
         dst = Path(out) if out else src
         dst.mkdir(parents=True, exist_ok=True)
@@ -136,20 +127,8 @@ def quantize_run(
     qm.save(dst / QUANT_FILE)
     report["out"] = str(dst)
     report["weights_sha256"] = qm.weights_hash()
-    tmp = dst / (REPORT_FILE + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=_json))
-    tmp.replace(dst / REPORT_FILE)
+    write_text(dst / QUANT_REPORT_FILE, to_json(report))
     return report
-
-
-def _json(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
 
 
 def format_comparison(rep: dict) -> str:

@@ -42,11 +42,12 @@ import numpy as np
 
 from gaitedge.data.mounting import Mounting, rotations_for
 from gaitedge.errors import DataError, ModelError
+from gaitedge.rundir import ONNX_SEQUENCE_FILE, file_in_run
+from gaitedge.rundir import ONNX_STEP_FILE as STEP_FILE
 from gaitedge.runtime.postprocess import CausalFilter, Debouncer, GaitEvent
 
 FORMAT = "gaitedge-onnx"
 FORMAT_VERSION = 1
-STEP_FILE = "model_step.onnx"
 REQUIRED_KEYS = (
     "format", "format_version", "graph", "gaitedge_version", "family", "classes", "channels", "units",
     "rate_hz", "norm_mean", "norm_std", "filter_sos", "delay", "min_run", "weights_sha256",
@@ -207,12 +208,6 @@ def refuse_window_model(path: Path) -> None:
         raise ModelError(non_causal_message(meta.get("family", "the model"), str(path)))
 
 
-def resolve_step_path(path: str | Path) -> Path:
-    """``path`` itself, or ``path/model_step.onnx`` when ``path`` is a folder."""
-    p = Path(path)
-    return p / STEP_FILE if p.is_dir() else p
-
-
 def _softmax(z: list[float]) -> np.ndarray:
     """Softmax of a short list of logits as float32 ``(K,)``."""
     m = max(z)
@@ -234,8 +229,8 @@ class OnnxGaitClassifier:
                  location: str = "left_foot") -> None:
         import onnxruntime as ort
 
-        self.path = resolve_step_path(path)
-        window = self.path.with_name("model.onnx")
+        self.path = file_in_run(path, STEP_FILE)
+        window = self.path.with_name(ONNX_SEQUENCE_FILE)
         if not self.path.is_file() and window.is_file():
             refuse_window_model(window)
         if not self.path.is_file():
