@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gaitedge.c_literals import c_string, initializer_list, int_literal
 from gaitedge.export.packing import MAX_LAYERS, PARAMS_BYTES, arch_hash, build_payload, payload_layout
-
-
-def _cstr(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def fw_model_h(qm) -> str:
@@ -28,7 +25,7 @@ def fw_model_h(qm) -> str:
         f"#define FW_N_INPUTS {qm.n_inputs}\n"
         f"#define FW_N_CLASSES {qm.n_classes}\n"
         f"#define FW_N_LAYERS {len(qm.layers)}\n"
-        f"#define FW_FAMILY {_cstr(qm.family)}\n"
+        f"#define FW_FAMILY {c_string(qm.family)}\n"
         f"/** Payload bytes of a weights blob for this architecture (params + arrays). */\n"
         f"#define FW_BLOB_PAYLOAD_BYTES {len(payload)}u\n\n"
         "extern const uint8_t fw_arch_hash[32];\n"
@@ -45,10 +42,10 @@ def fw_model_h(qm) -> str:
 
 def fw_model_c(qm) -> str:
     h = arch_hash(qm)
-    hash_init = ", ".join(f"0x{b:02X}" for b in h)
-    names = ", ".join(_cstr(c) for c in qm.channels)
-    units = ", ".join(_cstr(u) for u in qm.units)
-    lsb = ", ".join(f"0x{int(v):016X}ull" for v in np.asarray(qm.pre.lsb, "<f8").view("<u8"))
+    hash_init = initializer_list(int_literal(b, 2) for b in h)
+    names = initializer_list(c_string(c) for c in qm.channels)
+    units = initializer_list(c_string(u) for u in qm.units)
+    lsb = initializer_list(int_literal(v, 16, "ull") for v in np.asarray(qm.pre.lsb, "<f8").view("<u8"))
     binds = []
     for sec, off, _n in payload_layout(qm):
         target = f"layers{sec.field[len('layers'):]}" if sec.field.startswith("layers[") else f"m->{sec.field}"

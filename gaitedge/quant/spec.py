@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from gaitedge.c_literals import int_array
+
 #: spec version written into exported models; the C runtime checks it.
 SPEC_VERSION = 1
 
@@ -143,17 +145,6 @@ def lut_max_error() -> dict[str, float]:
     return out
 
 
-def c_array(name: str, values: np.ndarray, ctype: str, per_line: int = 12) -> str:
-    """A C array definition (used by the LUT generator and the exporter)."""
-    vals = [str(int(v)) for v in np.asarray(values).ravel()]
-    if ctype in ("int32_t",):
-        vals = [f"{v}" if int(v) != INT32_MIN else "(-2147483647 - 1)" for v in vals]
-    lines = []
-    for k in range(0, len(vals), per_line):
-        lines.append("    " + ", ".join(vals[k : k + per_line]) + ",")
-    return f"{name}[{len(vals)}] = {{\n" + "\n".join(lines) + "\n};\n"
-
-
 def lut_table() -> np.ndarray:
     """The runtime's combined table ``[256, 4]``: sigmoid base, slope, tanh base, slope."""
     sb, ss = lut_tables(SIGMOID_KNOTS)
@@ -170,7 +161,7 @@ def generate_lut_c() -> str:
         " * y = base + ((u * slope) >> 8) for u in [0, 65535], which equals\n"
         " * knot[i] + floor((knot[i+1] - knot[i]) * (u & 255) / 256). */\n"
         '#include "ge_math.h"\n\n'
-        + c_array("const int32_t ge_lut", lut_table(), "int32_t", per_line=8)
+        + int_array("const int32_t ge_lut", lut_table(), per_line=8)
     )
 
 

@@ -27,7 +27,7 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.quant.families.window_common import batch_inputs, cell_frac_for, float_pass, rnn_layer, spread_cols, \
     torch_layer
-from gaitedge.quant.families.base import QuantBody, QuantContext, pad_cols, padded_hidden, FamilyQuantizer
+from gaitedge.quant.families.base import FamilyQuantizer, QuantBody, QuantContext, pad_cols, padded_hidden
 from gaitedge.quant.window import ARCH_BIDIR, MERGE_AVG, MERGE_CONCAT
 
 

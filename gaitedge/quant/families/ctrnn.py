@@ -30,15 +30,8 @@ from gaitedge.quant import spec
 from gaitedge.quant.ctrnn import ALPHA_SHIFT
 from gaitedge.quant.gactrnn import ALPHA_FRAC
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.families.base import (
-    QuantBody,
-    QuantContext,
-    gate_rows,
-    pad_cols,
-    pad_rows,
-    padded_hidden,
-    FamilyQuantizer,
-)
+from gaitedge.quant.families.base import (FamilyQuantizer, QuantBody, QuantContext, gate_rows, pad_cols, pad_rows,
+                                          padded_hidden)
 
 #: potential fraction bits allowed (as the LSTM cell state)
 U_FRAC_RANGE = spec.CELL_FRAC_RANGE

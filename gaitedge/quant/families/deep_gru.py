@@ -28,8 +28,8 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.families.base import QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden, \
-    FamilyQuantizer
+from gaitedge.quant.families.base import (FamilyQuantizer, QuantBody, QuantContext, float_rnn_pass, gate_rows,
+                                          pad_cols, pad_rows, padded_hidden)
 
 
 def _check(model: nn.Module) -> None:

@@ -27,8 +27,8 @@ from gaitedge.errors import ModelError
 from gaitedge.models.esn import EchoStateNetwork
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.families.base import (QuantBody, QuantContext, gate_rows, pad_cols, pad_rows, padded_hidden,
-                                      quantize_rows, FamilyQuantizer)
+from gaitedge.quant.families.base import (FamilyQuantizer, QuantBody, QuantContext, gate_rows, pad_cols, pad_rows,
+                                          padded_hidden, quantize_rows)
 from gaitedge.quant.reservoir import LEAK_ONE, encode_csr
 
 FAMILIES = ("esn", "leaky_esn", "deep_esn")

@@ -19,8 +19,8 @@ from gaitedge.checkpoint import TrainedModel
 from gaitedge.errors import ModelError
 from gaitedge.quant.jordan import jordan_out_rows
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.families.base import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
-    FamilyQuantizer
+from gaitedge.quant.families.base import (FamilyQuantizer, QuantBody, QuantContext, float_sigmoid, gate_rows,
+                                          pad_cols, pad_rows, padded_hidden)
 
 
 def _check(model: nn.Module) -> None:

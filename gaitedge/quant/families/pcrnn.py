@@ -28,8 +28,8 @@ from gaitedge.models.pcrnn import PCRNNClassifier
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.pcrnn import ES_FRAC, STATE_FRAC_RANGE
-from gaitedge.quant.families.base import (QuantBody, QuantContext, gate_rows, pad_cols, padded_hidden, quantize_rows,
-                                      FamilyQuantizer)
+from gaitedge.quant.families.base import (FamilyQuantizer, QuantBody, QuantContext, gate_rows, pad_cols,
+                                          padded_hidden, quantize_rows)
 
 
 def _check(model: nn.Module) -> None:

@@ -18,8 +18,8 @@ from gaitedge.errors import ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
 from gaitedge.quant.peephole import PEEP_FRAC
-from gaitedge.quant.families.base import QuantBody, QuantContext, float_sigmoid, gate_rows, pad_cols, pad_rows, padded_hidden, \
-    FamilyQuantizer
+from gaitedge.quant.families.base import (FamilyQuantizer, QuantBody, QuantContext, float_sigmoid, gate_rows,
+                                          pad_cols, pad_rows, padded_hidden)
 
 
 def _check(model: nn.Module) -> None:

@@ -31,8 +31,8 @@ from gaitedge.errors import ModelError
 from gaitedge.models.tcn import TemporalBlock
 from gaitedge.quant import spec
 from gaitedge.quant.model import QLayer
-from gaitedge.quant.families.base import (QuantBody, QuantContext, float_rnn_pass, gate_rows, pad_cols, pad_rows, padded_hidden,
-                                      quantize_rows, FamilyQuantizer)
+from gaitedge.quant.families.base import (FamilyQuantizer, QuantBody, QuantContext, float_rnn_pass, gate_rows,
+                                          pad_cols, pad_rows, padded_hidden, quantize_rows)
 from gaitedge.quant.tcn import KERNEL_RANGE, aux_words
 
 FAMILIES = ("tcn", "tcn_lstm", "tcn_gru")
