@@ -92,24 +92,24 @@ def test_trial_past_its_time_limit_is_recorded(tmp_path):
 def test_sweep_cli_runs_trials_in_parallel_and_survives_failures(tmp_path):
     base = write_base(tmp_path)
     out = tmp_path / "sweep"
-    r = subprocess.run(sweep_cmd(base, "--grid", "train.lr=0.003,0.02,-1", "--grid", "model.hidden=8,0",
+    r = subprocess.run(sweep_cmd(base, "--grid", "train.lr=0.003,0.02,-1", "--grid", "model.name=gru,nope",
                                  "--workers", "2", "--out", str(out)),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = read_rows(out / "trials.csv")
     assert [int(x["trial"]) for x in rows] == list(range(6))
-    by = {(x["train.lr"], x["model.hidden"]): x for x in rows}
+    by = {(x["train.lr"], x["model.name"]): x for x in rows}
     assert len(by) == 6  # Optuna's grid: every combination once
-    ok = [by[("0.003", "8")], by[("0.02", "8")]]
+    ok = [by[("0.003", "gru")], by[("0.02", "gru")]]
     assert all(x["status"] == "ok" and 0 <= float(x["score"]) <= 1 and x["test_macro_f1"] for x in ok)
     # a value the config refuses, and one that fails inside training, are recorded; the sweep goes on
-    assert by[("-1", "8")]["status"] == "failed" and "train.lr must be > 0" in by[("-1", "8")]["error"]
-    crashed = by[("0.003", "0")]
-    assert crashed["status"] == "failed" and "hidden >= 1" in crashed["error"]
+    assert by[("-1", "gru")]["status"] == "failed" and "train.lr must be > 0" in by[("-1", "gru")]["error"]
+    crashed = by[("0.003", "nope")]
+    assert crashed["status"] == "failed" and "unknown model 'nope'" in crashed["error"]
     assert (out / f"trial-{int(crashed['trial']):03d}" / "train.log").read_text().count("Traceback") == 1
     best = max(ok, key=lambda x: float(x["score"]))
     cfg = load_config(out / "best.toml")
-    assert cfg.train.lr == float(best["train.lr"]) and cfg.model.hidden == 8
+    assert cfg.train.lr == float(best["train.lr"]) and cfg.model.name == "gru"
     assert cfg.train.threads == 2  # the base config's own value, not the per-trial 1
     # printed summary: best first, failed last
     table = r.stdout[r.stdout.index("val score"):].splitlines()[2:8]
@@ -117,10 +117,10 @@ def test_sweep_cli_runs_trials_in_parallel_and_survives_failures(tmp_path):
     assert "2 of 6 trials ok, 4 failed" in r.stdout
     assert (out / f"trial-{int(best['trial']):03d}" / "run" / "model.pt").is_file()
     # the same folder again: refused without --resume/--force; --resume on a finished study only rewrites outputs
-    again = subprocess.run(sweep_cmd(base, "--grid", "train.lr=0.003,0.02,-1", "--grid", "model.hidden=8,0",
+    again = subprocess.run(sweep_cmd(base, "--grid", "train.lr=0.003,0.02,-1", "--grid", "model.name=gru,nope",
                                      "--out", str(out)), capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and again.stderr.startswith("gaitedge: error:") and "--resume" in again.stderr
-    again = subprocess.run(sweep_cmd(base, "--grid", "train.lr=0.003,0.02,-1", "--grid", "model.hidden=8,0",
+    again = subprocess.run(sweep_cmd(base, "--grid", "train.lr=0.003,0.02,-1", "--grid", "model.name=gru,nope",
                                      "--out", str(out), "--resume"), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "0 waiting" in again.stdout and len(read_rows(out / "trials.csv")) == 6
 

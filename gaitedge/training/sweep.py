@@ -57,7 +57,7 @@ from typing import Any, Callable
 
 from gaitedge.config import SECTIONS, Config, apply_override, dump_toml, from_dict
 from gaitedge.errors import ConfigError
-from gaitedge.rundir import write_json
+from gaitedge.rundir import atomic_path, write_json, write_text
 
 
 @dataclass(frozen=True)
@@ -722,14 +722,12 @@ def write_csv(rows: list[dict], path: Path) -> None:
     cols = ["trial", "status", *keys, "score", "val_macro_f1", "val_event_f1", "val_median_err_ms",
             "test_macro_f1", "test_event_f1", "test_hs_f1", "test_to_f1", "test_median_err_ms",
             "best_epoch", "epochs_run", "train_time_s", "time_s", "error", "run_dir", "worker"]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in sorted(rows, key=lambda r: r["trial"]):
             flat = {**r, **r["params"]}
             w.writerow([_cell(flat.get(c, "")) for c in cols])
-    tmp.replace(path)
 
 
 def _cell(v: Any) -> str:
@@ -835,8 +833,6 @@ def run_sweep(
     prune = _pruner(pruner, prune_startup, prune_warmup)
     if resume and out_dir is None and storage is None:
         raise ConfigError("--resume needs the sweep's --out folder (or its --storage and --study)")
-    optuna = _optuna()
-    S = optuna.trial.TrialState
     out = Path(out_dir) if out_dir is not None else default_sweep_dir()
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     if storage is None and resume and not (out / "study.db").is_file():
@@ -847,31 +843,49 @@ def run_sweep(
     ctl = _open_study(store, url, study, plan, join=resume or storage is not None, force=force, log=log,
                       resume=resume)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "base.toml").write_text(dump_toml(cfg))
-    cfg_dict = cfg.to_dict()
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    ctx = mp.get_context("spawn")
-    running: dict[int, _Running] = {}
-    full: dict[int, dict] = {}
+    write_text(out / "base.toml", dump_toml(cfg))
+    sweep = _Sweep(cfg, plan, out, url, study, store, ctl, prune, threads, log)
     recovered = _recover(ctl, store)
-    waiting = len(ctl.get_trials(deepcopy=False, states=(S.WAITING,)))
+    waiting = len(ctl.get_trials(deepcopy=False, states=(sweep.S.WAITING,)))
     log(f"sweep: study {study!r} in {safe_url(url)}: {plan.n_trials} planned trials ({plan.sampler} sampler, "
         f"pruner {pruner}), {waiting} waiting" + (f" ({recovered} queued again after an interruption)"
                                                  if recovered else "")
         + f"; {workers} worker process(es) here, output {out}")
+    sweep.run(workers, trial_timeout_s)
+    rows = sweep.write_outputs()
+    best, best_cfg = sweep.write_best(rows)
+    return SweepResult(rows, best, out, best_cfg)
 
-    def write_outputs() -> list[dict]:
-        rows = study_rows(ctl, plan)
-        write_csv(rows, out / "trials.csv")
-        tmp = out / "sweep.json.tmp"
-        trials_out = [{**r, **full.get(r["trial"], {})} for r in rows]
-        tmp.write_text(json.dumps({"base": cfg_dict, "study": study, "storage": safe_url(url),
-                                   "plan": plan.signature(), "trials": trials_out},
-                                  indent=1, default=str, allow_nan=True))
-        tmp.replace(out / "sweep.json")
+
+class _Sweep:
+    """One sweep process: claims waiting trials, trains each in a child process, records the results."""
+
+    def __init__(self, cfg: Config, plan: SweepPlan, out: Path, url: str, study: str, store: Any, ctl: Any,
+                 prune: Any, threads: int, log: Callable[[str], None]) -> None:
+        self.optuna = _optuna()
+        self.S = self.optuna.trial.TrialState
+        self.cfg, self.plan, self.out, self.url, self.study = cfg, plan, out, url, study
+        self.store, self.ctl, self.prune, self.threads, self.log = store, ctl, prune, threads, log
+        self.cfg_dict = cfg.to_dict()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.mp = mp.get_context("spawn")
+        self.running: dict[int, _Running] = {}
+        self.full: dict[int, dict] = {}
+
+    def write_outputs(self) -> list[dict]:
+        """Rewrite ``trials.csv`` and ``sweep.json`` from the study; return the rows."""
+        rows = study_rows(self.ctl, self.plan)
+        write_csv(rows, self.out / "trials.csv")
+        trials_out = [{**r, **self.full.get(r["trial"], {})} for r in rows]
+        write_text(self.out / "sweep.json",
+                   json.dumps({"base": self.cfg_dict, "study": self.study, "storage": safe_url(self.url),
+                               "plan": self.plan.signature(), "trials": trials_out},
+                              indent=1, default=str, allow_nan=True))
         return rows
 
-    def finish(run: _Running, res: dict) -> None:
+    def finish(self, run: _Running, res: dict) -> None:
+        """Record a trial's result in the study (or a note when another process took it over) and log it."""
+        S = self.S
         tid, number = run.trial._trial_id, run.trial.number
         res.setdefault("time_s", time.time() - run.started)
         attrs = {"time_s": res["time_s"]}
@@ -888,62 +902,66 @@ def run_sweep(
             attrs["error"] = res.get("error", "")
         try:
             for k, v in attrs.items():
-                store.set_trial_user_attr(tid, k, v)
-            ctl.get_trials(deepcopy=False)  # the trial's latest state into the study's storage cache
+                self.store.set_trial_user_attr(tid, k, v)
+            self.ctl.get_trials(deepcopy=False)  # the trial's latest state into the study's storage cache
             if res["status"] == "ok":
-                ctl.tell(number, score)
+                self.ctl.tell(number, score)
             else:
-                ctl.tell(number, state=S.PRUNED if res["status"] == "pruned" else S.FAIL)
-        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError) as exc:
+                self.ctl.tell(number, state=S.PRUNED if res["status"] == "pruned" else S.FAIL)
+        except (self.optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError) as exc:
             # another sweep process took the trial as interrupted (no heartbeat) and queued it again
-            log(f"trial {number:3d} was meanwhile recorded as interrupted by another sweep process "
-                f"({_first_line(exc)}); its result here is kept in {run.tdir} only")
-        full[number] = {"val": res.get("val"), "test": res.get("test")}
-        row = _row(number, run.params, res)
-        p = ", ".join(f"{k}={_cell(v)}" for k, v in run.params.items())
-        if row["status"] == "ok":
-            log(f"trial {number:3d} ok      score {row['score']:.4f}  (val macro-F1 {row['val_macro_f1']:.4f}, "
-                f"event F1 {row['val_event_f1']:.4f})  {row['time_s']:.0f} s  {p}")
-        elif row["status"] == "pruned":
-            log(f"trial {number:3d} pruned  after epoch {row['epochs_run']}  {row['time_s']:.0f} s  {p}")
-        else:
-            log(f"trial {number:3d} FAILED  {row['error'][:200]}  {p}")
-        write_outputs()
+            self.log(f"trial {number:3d} was meanwhile recorded as interrupted by another sweep process "
+                     f"({_first_line(exc)}); its result here is kept in {run.tdir} only")
+        self.full[number] = {"val": res.get("val"), "test": res.get("test")}
+        self._log_row(_row(number, run.params, res), run.params)
+        self.write_outputs()
 
-    def start() -> bool:
-        frozen = _claim(ctl, store)
+    def _log_row(self, row: dict, params: dict) -> None:
+        p = ", ".join(f"{k}={_cell(v)}" for k, v in params.items())
+        number = row["trial"]
+        if row["status"] == "ok":
+            self.log(f"trial {number:3d} ok      score {row['score']:.4f}  (val macro-F1 {row['val_macro_f1']:.4f}, "
+                     f"event F1 {row['val_event_f1']:.4f})  {row['time_s']:.0f} s  {p}")
+        elif row["status"] == "pruned":
+            self.log(f"trial {number:3d} pruned  after epoch {row['epochs_run']}  {row['time_s']:.0f} s  {p}")
+        else:
+            self.log(f"trial {number:3d} FAILED  {row['error'][:200]}  {p}")
+
+    def start(self) -> bool:
+        """Claim a waiting trial and start its process; False when none is waiting."""
+        frozen = _claim(self.ctl, self.store)
         if frozen is None:
             return False
         tid = frozen._trial_id
-        store.set_trial_user_attr(tid, "worker", worker_id)
-        store.record_heartbeat(tid)
-        tstudy = optuna.load_study(study_name=study, storage=store, sampler=_sampler(plan, frozen.number),
-                                   pruner=prune)
+        self.store.set_trial_user_attr(tid, "worker", self.worker_id)
+        self.store.record_heartbeat(tid)
+        tstudy = self.optuna.load_study(study_name=self.study, storage=self.store,
+                                        sampler=_sampler(self.plan, frozen.number), pruner=self.prune)
         tstudy.get_trials(deepcopy=False)  # brings the claimed trial into the study's storage cache
-        trial = optuna.trial.Trial(tstudy, tid)
-        tdir = out / f"trial-{frozen.number:03d}"
+        trial = self.optuna.trial.Trial(tstudy, tid)
+        tdir = self.out / f"trial-{frozen.number:03d}"
         tdir.mkdir(parents=True, exist_ok=True)
         (tdir / "result.json").unlink(missing_ok=True)
         t0 = time.time()
         try:
-            params = _suggest(trial, plan)
+            params = _suggest(trial, self.plan)
         except Exception as exc:  # noqa: BLE001  (a stored value the plan cannot give)
             params = {}
             bad = f"cannot draw the trial's values: {_first_line(exc)}"
         else:
-            bad = _config_problem(cfg, params)
+            bad = _config_problem(self.cfg, params)
         if bad:
-            finish(_Running(None, None, trial, params, tdir, t0), {"status": "failed", "error": bad})
+            self.finish(_Running(None, None, trial, params, tdir, t0), {"status": "failed", "error": bad})
             return True
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_trial_main, args=(cfg_dict, params, str(tdir), threads, child),
-                           name=f"gaitedge-trial-{frozen.number}", daemon=False)
+        parent, child = self.mp.Pipe()
+        proc = self.mp.Process(target=_trial_main, args=(self.cfg_dict, params, str(tdir), self.threads, child),
+                               name=f"gaitedge-trial-{frozen.number}", daemon=False)
         proc.start()
         child.close()
-        running[tid] = _Running(proc, parent, trial, params, tdir, t0)
+        self.running[tid] = _Running(proc, parent, trial, params, tdir, t0)
         return True
 
-    def serve(run: _Running) -> None:
+    def serve(self, run: _Running) -> None:
         """Answer the trial's per-epoch reports: record each score, say whether to prune."""
         while run.conn is not None and run.conn.poll():
             try:
@@ -957,80 +975,84 @@ def run_sweep(
                 try:
                     run.trial.report(score, epoch)
                     stop = run.trial.should_prune()
-                except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
+                except (self.optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
                     stop = True  # the study no longer takes this trial (recorded as interrupted elsewhere)
             try:
                 run.conn.send(stop)
             except (BrokenPipeError, OSError):
                 pass
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # a SIGTERM (job scheduler, kill) stops the sweep as Ctrl-C does
+    def run(self, workers: int, trial_timeout_s: float | None) -> None:
+        """Train trials, ``workers`` at a time, until none is waiting; a SIGTERM stops it as Ctrl-C does."""
 
-    old_term = (signal.signal(signal.SIGTERM, on_term)
-                if threading.current_thread() is threading.main_thread() else None)
-    last_beat = 0.0
-    try:
+        def on_term(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        old_term = (signal.signal(signal.SIGTERM, on_term)
+                    if threading.current_thread() is threading.main_thread() else None)
+        try:
+            self._loop(workers, trial_timeout_s)
+        finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
+            self._stop_running()
+
+    def _loop(self, workers: int, trial_timeout_s: float | None) -> None:
+        running, last_beat = self.running, 0.0
         while True:
-            while len(running) < workers and start():
+            while len(running) < workers and self.start():
                 pass
             if not running:
-                if _recover(ctl, store):
+                if _recover(self.ctl, self.store):
                     continue
-                break
-            waitables = [r.proc.sentinel for r in running.values()] + [r.conn for r in running.values() if r.conn]
-            wait(waitables, timeout=1.0)
+                return
+            wait([r.proc.sentinel for r in running.values()] + [r.conn for r in running.values() if r.conn],
+                 timeout=1.0)
             now = time.time()
             if now - last_beat >= HEARTBEAT_S / 2:
                 for tid in running:
-                    store.record_heartbeat(tid)
+                    self.store.record_heartbeat(tid)
                 last_beat = now
             for tid, run in list(running.items()):
-                serve(run)
+                self.serve(run)
                 if not run.proc.is_alive():
                     run.proc.join()
-                    serve(run)
+                    self.serve(run)
                     del running[tid]
-                    res_path = run.tdir / "result.json"
-                    if res_path.is_file():
-                        res = json.loads(res_path.read_text())
-                    else:
-                        code = run.proc.exitcode
-                        why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-                        res = {"status": "failed", "error": f"worker process died ({why})"}
-                    finish(run, res)
+                    self.finish(run, _result_of(run))
                 elif trial_timeout_s is not None and now - run.started > trial_timeout_s:
                     run.proc.kill()
                     run.proc.join()
                     del running[tid]
-                    finish(run, {"status": "failed", "error": f"timed out after {trial_timeout_s:.0f} s"})
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-        for tid, run in running.items():
+                    self.finish(run, {"status": "failed", "error": f"timed out after {trial_timeout_s:.0f} s"})
+
+    def _stop_running(self) -> None:
+        """Kill the trials still training (Ctrl-C, error), record them as interrupted and queue them again."""
+        for tid, run in self.running.items():
             run.proc.kill()
             run.proc.join()
-            try:  # stopped by this process (Ctrl-C, error): record it and queue the point again
-                store.set_trial_user_attr(tid, "error", "interrupted: the sweep process stopped")
-                store.set_trial_user_attr(tid, "interrupted", True)
-                if store.set_trial_state_values(tid, S.FAIL):
-                    _requeue(ctl, store.get_trial(tid))
+            try:
+                self.store.set_trial_user_attr(tid, "error", "interrupted: the sweep process stopped")
+                self.store.set_trial_user_attr(tid, "interrupted", True)
+                if self.store.set_trial_state_values(tid, self.S.FAIL):
+                    _requeue(self.ctl, self.store.get_trial(tid))
             except Exception:  # noqa: BLE001  (the storage itself may be what failed)
                 pass
-        if running:
+        if self.running:
             try:
-                write_outputs()
+                self.write_outputs()
             except Exception:  # noqa: BLE001
                 pass
 
-    rows = write_outputs()
-    ok = [r for r in _ranked(rows) if r["status"] == "ok" and math.isfinite(r["score"])]
-    best = ok[0] if ok else None
-    best_cfg = None
-    if best is not None:
-        best_cfg = apply_params(cfg, best["params"])
+    def write_best(self, rows: list[dict]) -> tuple[dict | None, Config | None]:
+        """The best finished trial and its config, written to ``best.toml`` (None, None when none finished)."""
+        ok = [r for r in _ranked(rows) if r["status"] == "ok" and math.isfinite(r["score"])]
+        if not ok:
+            return None, None
+        best = ok[0]
+        best_cfg = apply_params(self.cfg, best["params"])
         head = [
-            f"# best of {len(rows)} trials of the sweep in {out} (study {study}): trial {best['trial']}",
+            f"# best of {len(rows)} trials of the sweep in {self.out} (study {self.study}): trial {best['trial']}",
             f"# validation score {best['score']:.4f} (macro-F1 {best['val_macro_f1']:.4f}, "
             f"event F1 {best['val_event_f1']:.4f})"
             + (f"; test macro-F1 {best['test_macro_f1']:.4f}, event F1 {best['test_event_f1']:.4f}"
@@ -1038,5 +1060,15 @@ def run_sweep(
             "# " + ", ".join(f"{k} = {_toml(v)}" for k, v in best["params"].items()),
             "",
         ]
-        (out / "best.toml").write_text("\n".join(head) + dump_toml(best_cfg))
-    return SweepResult(rows, best, out, best_cfg)
+        write_text(self.out / "best.toml", "\n".join(head) + dump_toml(best_cfg))
+        return best, best_cfg
+
+
+def _result_of(run: _Running) -> dict:
+    """The ``result.json`` a finished trial process wrote, or a failure naming how it died."""
+    res_path = run.tdir / "result.json"
+    if res_path.is_file():
+        return json.loads(res_path.read_text())
+    code = run.proc.exitcode
+    why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+    return {"status": "failed", "error": f"worker process died ({why})"}
