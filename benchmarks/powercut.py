@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge.device import DeviceClient, Emulator
-from gaitedge.device.blob import build_blob
+from gaitedge.export.packing import build_blob
 from gaitedge.errors import DeviceError
 
 #: exit status of the host board when its --power-cut budget runs out

@@ -14,8 +14,7 @@ from gaitedge.config import Config
 from gaitedge.data.spec import load_spec
 from gaitedge.errors import ModelError
 from gaitedge.export.c_export import arena_bytes, export_c, weight_bytes
-from gaitedge.export.packing import layer_order, pack_layer
-from gaitedge.quant.packing import pack_group
+from gaitedge.export.packing import layer_order, pack_group, pack_layer
 from gaitedge.quant import QuantModel, quantize_model
 from gaitedge.training.train import train
 

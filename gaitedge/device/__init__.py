@@ -7,7 +7,7 @@
 - :mod:`gaitedge.device.mounting` — a mounting file -> the device's triads.
 - :class:`Emulator` — the ``mps2-an386`` board under QEMU, or the host build, on a
   loopback TCP port.
-- :mod:`gaitedge.device.blob` — weights blobs.
+- weights blobs (what ``flash`` sends) are built by :mod:`gaitedge.export.packing`.
 """
 
 from gaitedge.device.client import DeviceClient, FlashResult

@@ -18,11 +18,10 @@ from gaitedge.errors import ModelError
 from gaitedge.c_literals import c_string, int_array
 from gaitedge.export.c_export import (LUT_BYTES, CExport, class_names_array, generator_version, kind_cflags,
                                       measure_code_bytes, runtime_files, stack_arrays, write_export)
-from gaitedge.export.packing import pack_layer
+from gaitedge.export.packing import pack_group, pack_layer
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
-from gaitedge.quant.packing import pack_group
 from gaitedge.quant.window import ARCH_BIDIR, MERGE_CONCAT, check_window, require_window, window_hash
 
 #: default window length the arena is sized for (samples).

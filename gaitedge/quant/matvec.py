@@ -1,6 +1,6 @@
 """Twin of ``ge_matvec.c``: int32 accumulators ``acc = bias + W v`` (int8 W, int16 v).
 
-The C kernel walks packed 4-row groups (see ``gaitedge.quant.packing.pack_groups``)
+The C kernel walks packed 4-row groups (see ``gaitedge.export.packing.pack_groups``)
 with SMLAD on the DSP path or plain multiply-adds in portable C; integer addition
 is exact and the spec bounds every sum below 2^31, so the order does not matter.
 """
