@@ -23,8 +23,6 @@ GYRO_DEG_S_SUSPECT = 40.0
 GRAVITY_OFF_DEG = 25.0
 #: The dominant walking rotation axis farther than this from ±y (degrees).
 AXIS_OFF_DEG = 35.0
-#: Relative deviation of a measured from a declared rate worth a warning.
-RATE_TOLERANCE = 0.03
 
 _FIX_MOUNTING = ("use --mounting auto, or estimate it once with 'gaitedge mounting estimate --data ... "
                  "--out mounting.toml' and pass --mounting mounting.toml")
@@ -90,14 +88,6 @@ def frame_warnings(rec: Recording) -> list[str]:
                     f"medio-lateral y axis of the canonical foot frame; the mounting is off: {_FIX_MOUNTING}"
                 )
     return out
-
-
-def rate_warning(measured_hz: float, declared_hz: float, where: str) -> str | None:
-    """A warning if a measured sampling rate differs from the declared one by more than 3 %."""
-    if declared_hz > 0 and measured_hz > 0 and abs(measured_hz / declared_hz - 1) > RATE_TOLERANCE:
-        return (f"{where}: samples arrive at {measured_hz:.1f} Hz but {declared_hz:g} Hz is declared; "
-                "give the true rate (rate= in the data spec) so that the signal is resampled correctly")
-    return None
 
 
 def input_warnings(recs: list[Recording], model_frame: str) -> list[str]:
