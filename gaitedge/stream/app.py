@@ -43,6 +43,7 @@ from gaitedge.stream.session import MAX_STRIDE_S, Lane, Session, Summary
 
 if TYPE_CHECKING:
     from gaitedge.stream.lsl import LslOutlets
+    from gaitedge.stream.view import EventLog
 
 
 
@@ -434,6 +435,15 @@ def _run_session(opts: StreamOptions, source: Source, lanes: list[Lane], outlets
     if session.error is not None and not isinstance(session.error, DataError):
         raise session.error
     print(format_summary(s))
+    _report(opts, session, lanes, log, outlets)
+    if isinstance(session.error, DataError):
+        raise session.error
+    return 0
+
+
+def _report(opts: StreamOptions, session: Session, lanes: list[Lane], log: "EventLog | None",
+            outlets: "LslOutlets | None") -> None:
+    """After the summary: the event table, the boards' counters, the event log and the LSL outlets."""
     if opts.events_table:
         from gaitedge.data.gaitmap import write_event_table
 
@@ -461,9 +471,6 @@ def _run_session(opts: StreamOptions, source: Source, lanes: list[Lane], outlets
         elif len(lat):
             figs = "; the source's timestamps run ahead of this host's LSL clock (a replay faster than real time?)"
         print(f"LSL outlets: {', '.join(outlets.names)}{figs}")
-    if isinstance(session.error, DataError):
-        raise session.error
-    return 0
 
 
 def run_imusim(opts: ImuSimOptions) -> int:
