@@ -119,7 +119,8 @@ def make_model(family: str, recs, seed: int = 0):
 
 def measure_mcu(family: str, recs, rec, steps: int, work: Path, mcu) -> dict:
     """Instruction counts (portable, DSP), sizes, and the on-target exactness check."""
-    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, export_c, kind_cflags, linked_objects, weight_bytes
+    from gaitedge.export.c_common import LUT_BYTES, kind_cflags, linked_objects
+    from gaitedge.export.c_export import arena_bytes, export_c, weight_bytes
     from gaitedge.quant import Runner, quantize_model
     from gaitedge.quant.evaluate import recording_counts
 

@@ -140,7 +140,8 @@ def measure_window(tm, qm, rep: dict, window: int, log) -> dict:
 def m4_streaming(qm, counts: np.ndarray, mcu) -> dict:
     """Exact Cortex-M4 instructions per ``ge_step()`` over ``counts`` (QEMU, ``-O2 -DGE_USE_DSP``, only the
     model's kernels linked), whether every step's output equals the Python twin, and the runtime's code bytes."""
-    from gaitedge.export.c_export import export_c, kind_cflags, linked_objects
+    from gaitedge.export.c_common import kind_cflags, linked_objects
+    from gaitedge.export.c_export import export_c
     from gaitedge.quant import Runner
 
     ref = Runner(qm).run(counts)
@@ -179,7 +180,8 @@ def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
     from gaitedge.checkpoint import load_checkpoint
     from gaitedge.data.spec import load_spec
     from gaitedge.errors import GaitedgeError
-    from gaitedge.export.c_export import LUT_BYTES, arena_bytes, weight_bytes
+    from gaitedge.export.c_common import LUT_BYTES
+    from gaitedge.export.c_export import arena_bytes, weight_bytes
     from gaitedge.quant.evaluate import recording_counts
     from gaitedge.quant.quantizer import check_supported
     from gaitedge.quant.workflow import load_quant, quantize_run
@@ -191,7 +193,7 @@ def measure_c(run: Path, steps: int, log, window: int = 256) -> dict:
         return {"c": False, "why": str(exc)}
     rep = quantize_run(run, test=TEST_SPEC, log=log)
     qm = load_quant(run)
-    if qm.report.get("window"):  # whole-window model: the window API, instructions per window
+    if qm.architecture == "window":  # whole-window model: the window API, instructions per window
         return measure_window(tm, qm, rep, window, log)
     out: dict = {"c": True, "ptq": rep["ptq"]["test"]["quantized"], "weights_bytes": weight_bytes(qm)["total"],
                  "lut_bytes": LUT_BYTES, "arena_bytes": arena_bytes(qm)}

@@ -70,7 +70,7 @@ def write_mount_header(path: Path, triads) -> None:
 
 def baseline_steps(rev: str, qm, counts: np.ndarray, work: Path, mcu, plugin: Path) -> dict:
     """Median instructions per ge_step() of the runtime at git revision ``rev`` (bench_main.c), per path."""
-    from gaitedge.export.c_export import kind_cflags
+    from gaitedge.export.c_common import kind_cflags
 
     src = work / "baseline-src"
     src.mkdir()
@@ -100,7 +100,8 @@ def baseline_steps(rev: str, qm, counts: np.ndarray, work: Path, mcu, plugin: Pa
 
 def measure(steps: int, work: Path, baseline: str | None = None) -> dict:
     from gaitedge.data.spec import load_spec
-    from gaitedge.export.c_export import export_c, kind_cflags
+    from gaitedge.export.c_common import kind_cflags
+    from gaitedge.export.c_export import export_c
     from gaitedge.quant import Runner, quantize_model
     from gaitedge.quant.evaluate import recording_counts
 

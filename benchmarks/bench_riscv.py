@@ -35,7 +35,7 @@ SUBSECTION = "### 32-bit RISC-V (rv32imac, QEMU virt)"
 
 def _code_bytes(size_tool: str, nm: str, objs: dict[str, Path]) -> int:
     """.text + .data of the runtime objects a ge_step() firmware links (tables and model data excluded)."""
-    from gaitedge.export.c_export import linked_objects
+    from gaitedge.export.c_common import linked_objects
 
     linked = linked_objects(nm, [str(p) for p in objs.values()], ("ge_model",))
     keep = [o for o in linked if Path(o).stem not in ("bench_main", "startup", "model_data", "ge_lut")]
@@ -45,7 +45,8 @@ def _code_bytes(size_tool: str, nm: str, objs: dict[str, Path]) -> int:
 
 
 def measure(family: str, steps: int, work: Path) -> dict:
-    from gaitedge.export.c_export import export_c, kind_cflags
+    from gaitedge.export.c_common import kind_cflags
+    from gaitedge.export.c_export import export_c
     from gaitedge.firmware import mcu
     from gaitedge.quant import Runner, quantize_model
     from gaitedge.quant.evaluate import recording_counts

@@ -144,10 +144,10 @@ def test_streaming_runtimes_refuse(onnx_dir, syn, tmp_path, capsys):
     qm = quantize_model(tm, syn[:1])
     with pytest.raises(ModelError, match="window API"):
         Runner(qm)
-    from gaitedge.export.c_export import export_c
+    from gaitedge.export.c_export import export_c_stream
 
     with pytest.raises(ModelError, match="window API"):
-        export_c(qm, tmp_path / "c")
+        export_c_stream(qm, tmp_path / "c")
 
 
 def test_export_c_cli_goes_to_the_window_api(syn, tmp_path, capsys):
@@ -240,3 +240,32 @@ def test_qemu_cortex_m4_window_equals_twin(syn, tmp_path):
     assert run.rc == 0, run.stdout
     got = np.array([list(map(int, ln.split())) for ln in run.stdout.splitlines() if ln and ln[0] in "-0123456789"])
     assert np.array_equal(got, py_window(qm, counts))
+
+
+def test_architecture_is_typed_and_read_from_old_files(tmp_path):
+    """quant.npz stores the architecture; files without it (and layers saying ``family``) read back the same."""
+    import json
+
+    from gaitedge.export.c_export import export_c
+    from gaitedge.quant import QuantModel
+
+    recs = load_spec("synthetic?n=2&trials=1")
+    qm = quantize_model(make_window_tm(recs, "bilstm", hidden=8), recs)
+    assert qm.architecture == "window" and qm.report["window"]
+    qm.save(tmp_path / "quant.npz")
+    z = dict(np.load(tmp_path / "quant.npz"))
+    meta = json.loads(bytes(z["meta"]).decode())
+    assert meta["architecture"] == "window" and all("kind" in lm for lm in meta["layers"])
+    del meta["architecture"]
+    meta["layers"] = [{("family" if k == "kind" else k): v for k, v in lm.items()} for lm in meta["layers"]]
+    z["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "old.npz", **z)
+    old = QuantModel.load(tmp_path / "old.npz")
+    assert old.architecture == "window" and [lay.kind for lay in old.layers] == [lay.kind for lay in qm.layers]
+    assert old.weights_hash() == qm.weights_hash()
+    with pytest.raises(ModelError, match="whole-window"):
+        Runner(qm)
+    with pytest.raises(ModelError, match="flat layout only"):
+        export_c(qm, tmp_path / "lib", layout="library", measure_code=False)
+    res = export_c(qm, tmp_path / "flat", copy_runtime=False, measure_code=False, window=32)
+    assert "ge_window_model" in (tmp_path / "flat" / "model_data.h").read_text() and res.report["window"] == 32

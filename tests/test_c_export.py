@@ -197,7 +197,7 @@ def test_only_the_model_kinds_kernels_are_linked(tmp_path):
     import shutil
     import subprocess
 
-    from gaitedge.export.c_export import kind_cflags, measure_code_bytes
+    from gaitedge.export.c_common import kind_cflags, measure_code_bytes
     from gaitedge.resources import runtime_dir
 
     RUNTIME_DIR = runtime_dir()

@@ -278,7 +278,7 @@ def test_c_equals_integer_twin(syn, runtime_objs, tmp_path, name):
     kw = SYN_CASES[name]
     tm = _lively(kw["family"], syn, kw["hidden"], kw.get("layers", 1))
     qm = quantize_model(tm, syn[:2])
-    kinds = {lay.family for lay in qm.layers}
+    kinds = {lay.kind for lay in qm.layers}
     assert kinds == {"gactrnn" if kw["family"] == "gactrnn" else "ctrnn"}
     assert all(lay.aux == lay.hidden and len(lay.extra) == lay.hidden for lay in qm.layers)
     exes = build(qm, runtime_objs, tmp_path)

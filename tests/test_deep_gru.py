@@ -92,7 +92,7 @@ def test_quantized_maps_onto_gru_kernel(syn, conn):
                 syn)
     qm = quantize_model(tm, syn[:2])
     hp = 12
-    assert [lay.family for lay in qm.layers] == ["gru"] * 3
+    assert [lay.kind for lay in qm.layers] == ["gru"] * 3
     widths = {"standard": [12, hp, hp], "residual": [12, hp, 2 * hp], "dense": [12, hp + 12, 2 * hp + 12]}
     assert [lay.in_size for lay in qm.layers] == widths[conn]
     assert qm.head_cols == (hp if conn == "standard" else 3 * hp)

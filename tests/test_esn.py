@@ -317,7 +317,7 @@ def test_padded_units_stay_zero_and_quantized_model_follows_float(syn):
     tm = make_esn_tm(syn, "leaky_esn", hidden=14, leak=0.4)
     qm = quantize_model(tm, syn[:2])
     lay = qm.layers[0]
-    assert lay.family == "reservoir" and lay.hidden == 16 and qm.head_cols == 16
+    assert lay.kind == "reservoir" and lay.hidden == 16 and qm.head_cols == 16
     counts = recording_counts(qm, syn[-1])
     runner = Runner(qm)
     out = runner.run(counts)

@@ -146,7 +146,7 @@ def test_quantized_follows_float(syn, trained):
     qm = quantize_model(tm, syn[:2])
     lay = qm.layers[0]
     k = len(tm.classes)
-    assert lay.family == "jordan" and lay.aux == k + k % 2
+    assert lay.kind == "jordan" and lay.aux == k + k % 2
     rec = syn[-1]
     counts = recording_counts(qm, rec)
     out = Runner(qm).run(counts)

@@ -184,7 +184,7 @@ def test_quantized_c_equals_twin_and_tracks_float(syn, runtime_objs, tmp_path, c
     qm = quantize_model(tm, recs[:2])
     lay = qm.layers[0]
     if case == "h16-h12":
-        assert lay.family == "pcrnn" and lay.aux == 12 and lay.extra.tolist() == [3, 16384, 10923]
+        assert lay.kind == "pcrnn" and lay.aux == 12 and lay.extra.tolist() == [3, 16384, 10923]
     else:
         assert (lay.hidden, lay.aux, lay.in_size, lay.extra.tolist()) == (20, 72, 6, [2, 21845, 6554])
     exes = build(qm, runtime_objs, tmp_path)

@@ -136,7 +136,7 @@ def test_quantized_follows_float(syn):
     tm = tm_for(_lively(build_model("peephole", 12, len(syn[0].classes), hidden=12, layers=2), gain=1.2,
                         peep=0.5), syn)
     qm = quantize_model(tm, syn[:2])
-    assert [lay.family for lay in qm.layers] == ["peephole", "peephole"]
+    assert [lay.kind for lay in qm.layers] == ["peephole", "peephole"]
     assert qm.report["peephole_saturated"] == 0
     rec = syn[-1]
     out = Runner(qm).run(recording_counts(qm, rec))

@@ -257,7 +257,7 @@ def test_quantized_save_load_roundtrip(syn, tmp_path):
     qm = quantize_model(tm, syn)
     qm.save(tmp_path / "quant.npz")
     back = QuantModel.load(tmp_path / "quant.npz")
-    assert back.weights_hash() == qm.weights_hash()
+    assert back.weights_hash() == qm.weights_hash() and back.architecture == qm.architecture == "streaming"
     c = recording_counts(qm, syn[0])[:200]
     assert np.array_equal(Runner(back).run(c)["logits"], Runner(qm).run(c)["logits"])
     assert not list(tmp_path.glob("*.tmp*"))

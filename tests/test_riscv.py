@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from gaitedge.data.spec import load_spec
-from gaitedge.export.c_export import export_c, kind_cflags
+from gaitedge.export.c_common import kind_cflags
+from gaitedge.export.c_export import export_c
 from gaitedge.firmware import mcu
 from gaitedge.quant import quantize_model
 from gaitedge.quant.evaluate import recording_counts

@@ -227,7 +227,7 @@ def quantized(family: str, recs, **kw):
                                        ("tcn_lstm", {"layers": 2, "levels": 2, "seed": 1})])
 def test_c_equals_twin_every_step(family, kw, syn, runtime_libs, tmp_path):
     tm, qm = quantized(family, syn, **kw)
-    kinds = [lay.family for lay in qm.layers]
+    kinds = [lay.kind for lay in qm.layers]
     assert kinds[: tm.model.levels] == ["tcn"] * tm.model.levels
     exes = build_harness(qm, runtime_libs, tmp_path)
     counts = recording_counts(qm, syn[-1])[:600]

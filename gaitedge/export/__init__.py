@@ -14,7 +14,8 @@ from gaitedge.export.onnx_export import (
     export_onnx,
     onnx_metadata,
 )
-from gaitedge.export.c_export import CExport, export_c  # noqa: F401  (C export, fixed-point runtime)
+from gaitedge.export.c_common import CExport  # noqa: F401  (C export, fixed-point runtime)
+from gaitedge.export.c_export import export_c  # noqa: F401
 
 __all__ = [
     "FORMAT",

@@ -1,38 +1,33 @@
 """C export of a quantized model: ``model_data.h`` / ``model_data.c`` for the C runtime.
 
-:func:`export_c` writes the const arrays and the ``ge_model`` descriptor that the
-C runtime (``gaitedge/csrc/runtime``, located by :mod:`gaitedge.resources`) executes,
-copies the runtime sources next to them (one folder, ready to drop into a firmware
-project), and returns a report with flash and RAM needs.  The packing of the weight
-arrays mirrors ``ge_matvec.c`` exactly (see ``gaitedge/csrc/QUANTIZATION.md``).
+:func:`export_c` is the one entry point: it writes a streaming model's ``ge_model``
+descriptor (:func:`export_c_stream`: the const arrays, the runtime sources next to
+them, or a self-contained library) or a whole-window model's ``ge_window_model``
+(:func:`gaitedge.export.c_window.export_c_window`), by the model's architecture,
+and returns a report with flash and RAM needs.  The packing of the weight arrays
+mirrors ``ge_matvec.c`` exactly (:mod:`gaitedge.export.packing`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-import gaitedge
-from gaitedge import resources
 from gaitedge.c_literals import c_string, int_array
 from gaitedge.errors import ModelError
-from gaitedge.export import c_library
+from gaitedge.export import c_library, c_window
+from gaitedge.export.c_common import (LUT_BYTES, STATE_STRUCT_BYTES, CExport, align8, class_names_array,
+                                      generator_version, kind_cflags, measure_code_bytes, runtime_files, stack_arrays,
+                                      write_export)
 from gaitedge.export.packing import pack_head, pack_layer
+from gaitedge.memory.templates import GaitTemplateMemory
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import KERNELS, kernel_for
 from gaitedge.quant.model import QuantModel
+from gaitedge.quant.quantizer import saturation_summary
 
-__all__ = ["CExport", "arena_bytes", "export_c", "weight_bytes"]
-
-#: sizeof(ge_state) on a 32-bit Cortex-M (arm-none-eabi-gcc; printed by the benchmark firmware).
-STATE_STRUCT_BYTES = 44
-LUT_BYTES = 256 * 4 * 4
+__all__ = ["arena_bytes", "export_c", "export_c_stream", "weight_bytes"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -40,23 +35,19 @@ LUT_BYTES = 256 * 4 * 4
 # ---------------------------------------------------------------------------------------
 
 
-def _align8(n: int) -> int:
-    return (n + 7) & ~7
-
-
 def arena_bytes(qm: QuantModel) -> int:
     """Mirror of ``ge_arena_bytes()``."""
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
     aux = sum(lay.aux for lay in qm.layers)
     hnew = max([lay.hidden for lay in qm.layers if lay.hidden > spec.BLOCK], default=0)
-    acc = max([kernel_for(lay.family).scratch(lay) for lay in qm.layers] + [4 * -(-qm.n_classes // 4)])
+    acc = max([kernel_for(lay.kind).scratch(lay) for lay in qm.layers] + [4 * -(-qm.n_classes // 4)])
     return (
-        _align8(qm.pre.n_inputs * n_sec * 2 * 8)
-        + _align8(qm.vec_len() * 2)
-        + _align8(aux * 2)
-        + _align8(hnew * 2)
-        + _align8(acc * 4)
-        + _align8(qm.n_classes * 2)
+        align8(qm.pre.n_inputs * n_sec * 2 * 8)
+        + align8(qm.vec_len() * 2)
+        + align8(aux * 2)
+        + align8(hnew * 2)
+        + align8(acc * 4)
+        + align8(qm.n_classes * 2)
     )
 
 
@@ -78,66 +69,6 @@ def weight_bytes(qm: QuantModel) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class CExport:
-    """Result of :func:`export_c`."""
-
-    out_dir: Path
-    files: list[Path]
-    report: dict = field(default_factory=dict)
-
-    def summary(self) -> str:
-        r = self.report
-        wb = r["weight_bytes"]
-        lines = [
-            f"model {r['family']} hidden {r['hidden']} x {r['layers']} layer(s), {r['n_inputs']} inputs, "
-            f"{r['n_classes']} classes; weights sha256 {r['weights_sha256'][:16]}...",
-            f"flash: weights {wb['total']} B (recurrent {wb['rnn']}, head {wb['head']}, preprocessing "
-            f"{wb['preproc']}), sigmoid/tanh tables {LUT_BYTES} B"
-            + (f", runtime code {r['code_bytes']} B ({r['code_note']})" if r.get("code_bytes") else ""),
-            f"RAM: state + scratch {r['arena_bytes']} B arena + {STATE_STRUCT_BYTES} B ge_state"
-            f" = {r['arena_bytes'] + STATE_STRUCT_BYTES} B (plus stack)",
-        ]
-        lines += r.get("saturation", [])
-        return "\n".join(lines)
-
-
-def stack_arrays(qm: QuantModel, p: str) -> tuple[list[str], str, str]:
-    """C text shared by every descriptor: the preprocessing and layer arrays named ``<p>_*``.
-
-    Returns (the array definitions, the ``ge_preproc_params`` initializer, the
-    ``<p>_layers`` table of ``ge_rnn_params``).
-    """
-    out = [int_array(f"static const int32_t {p}_norm_mult", qm.pre.norm_mult),
-           int_array(f"static const int32_t {p}_norm_bias", qm.pre.norm_bias)]
-    n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
-    if n_sec:
-        out.append(int_array(f"static const int32_t {p}_sos", qm.pre.sos, per_line=5))
-        out.append(int_array(f"static const int32_t {p}_zi", qm.pre.zi, per_line=2))
-    layer_inits = []
-    for k, lay in enumerate(qm.layers):
-        w, m = pack_layer(lay)
-        out.append(int_array(f"static const uint32_t {p}_l{k}_weights", w, per_line=6, hexa=True))
-        out.append(int_array(f"static const int32_t {p}_l{k}_mult", m))
-        n_extra = 0 if lay.extra is None else int(np.asarray(lay.extra).size)
-        if n_extra:
-            out.append(int_array(f"static const int32_t {p}_l{k}_extra", lay.extra))
-        layer_inits.append(
-            f"    {{{kernel_for(lay.family).c_name}, {lay.cell_frac}, {lay.in_size}, {lay.hidden}, {lay.aux}, "
-            f"{n_extra}, {p}_l{k}_weights, {p}_l{k}_mult, {f'{p}_l{k}_extra' if n_extra else 'NULL'}}},"
-        )
-    sos, zi = (f"{p}_sos", f"{p}_zi") if n_sec else ("NULL", "NULL")
-    pre_init = f"{{{qm.pre.n_inputs}, {qm.pre.in_pad}, {n_sec}, {p}_norm_mult, {p}_norm_bias, {sos}, {zi}}}"
-    table = f"static const ge_rnn_params {p}_layers[{len(qm.layers)}] = {{\n" + "\n".join(layer_inits) + "\n};\n"
-    return out, pre_init, table
-
-
-def class_names_array(qm: QuantModel, p: str) -> str:
-    """``<p>_class_names``: the class names in logit order."""
-    names = ", ".join(c_string(c) for c in qm.classes)
-    return f"static const char *const {p}_class_names[{len(qm.classes)}] = {{{names}}};\n\n"
-
-
 def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = "model_data.h") -> str:
     """The text of ``model_data.c``."""
     out = [
@@ -153,8 +84,8 @@ def model_c_source(qm: QuantModel, symbol: str = "ge_model_data", header: str = 
              f" norm_mult / norm_bias in Q.{spec.SIG_FRAC}"]
     for k, lay in enumerate(qm.layers):
         sc = lay.scale if lay.scale is not None else lay.mult / 2.0**29
-        extra = f"; cell state Q{15 - lay.cell_frac}.{lay.cell_frac}" if lay.family == "lstm" else ""
-        notes.append(f" * layer {k} ({lay.family}, {lay.hidden} units over {lay.hidden} + {lay.in_size} inputs): "
+        extra = f"; cell state Q{15 - lay.cell_frac}.{lay.cell_frac}" if lay.kind == "lstm" else ""
+        notes.append(f" * layer {k} ({lay.kind}, {lay.hidden} units over {lay.hidden} + {lay.in_size} inputs): "
                      f"int8 row scales {float(np.min(sc)):.4g} .. {float(np.max(sc)):.4g}, "
                      f"mult = round(scale * 2^29){extra}")
     hs = qm.head_scale if qm.head_scale is not None else qm.head_mult / 2.0 ** (17 + qm.logit_frac)
@@ -213,133 +144,11 @@ def model_h_source(qm: QuantModel, symbol: str = "ge_model_data") -> str:
     )
 
 
-def generator_version() -> str:
-    """The gaitedge version written into the headers of generated files."""
-    return gaitedge.__version__
-
-
-def runtime_files(runtime_dir: Path | None = None) -> list[Path]:
-    """The runtime's headers and sources (default: the runtime shipped with gaitedge).
-
-    Raises :class:`gaitedge.resources.MissingSourcesError` when they are not there.
-    """
-    if runtime_dir is None:
-        return resources.runtime_files()
-    rt = Path(runtime_dir)
-    files = sorted((rt / "include").glob("*.h")) + sorted((rt / "src").glob("*.c"))
-    if not (rt / "include" / "gaitedge_rt.h").is_file() or not any(f.suffix == ".c" for f in files):
-        raise resources.MissingSourcesError(f"{rt}: no C runtime sources here")
-    return files
-
-
-def kind_cflags(kinds: "list[str] | QuantModel") -> list[str]:
-    """Compiler flags that link only these layer kinds' kernels (see ``ge_layers.c``).
-
-    ``kinds`` is a list of layer kinds or a quantized model (its layers' kinds).
-    """
-    if isinstance(kinds, QuantModel):
-        kinds = [lay.family for lay in kinds.layers]
-    names = sorted({kernel_for(k).c_name[len("GE_LAYER_"):] for k in kinds})
-    return ["-DGE_WITH_ALL_KINDS=0", *[f"-DGE_WITH_{n}=1" for n in names]]
-
-
-def measure_code_bytes(runtime_dir: Path | None = None, dsp: bool = True, cflags: list[str] | None = None,
-                       roots: tuple[str, ...] = ("ge_model",)) -> int | None:
-    """.text + .rodata of the runtime compiled with arm-none-eabi-gcc -O2 for Cortex-M4 (None if absent).
-
-    The sigmoid/tanh tables are counted separately (``LUT_BYTES``) and excluded here.
-    ``cflags`` (e.g. :func:`kind_cflags`) select the kernels.  Only the objects a
-    firmware links are counted: ``roots`` (the entry points' files) and, transitively,
-    every object defining a symbol they use (other kinds' kernels and the
-    associative memories are left out, as the linker leaves them out).
-    """
-    gcc = shutil.which("arm-none-eabi-gcc")
-    size = shutil.which("arm-none-eabi-size")
-    nm = shutil.which("arm-none-eabi-nm")
-    if not gcc or not size or not nm:
-        return None
-    runtime_dir = Path(runtime_dir) if runtime_dir is not None else resources.runtime_dir()
-    files = [f for f in runtime_files(runtime_dir) if f.suffix == ".c" and f.name != "ge_lut.c"]
-    with tempfile.TemporaryDirectory() as td:
-        objs = []
-        for f in files:
-            o = Path(td) / (f.stem + ".o")
-            cmd = [gcc, "-std=c99", "-O2", "-mcpu=cortex-m4", "-mthumb", "-ffunction-sections",
-                   f"-I{runtime_dir / 'include'}", *(cflags or []), "-c", str(f), "-o", str(o)]
-            if dsp:
-                cmd.insert(1, "-DGE_USE_DSP")
-            if subprocess.run(cmd, capture_output=True).returncode != 0:
-                return None
-            objs.append(str(o))
-        objs = linked_objects(nm, objs, roots)
-        res = subprocess.run([size, "-t", *objs], capture_output=True, text=True)
-        if res.returncode != 0:
-            return None
-        total = res.stdout.strip().splitlines()[-1].split()
-        return int(total[0]) + int(total[1])  # text + data (rodata is in text)
-
-
-def linked_objects(nm: str, objs: list[str], roots: tuple[str, ...]) -> list[str]:
-    """The objects reachable from ``roots`` through undefined -> defined symbols."""
-    defined: dict[str, str] = {}
-    undefined: dict[str, set[str]] = {}
-    for o in objs:
-        out = subprocess.run([nm, o], capture_output=True, text=True).stdout
-        undefined[o] = set()
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0] == "U":
-                undefined[o].add(parts[1])
-            elif len(parts) == 3 and parts[1] in "TDRBC":
-                defined[parts[2]] = o
-    todo = [o for o in objs if Path(o).stem in roots]
-    keep: set[str] = set()
-    while todo:
-        o = todo.pop()
-        if o in keep:
-            continue
-        keep.add(o)
-        todo += [defined[sym] for sym in undefined[o] if sym in defined]
-    return [o for o in objs if o in keep]
-
-
-def write_export(out: Path, texts: dict[str, str], copies: list[Path], stale: tuple[str, ...] = ()) -> list[Path]:
-    """Write generated ``texts`` (relative path -> text) and copies of ``copies`` into ``out``.
-
-    Everything goes into a temporary folder inside ``out`` first and is then renamed
-    into place, so that a failure leaves no half-written output.  ``stale``: relative
-    paths of files an earlier export may have left that this one does not write
-    (they are removed).  Returns the written paths.
-    """
-    tmp = Path(tempfile.mkdtemp(prefix=".gaitedge-export-", dir=out))
-    written: list[Path] = []
-    try:
-        items = [(name, text) for name, text in texts.items()] + [(f.name, f) for f in copies]
-        for name, item in items:
-            dst = tmp / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(item, Path):
-                shutil.copyfile(item, dst)
-            else:
-                dst.write_text(item)
-        for name in sorted(name for name, _ in items):
-            (out / name).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / name, out / name)
-            written.append(out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    keep = set(written)
-    for name in stale:
-        if out / name not in keep and (out / name).is_file():
-            (out / name).unlink()
-    return written
-
-
-#: output layouts of :func:`export_c`.
+#: output layouts of :func:`export_c_stream`.
 LAYOUTS = ("library", "flat")
 
 
-def export_c(
+def export_c_stream(
     qm: QuantModel,
     out_dir: str | Path,
     symbol: str = "ge_model_data",
@@ -363,12 +172,12 @@ def export_c(
     place, so that a failure leaves no half-written output.  Raises
     :class:`gaitedge.resources.MissingSourcesError` when the runtime is not installed.
     """
-    if qm.report.get("window"):
+    if qm.architecture != "streaming":
         raise ModelError(f"{qm.family} is a whole-window (non-causal) model: the streaming runtime (ge_step) cannot "
                          f"run it; use the window API (gaitedge.export.c_window.export_c_window, ge_window_run)")
     for lay in qm.layers:
-        if lay.family not in KERNELS:
-            raise ModelError(f"layer '{lay.family}' has no C kernel")
+        if lay.kind not in KERNELS:
+            raise ModelError(f"layer '{lay.kind}' has no C kernel")
     if not symbol.isidentifier():
         raise ModelError(f"--symbol {symbol!r} is not a C identifier")
     if layout not in LAYOUTS:
@@ -379,8 +188,6 @@ def export_c(
     if not name.isidentifier():
         raise ModelError(f"library name {name!r} is not a C identifier")
     rt = runtime_files() if copy_runtime else []  # before anything is written: no partial export
-    from gaitedge.quant.quantizer import saturation_summary
-
     report = {
         "family": qm.family,
         "hidden": qm.hidden,
@@ -421,3 +228,35 @@ def export_c(
     written = write_export(out, texts, copies, stale)
     report["name"] = name
     return CExport(out, written, report)
+
+
+def export_c(
+    qm: QuantModel | GaitTemplateMemory,
+    out_dir: str | Path,
+    symbol: str | None = None,
+    copy_runtime: bool = True,
+    measure_code: bool = True,
+    layout: str | None = None,
+    name: str | None = None,
+    window: int = c_window.DEFAULT_WINDOW,
+) -> CExport:
+    """Export ``qm`` for the C runtime into ``out_dir``, by its architecture.
+
+    A streaming model goes through :func:`export_c_stream` (``layout`` default
+    ``"library"``, ``name``); a whole-window model through
+    :func:`gaitedge.export.c_window.export_c_window` (flat layout only, the arena
+    sized for windows of up to ``window`` samples); a stride-template memory writes
+    ``hopfield_data.h/.c`` for ``ge_hopfield.c`` (report: its labels and size).
+    ``symbol`` defaults to ``ge_model_data`` (``ge_hopfield_data`` for a memory).
+    """
+    if isinstance(qm, GaitTemplateMemory):
+        files = qm.export_c(out_dir, symbol=symbol or "ge_hopfield_data")
+        return CExport(Path(out_dir), files, {"memory": "hopfield", "n": qm.n, "labels": list(qm.labels)})
+    symbol = symbol or "ge_model_data"
+    if qm.architecture == "window":
+        if layout not in (None, "flat"):
+            raise ModelError(f"{qm.family} is a whole-window model: its export has the flat layout only")
+        return c_window.export_c_window(qm, out_dir, window=window, symbol=symbol, copy_runtime=copy_runtime,
+                                        measure_code=measure_code)
+    return export_c_stream(qm, out_dir, symbol=symbol, copy_runtime=copy_runtime, measure_code=measure_code,
+                           layout=layout or "library", name=name)

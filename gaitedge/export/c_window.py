@@ -14,24 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.errors import ModelError
 from gaitedge.c_literals import c_string, int_array
-from gaitedge.export.c_export import (LUT_BYTES, CExport, class_names_array, generator_version, kind_cflags,
+from gaitedge.errors import ModelError
+from gaitedge.export.c_common import (LUT_BYTES, CExport, align8, class_names_array, generator_version, kind_cflags,
                                       measure_code_bytes, runtime_files, stack_arrays, write_export)
 from gaitedge.export.packing import pack_group, pack_layer
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
+from gaitedge.quant.quantizer import saturation_summary
 from gaitedge.quant.window import ARCH_BIDIR, MERGE_CONCAT, check_window, require_window, window_hash
 
 #: default window length the arena is sized for (samples).
 DEFAULT_WINDOW = 256
 #: C names of the architecture codes (ge_window.h).
 ARCH_NAMES = {1: "GE_WINDOW_BIDIR", 2: "GE_WINDOW_ENCDEC"}
-
-
-def _align8(n: int) -> int:
-    return (n + 7) & ~7
 
 
 def window_arena_bytes(qm: QuantModel, n: int) -> int:
@@ -41,7 +38,7 @@ def window_arena_bytes(qm: QuantModel, n: int) -> int:
     ip = qm.pre.in_pad
     wa, wb, vec, aux = ip, 0, 0, 0
     hnew = max([lay.hidden for lay in lays if lay.hidden > spec.BLOCK], default=0)
-    acc = max([kernel_for(lay.family).scratch(lay) for lay in lays] + [4 * -(-qm.n_classes // 4)])
+    acc = max([kernel_for(lay.kind).scratch(lay) for lay in lays] + [4 * -(-qm.n_classes // 4)])
     if sp["arch"] == ARCH_BIDIR:
         for k in range(0, len(lays), 2):
             f = lays[k]
@@ -57,8 +54,8 @@ def window_arena_bytes(qm: QuantModel, n: int) -> int:
         vec = ip + sum(lay.hidden for lay in lays[:-1]) + dec.hidden + dec.in_size
         aux = sum(lay.aux for lay in lays[:-1])
     n_sec = 0 if qm.pre.sos is None else len(qm.pre.sos)
-    return (_align8(qm.pre.n_inputs * n_sec * 16) + _align8(n * wa * 2) + _align8(n * wb * 2) + _align8(vec * 2)
-            + _align8(aux * 2) + _align8(hnew * 2) + _align8(acc * 4) + _align8(qm.n_classes * 2))
+    return (align8(qm.pre.n_inputs * n_sec * 16) + align8(n * wa * 2) + align8(n * wb * 2) + align8(vec * 2)
+            + align8(aux * 2) + align8(hnew * 2) + align8(acc * 4) + align8(qm.n_classes * 2))
 
 
 def pack_window_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray]:
@@ -176,8 +173,6 @@ def export_c_window(qm: QuantModel, out_dir: str | Path, window: int = DEFAULT_W
     out.mkdir(parents=True, exist_ok=True)
     texts = {"model_data.h": window_h_source(qm, window, symbol), "model_data.c": window_c_source(qm, symbol)}
     written = write_export(out, texts, rt)
-    from gaitedge.quant.quantizer import saturation_summary
-
     report = {
         "family": qm.family, "hidden": qm.hidden, "layers": len(qm.layers), "n_inputs": qm.n_inputs,
         "n_classes": qm.n_classes, "weights_sha256": window_hash(qm), "weight_bytes": window_weight_bytes(qm),

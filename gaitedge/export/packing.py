@@ -86,12 +86,12 @@ def pack_groups(weight: np.ndarray, bias: np.ndarray, groups: list[tuple[list[in
 
 def layer_order(lay: QLayer) -> list[tuple[list[int], int, int]]:
     """Packing order of a layer: list of (row indices of a group, first column, ncols)."""
-    return kernel_for(lay.family).groups(lay)
+    return kernel_for(lay.kind).groups(lay)
 
 
 def mult_order(lay: QLayer) -> list[int]:
     """Row order of a layer's multiplier array (per unit: LSTM i f g o, GRU r z nh nx, Elman h)."""
-    return kernel_for(lay.family).mult_order(lay)
+    return kernel_for(lay.kind).mult_order(lay)
 
 
 def pack_layer(lay: QLayer) -> tuple[np.ndarray, np.ndarray]:
@@ -150,9 +150,9 @@ def arch_descriptor(qm) -> dict:
         "blob_format": BLOB_VERSION,
         "spec": spec.SPEC_VERSION,
         "family": qm.family,
-        "layers": [[lay.family, int(lay.in_size), int(lay.hidden)]
+        "layers": [[lay.kind, int(lay.in_size), int(lay.hidden)]
                    + ([int(lay.aux), 0 if lay.extra is None else int(np.asarray(lay.extra).size)]
-                      if lay.family not in ("lstm", "gru", "elman") else [])
+                      if lay.kind not in ("lstm", "gru", "elman") else [])
                    for lay in qm.layers],
         "n_inputs": int(qm.pre.n_inputs),
         "in_pad": int(qm.pre.in_pad),

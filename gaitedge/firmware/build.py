@@ -130,7 +130,8 @@ def build_firmware(
 ) -> BuildResult:
     """Build the firmware for ``board`` with the model ``source`` (run dir, quant.npz or QuantModel)."""
     from gaitedge.export.packing import arch_hash, build_payload, write_blob
-    from gaitedge.export.c_export import export_c, kind_cflags
+    from gaitedge.export.c_common import kind_cflags
+    from gaitedge.export.c_export import export_c_stream
     from gaitedge.firmware.codegen import fw_model_c, fw_model_h
     from gaitedge.firmware.model import load_quant_model
 
@@ -147,7 +148,7 @@ def build_firmware(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    ex = export_c(qm, out / "model", copy_runtime=False, measure_code=False)
+    ex = export_c_stream(qm, out / "model", copy_runtime=False, measure_code=False)
     gen = out / "gen"
     gen.mkdir(exist_ok=True)
     (gen / "fw_model.h").write_text(fw_model_h(qm))

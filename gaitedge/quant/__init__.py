@@ -16,7 +16,6 @@ in ``gaitedge/csrc/QUANTIZATION.md``.
 from gaitedge.quant.model import QLayer, QPreproc, QuantModel, Runner, StepOutput
 from gaitedge.quant.quantizer import (
     DEFAULT_LSB,
-    SUPPORTED_FAMILIES,
     calibration_recordings,
     check_supported,
     quantize_model,
@@ -25,7 +24,6 @@ from gaitedge.quant.quantizer import (
 
 __all__ = [
     "DEFAULT_LSB",
-    "SUPPORTED_FAMILIES",
     "QLayer",
     "QPreproc",
     "QuantModel",

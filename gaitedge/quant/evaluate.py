@@ -61,7 +61,7 @@ def evaluate_quant(qm: QuantModel, recs: list[Recording], tolerance_ms: float = 
     if not labelled:
         raise DataError("no labelled recordings to evaluate on")
     counts = [recording_counts(qm, r) for r in labelled]
-    if qm.report.get("window"):
+    if qm.architecture == "window":
         from gaitedge.quant.window import predict_windows
 
         preds = predict_windows(qm, counts, mounting=mounting)

@@ -1,6 +1,6 @@
 """Table of the integer layer kernels: one entry per C kernel file.
 
-Each :class:`~gaitedge.quant.kernel_base.Kernel` ties a layer kind (``QLayer.family``)
+Each :class:`~gaitedge.quant.kernel_base.Kernel` ties a layer kind (``QLayer.kind``)
 to its ``GE_LAYER_*`` code in ``gaitedge_rt.h``, its integer step (the exact twin of
 ``ge_<kind>.c``), the order in which its C file walks the packed weight groups and
 multipliers, and the int32 scratch it needs (``ge_layer_scratch()`` in ``ge_layers.c``).

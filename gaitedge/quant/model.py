@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -35,12 +36,12 @@ class QLayer:
     """One layer of the streaming stack: int8 ``weight [rows, hidden + in_size]``
     (columns: the layer's h, then its input), int32 ``bias`` and ``mult`` per row.
 
-    ``family`` is the layer kind (a key of :data:`gaitedge.quant.kernels.KERNELS`).
+    ``kind`` is the layer kind (a key of :data:`gaitedge.quant.kernels.KERNELS`).
     ``aux`` is the number of int16 state words per stream besides h (LSTM: the cell
     state); ``extra`` holds kind-specific int32 constants (``ge_rnn_params.extra``).
     """
 
-    family: str
+    kind: str
     in_size: int  # padded input width (even)
     hidden: int  # padded hidden size (multiple of 4)
     weight: np.ndarray
@@ -53,7 +54,7 @@ class QLayer:
     extra: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.family == "lstm" and not self.aux:
+        if self.kind == "lstm" and not self.aux:
             self.aux = self.hidden
 
     @property
@@ -75,8 +76,24 @@ class QPreproc:
     input_range: np.ndarray  # float K_c: x' = x_norm / K_c
 
 
+#: how a quantized model runs: sample by sample (``ge_step``) or over whole windows (``ge_window_run``)
+Architecture = Literal["streaming", "window"]
+
+
+def architecture_of(report: dict) -> Architecture:
+    """The architecture a report implies (quant.npz files without the field: a window model has ``report["window"]``)."""
+    return "window" if report.get("window") else "streaming"
+
+
 @dataclass
 class QuantModel:
+    """A quantized model: integer preprocessing, layers and head, with its report.
+
+    ``family`` is the float model's family; ``architecture`` tells a streaming stack
+    (the C ``ge_step``) from a whole-window model (``ge_window_run``, its layout in
+    ``report["window"]``).
+    """
+
     family: str
     classes: tuple[str, ...]
     channels: list[str]
@@ -95,6 +112,14 @@ class QuantModel:
     float_weights_sha256: str = ""
     report: dict = field(default_factory=dict)
     head_scale: np.ndarray | None = None
+    architecture: Architecture = "streaming"
+
+    def __post_init__(self) -> None:
+        if self.architecture not in get_args(Architecture):
+            raise ModelError(f"architecture {self.architecture!r}: expected one of {', '.join(get_args(Architecture))}")
+        if (self.architecture == "window") != bool(self.report.get("window")):
+            raise ModelError(f"{self.family}: a {self.architecture} model needs "
+                             f"{'a' if self.architecture == 'window' else 'no'} window layout in its report")
 
     # ---- identity -------------------------------------------------------------------
     def weights_hash(self) -> str:
@@ -120,8 +145,8 @@ class QuantModel:
         return {
             "spec": spec.SPEC_VERSION,
             "family": self.family,
-            "layers": [[lay.family, lay.in_size, lay.hidden, lay.cell_frac]
-                       + ([lay.aux] if lay.aux and lay.family != "lstm" else []) for lay in self.layers],
+            "layers": [[lay.kind, lay.in_size, lay.hidden, lay.cell_frac]
+                       + ([lay.aux] if lay.aux and lay.kind != "lstm" else []) for lay in self.layers],
             "logit_frac": self.logit_frac,
             "min_run": self.min_run,
             "delay": self.delay,
@@ -182,13 +207,14 @@ class QuantModel:
             "format_version": QFORMAT_VERSION,
             "spec_version": spec.SPEC_VERSION,
             "family": self.family,
+            "architecture": self.architecture,
             "classes": list(self.classes),
             "channels": list(self.channels),
             "units": list(self.units),
             "rate_hz": self.rate_hz,
             "hidden": self.hidden,
             "layers": [
-                {"family": lay.family, "in_size": lay.in_size, "hidden": lay.hidden, "cell_frac": lay.cell_frac,
+                {"kind": lay.kind, "in_size": lay.in_size, "hidden": lay.hidden, "cell_frac": lay.cell_frac,
                  "aux": lay.aux}
                 for lay in self.layers
             ],
@@ -223,11 +249,11 @@ class QuantModel:
         layers = []
         for k, lm in enumerate(meta["layers"]):
             layers.append(QLayer(
-                family=lm["family"], in_size=lm["in_size"], hidden=lm["hidden"],
+                kind=lm.get("kind", lm.get("family")), in_size=lm["in_size"], hidden=lm["hidden"],
                 weight=z[f"l{k}_weight"].astype(np.int64), bias=z[f"l{k}_bias"].astype(np.int64),
                 mult=z[f"l{k}_mult"].astype(np.int64), cell_frac=lm["cell_frac"],
                 scale=z[f"l{k}_scale"] if f"l{k}_scale" in z else None,
-                aux=int(lm.get("aux", lm["hidden"] if lm["family"] == "lstm" else 0)),
+                aux=int(lm.get("aux", lm["hidden"] if lm.get("kind", lm.get("family")) == "lstm" else 0)),
                 extra=z[f"l{k}_extra"].astype(np.int64) if f"l{k}_extra" in z else None,
             ))
         pre = QPreproc(
@@ -246,6 +272,7 @@ class QuantModel:
             delay=int(meta["delay"]), swing=int(meta["swing"]),
             float_weights_sha256=meta.get("float_weights_sha256", ""), report=meta.get("report", {}),
             head_scale=z["head_scale"] if "head_scale" in z else None,
+            architecture=meta.get("architecture") or architecture_of(meta.get("report", {})),
         )
 
 
@@ -270,7 +297,7 @@ class Runner:
     """
 
     def __init__(self, qm: QuantModel, batch: int = 1, mounting: list[Triad] | None = None) -> None:
-        if qm.report.get("window"):
+        if qm.architecture == "window":
             raise ModelError(f"{qm.family} is a whole-window (non-causal) model: it cannot stream step by step; "
                              f"use the window API (gaitedge.quant.window.window_run, C ge_window_run)")
         self.qm = qm
@@ -314,7 +341,7 @@ class Runner:
         self.vec[:, xpos:] = preproc_step(qm.pre, counts, self.fs)
         for k, lay in enumerate(qm.layers):
             seg = self.vec[:, offs[k] : offs[k] + lay.hidden + lay.in_size]
-            h, self.aux[k] = kernel_for(lay.family).step(lay, seg, self.aux[k])
+            h, self.aux[k] = kernel_for(lay.kind).step(lay, seg, self.aux[k])
             self.vec[:, offs[k] : offs[k] + lay.hidden] = h
         # the head reads the start of vec: h_L (the last layer), or [h_L .. h_1] (all layers)
         logits = dense_step(qm.head_weight, qm.head_bias, qm.head_mult, self.vec[:, : qm.head_cols])

@@ -30,6 +30,9 @@ from gaitedge.quant.model import QuantModel
 from gaitedge.training.loop import EpochScore, FitOptions, fit
 from gaitedge.training.state import TrainState
 
+#: the model families quantization-aware fine-tuning covers (torch's own LSTM / GRU / Elman cells)
+QAT_FAMILIES = ("lstm", "gru", "elman")
+
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()

@@ -22,8 +22,7 @@ from gaitedge.errors import DataError, ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.families import FAMILY_QUANTIZERS, supported_families
 from gaitedge.quant.families.base import QuantContext, clip_bias, quantize_rows
-from gaitedge.quant.families.rnn import RNN_FAMILIES as SUPPORTED_FAMILIES
-from gaitedge.quant.model import QLayer, QPreproc, QuantModel
+from gaitedge.quant.model import QLayer, QPreproc, QuantModel, architecture_of
 
 #: GE_MAX_CLASSES of gaitedge_rt.h
 MAX_CLASSES = 16
@@ -171,11 +170,15 @@ def quantize_model(
     })
     report.update(body.calib)
     swing = tm.classes.index("swing") if "swing" in tm.classes else -1
+    architecture = architecture_of(report)
+    if (architecture == "window") == getattr(model, "causal", True):
+        raise ModelError(f"model '{family}': its quantizer made a {architecture} model of a "
+                         f"{'causal' if getattr(model, 'causal', True) else 'non-causal'} model")
     return QuantModel(
         family=family, classes=tuple(tm.classes), channels=list(tm.channels), units=list(tm.units),
         rate_hz=float(tm.rate_hz), hidden=int(body.hidden), layers=layers, head_weight=hq, head_bias=hb,
         head_mult=hm, logit_frac=lf, pre=pre, min_run=int(tm.min_run), delay=int(tm.delay), swing=swing,
-        float_weights_sha256=tm.weights_hash(), report=report, head_scale=hs,
+        float_weights_sha256=tm.weights_hash(), report=report, head_scale=hs, architecture=architecture,
     )
 
 
@@ -204,7 +207,7 @@ def _check_stack(layers: list[QLayer], in_pad: int, head_cols: int) -> None:
     for k in reversed(range(len(layers))):
         lay = layers[k]
         if lay.hidden % spec.HIDDEN_MULTIPLE or lay.in_size % 2 or off + lay.hidden + lay.in_size > vlen:
-            raise ModelError(f"layer {k} ({lay.family}): {lay.hidden} units over {lay.in_size} inputs do not fit "
+            raise ModelError(f"layer {k} ({lay.kind}): {lay.hidden} units over {lay.in_size} inputs do not fit "
                              f"the state vector")
         if lay.hidden + lay.in_size > spec.MAX_ROW_INPUTS:
             raise ModelError(f"layer {k}: {lay.hidden + lay.in_size} inputs per row exceed the C runtime's "
@@ -230,7 +233,7 @@ def saturation_summary(qm: QuantModel) -> list[str]:
     for k, (pm, fr) in enumerate(zip(r.get("preact_absmax", []), r.get("preact_sat_frac", []))):
         lines.append(f"layer {k}: pre-activations reach {pm:.2f} (table range +-8; {100 * fr:.4f} % beyond)")
     for k, cm in enumerate(r.get("cell_absmax", [])):
-        if qm.layers[k].family == "lstm":
+        if qm.layers[k].kind == "lstm":
             lines.append(f"layer {k}: cell state reaches {cm:.2f}, stored as Q{15 - qm.layers[k].cell_frac}."
                          f"{qm.layers[k].cell_frac}")
     lines.extend(r.get("warnings", []))

@@ -66,12 +66,14 @@ def window_spec(qm: QuantModel) -> dict | None:
 
 
 def is_window_model(qm: QuantModel) -> bool:
-    return window_spec(qm) is not None
+    """Whether ``qm`` runs over whole windows (``ge_window_run``)."""
+    return qm.architecture == "window"
 
 
 def require_window(qm: QuantModel) -> dict:
+    """The window layout of ``qm`` (ModelError for a streaming model)."""
     spec = window_spec(qm)
-    if spec is None:
+    if not is_window_model(qm) or spec is None:
         raise ModelError(f"{qm.family}: a streaming model; run it with the streaming runtime (ge_step)")
     return spec
 
@@ -96,7 +98,7 @@ def check_window(qm: QuantModel) -> None:
             w_in = ip
             for k in range(0, len(lays), 2):
                 f, b = lays[k], lays[k + 1]
-                if f.family != b.family or f.hidden != b.hidden or f.in_size != w_in or b.in_size != w_in:
+                if f.kind != b.kind or f.hidden != b.hidden or f.in_size != w_in or b.in_size != w_in:
                     bad = f"level {k // 2}: forward and backward layers must match and read {w_in} inputs"
                     break
                 w_in = 2 * f.hidden if spec["mode"] == MERGE_CONCAT else f.hidden
@@ -105,7 +107,7 @@ def check_window(qm: QuantModel) -> None:
     elif spec["arch"] == ARCH_ENCDEC:
         enc, dec = lays[:-1], lays[-1] if lays else None
         mode = spec["mode"]
-        if not enc or dec is None or dec.family != "gru" or not 0 <= mode <= 3:
+        if not enc or dec is None or dec.kind != "gru" or not 0 <= mode <= 3:
             bad = "an encoder-decoder needs encoder layers and a GRU decoder"
         elif (mode & CTX_INIT) and dec.hidden != enc[-1].hidden:
             bad = "a context-initialised decoder needs as many units as the last encoder layer"
@@ -122,7 +124,7 @@ def check_window(qm: QuantModel) -> None:
 
 
 def _step(lay, seg: np.ndarray, aux: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    return kernel_for(lay.family).step(lay, seg, aux)
+    return kernel_for(lay.kind).step(lay, seg, aux)
 
 
 def _zero_aux(lay, b: int) -> np.ndarray | None:

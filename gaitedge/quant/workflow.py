@@ -95,18 +95,16 @@ def quantize_run(
         report["ptq"]["test"] = compare_on(tm, qm, test_recs)
         report["test"] = test
     if finetune_epochs > 0:
-        from gaitedge.quant.quantizer import SUPPORTED_FAMILIES
-
-        if qm.report.get("window"):
+        if qm.architecture == "window":
             raise ConfigError(f"--finetune: quantization-aware fine-tuning covers the streaming stacks; {tm.model.family} "
                               f"is a whole-window model (post-training quantization only)")
-        if tm.model.family not in SUPPORTED_FAMILIES:
-            raise ConfigError(f"--finetune: quantization-aware fine-tuning covers {', '.join(SUPPORTED_FAMILIES)}; "
+        from gaitedge.quant.qat import QAT_FAMILIES, finetune
+
+        if tm.model.family not in QAT_FAMILIES:
+            raise ConfigError(f"--finetune: quantization-aware fine-tuning covers {', '.join(QAT_FAMILIES)}; "
                               f"{tm.model.family} is quantized post-training only (drop --finetune)")
         if not val:
             raise DataError("fine-tuning needs the run's validation subjects (none recorded)")
-        from gaitedge.quant.qat import finetune
-
         dst = Path(out) if out else src.with_name(src.name + "-qat")
         if (dst / MODEL_FILE).exists() and not force and dst.resolve() != src.resolve():
             raise ConfigError(f"{dst}: already holds a model; choose another --out or pass --force")

@@ -130,7 +130,7 @@ def model_seed(qm) -> bytes:
     for lay in qm.layers:
         w, m = pack_layer(lay)
         extra = b"" if lay.extra is None else i32(lay.extra)
-        head += struct.pack("<BBHHHHHH", KIND_INDEX[lay.family], int(lay.cell_frac), lay.in_size, lay.hidden,
+        head += struct.pack("<BBHHHHHH", KIND_INDEX[lay.kind], int(lay.cell_frac), lay.in_size, lay.hidden,
                             int(lay.aux), len(extra) // 4, 4 * len(w), 4 * len(m))
         content += extra + u32(w) + i32(m)
     content += u32(hw) + i32(hm)
