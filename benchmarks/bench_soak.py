@@ -480,6 +480,7 @@ class SoakResult:
     corrupt_lines: int
     skipped_lines: int
     gaps: int
+    outliers: int
     restarts: int
     disconnects: int
     reconnects: int
@@ -492,6 +493,8 @@ class SoakResult:
     unplugs: int
     reboots: int
     never_written: int
+    #: samples that cannot arrive: never written, or on a damaged line that no longer parses
+    lost_injected: int
     lag: int
     window: int
     inflight: int
@@ -506,6 +509,9 @@ class SoakResult:
     #: the first wrong labels (line numbers) and the stream incidents next to each
     wrong_at: list[int] = field(default_factory=list)
     wrong_context: list[list] = field(default_factory=list)
+    #: the first misplaced labels (line numbers) and the stream incidents next to the first
+    misplaced_at: list[int] = field(default_factory=list)
+    misplaced_context: list = field(default_factory=list)
     #: the board's own restart reports (device backend)
     incidents: list[str] = field(default_factory=list)
 
@@ -664,7 +670,8 @@ def soak(
     idx = np.arange(n)
     has_t = src >= 0
     misplaced_mask = has_t & (src != idx) & (got >= 0)
-    misplaced_mask &= ~damaged[np.clip(src, 0, n - 1)]  # a timestamp damaged in transit may say anything
+    # a timestamp damaged in transit may say anything
+    misplaced_mask &= ~damaged[np.clip(src, 0, n - 1)] & ~damaged
     # exclusion windows: every damaged or never-written line, every unplug, every reboot
     excl = np.zeros(n + 1, np.int64)
 
@@ -690,16 +697,20 @@ def soak(
     return SoakResult(
         backend=backend, samples=n, written=int(written.sum()), received=summ.samples, labelled=int((got >= 0).sum()),
         pushed=summ.pushed, filled=summ.filled, dropped=summ.dropped, lost=summ.lost, corrupt_lines=summ.corrupt,
-        skipped_lines=summ.skipped, gaps=summ.gaps, restarts=summ.restarts, disconnects=summ.disconnects,
+        skipped_lines=summ.skipped, gaps=summ.gaps, outliers=summ.outliers, restarts=summ.restarts, disconnects=summ.disconnects,
         reconnects=summ.reconnects, board_restarts=int(board_restarts), damaged_lines=int(damaged.sum()),
         damaged_parse=int(parses.sum()), garbage_lines=garbage_n, corrupted_bytes=cbytes, bytes_out=bytes_out,
-        unplugs=len(unpl), reboots=len(reboots), never_written=int((~written).sum()), lag=lag, window=window,
+        unplugs=len(unpl), reboots=len(reboots), never_written=int((~written).sum()),
+        lost_injected=int((~written[offset:]).sum() + (damaged & ~parses)[offset:].sum()), lag=lag, window=window,
         inflight=inflight, compared=int(comparable.sum()), wrong=int(wrong_mask.sum()),
         misplaced=int(misplaced_mask.sum()) + extra["beyond"], labelled_twice=extra["twice"], offset=offset,
         wall_s=wall, error=summ.error, slices=slices, wrong_at=np.nonzero(wrong_mask)[0][:50].tolist(),
         wrong_context=[[(k, f, g + offset, d) for k, f, g, d in records if abs(g + offset - w) < 2000]
                        for w in np.nonzero(wrong_mask)[0][:5].tolist()],
         incidents=list(getattr(getattr(be, "inner", be), "incidents", []))[:100],
+        misplaced_at=np.nonzero(misplaced_mask)[0][:50].tolist(),
+        misplaced_context=[(k, f, g + offset, d) for k, f, g, d in records
+                           if misplaced_mask.any() and abs(g + offset - int(np.argmax(misplaced_mask))) < 300],
     )
 
 
@@ -716,9 +727,11 @@ def _row(r: SoakResult, speed: float) -> list[str]:
         f"- injected: {r.corrupted_bytes:,} corrupted bytes ({100 * r.corrupted_bytes / max(1, r.bytes_out):.2f} % "
         f"of {r.bytes_out:,}) damaging {r.damaged_lines:,} lines ({r.damaged_parse:,} of them still parse as a "
         f"sample), {r.garbage_lines:,} garbage lines, {r.unplugs} unplugs ({r.never_written:,} samples never "
-        f"written)" + (f", {r.reboots} board reboots" if r.backend == "device" else ""),
+        f"written)" + (f", {r.reboots} board reboots" if r.backend == "device" else "")
+        + f": {r.lost_injected:,} samples cannot arrive",
         f"- detected: {r.corrupt_lines:,} corrupt lines (+{r.skipped_lines:,} skipped), {r.gaps:,} gaps "
-        f"({r.lost:,} samples missing, {r.filled:,} filled), {r.restarts:,} model restarts, {r.disconnects} "
+        f"({r.lost:,} samples missing, {r.filled:,} filled), {r.outliers:,} samples dropped for an off-grid "
+        f"timestamp, {r.restarts:,} model restarts, {r.disconnects} "
         f"disconnects / {r.reconnects} reconnects, {r.dropped:,} dropped by the session"
         + (f", {r.board_restarts} board restarts" if r.backend == "device" else ""),
         f"- **wrong labels accepted: {r.wrong}** of {r.compared:,} labels compared outside the exclusion windows "

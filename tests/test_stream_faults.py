@@ -91,12 +91,13 @@ def test_damaged_timestamps_keep_the_grid_and_the_model_state():
     rows[20] = ("0.000000", 20)  # back to the start
     rows[30] = (f"{30 / 100 + 0.007:.6f}", 30)  # 7 ms late: would look like one missing sample
     rows[40] = (f"{40 / 100 + 0.05:.6f}", 40)  # 50 ms late: a fillable gap
+    rows[50] = (f"{50 / 100 - 0.04:.6f}", 50)  # 40 ms early: the next line follows both
     got, s, be = _run(rows)
     summ = s.summary()
-    assert summ.outliers == 4 and summ.restarts == 0 and be.flushes == 1  # the flush at the end only
-    assert summ.gaps == 4 and summ.lost == summ.filled == 4
+    assert summ.outliers == 5 and summ.restarts == 0 and be.flushes == 1  # the flush at the end only
+    assert summ.gaps == 5 and summ.lost == summ.filled == 5
     # every sample on its own line's slot; a dropped one's slot holds the sample before it
-    expected = {i: (i - 1 if i in (10, 20, 30, 40) else i) for i in range(60)}
+    expected = {i: (i - 1 if i in (10, 20, 30, 40, 50) else i) for i in range(60)}
     assert got == expected
 
 
@@ -123,3 +124,20 @@ def test_damaged_counter_is_dropped_too():
     summ = s.summary()
     assert summ.outliers == 1 and summ.restarts == 0 and summ.filled == 1
     assert got == {i: (11 if i == 12 else i) for i in range(30)}
+
+
+def test_slightly_wrong_timestamps_do_not_move_the_grid():
+    """A timestamp a little early or late (its third decimal damaged) is within the same sample slot or
+    next to it; the samples after it must stay on their own slots."""
+    rows = [(_t(i), i) for i in range(80)]
+    rows[10] = (f"{10 / 100 - 0.006:.6f}", 10)  # 6 ms early
+    rows[20] = (f"{20 / 100 - 0.009:.6f}", 20)  # 9 ms early
+    rows[30] = (f"{30 / 100 + 0.004:.6f}", 30)  # 4 ms late
+    rows[40] = (f"{40 / 100 + 0.009:.6f}", 40)  # 9 ms late
+    rows[50] = (f"{50 / 100 - 0.006:.6f}", 50)  # 6 ms early, and the next line lost
+    del rows[51]
+    got, s, _ = _run(rows)
+    summ = s.summary()
+    assert summ.restarts == 0 and summ.duplicates == 0
+    assert all(got[i] == i for i in range(80) if i not in (40, 51))
+    assert got[40] == 39 and got[51] == 50  # the late one dropped, the lost one filled

@@ -16,10 +16,12 @@ Three threads, data flowing one way::
   backwards, or a reconnect without timestamps ends the segment: the backends
   are flushed and start afresh.  A sample whose counter or timestamp says
   there is a gap is held until the next one arrives: when that one follows
-  the sample before it closely and does not follow the held one, the held
+  the sample before it closely and the held one does not lie between them, the held
   sample's counter or timestamp was damaged in transit (a line that still
   parses), so it is dropped (``outliers``) and its slot filled, instead of
-  restarting the model and moving the sample grid.
+  restarting the model and moving the sample grid.  For the next gap check a
+  timestamp counts as at most a quarter period off its slot, so one that is a
+  little early or late does not move the samples after it either.
 * The **writer** appends events and stream incidents to the event log
   (flushed at every batch) and keeps recent records for the view.  Neither the
   log nor the view can block inference: its queue is bounded and a full queue
@@ -705,12 +707,20 @@ class Session:
         k = self._steps(a, b)
         return k is not None and 1 <= k <= self.max_fill + 1
 
+    def _between(self, p: Sample | None, h: Sample, n: Sample) -> bool:
+        """Whether ``h`` lies on the grid after ``p`` and before ``n``."""
+        if p is None:
+            return False
+        a, b, c = self._steps(p, h), self._steps(h, n), self._steps(p, n)
+        return a is not None and b is not None and c is not None and a >= 1 and b >= 1 and a + b <= c
+
     def _take(self, s: Sample) -> None:
         """Process ``s``, holding it first when its counter / timestamp says there is a gap."""
         held = self._held
         if held is not None:
             self._held = None
-            if self._follows(self._prev, s) and not self._follows(held, s):
+            p = self._prev
+            if self._follows(p, s) and not self._between(p, held, s):
                 self.stats.outliers += 1  # damaged in transit: its slot becomes a filled gap
             else:
                 self._process(held)
@@ -727,7 +737,20 @@ class Session:
             held, self._held = self._held, None
             self._process(held)
 
+    def _on_grid(self, s: Sample, p: Sample, steps: int) -> Sample:
+        """``s`` as the reference of the next gap check, ``steps`` sample periods after ``p``: a timestamp
+        more than a quarter period off that is taken as a quarter period off, so that one timestamp a
+        little early or late cannot move the samples after it to other slots (a drifting clock still
+        moves the reference along)."""
+        if (s.counter >= 0 and p.counter >= 0) or math.isnan(s.t) or math.isnan(p.t):
+            return s
+        off = (s.t - p.t) * self.rate_hz - steps
+        if abs(off) <= 0.25:
+            return s
+        return Sample(s.values, p.t + (steps + math.copysign(0.25, off)) / self.rate_hz, s.counter, s.arrival)
+
     def _process(self, s: Sample) -> None:
+        p = self._prev
         missing, restart = self._gap(s)
         self._after_reconnect = False
         st = self.stats
@@ -761,7 +784,7 @@ class Session:
         if self._prev is None and math.isnan(self._seg_t0) and not math.isnan(s.t):
             self._seg_t0 = s.t
         self._push(s.values, s.t, s.arrival)
-        self._prev = s
+        self._prev = s if self._prev is None or p is None else self._on_grid(s, p, missing + 1)
         self.latency.add(time.perf_counter() - s.arrival)
 
     def _infer_loop(self) -> None:
