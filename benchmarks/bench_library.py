@@ -149,18 +149,16 @@ def library_objects(build: Path, name: str) -> list[Path]:
 
 def state_size(kind: str, cpu: str | None, lib: Path, work: Path) -> int:
     """sizeof(ge_state) for a target, from its compiler (the size of an array of that many bytes)."""
-    from gaitedge.firmware import mcu
+    from gaitedge.firmware import build
 
     src = work / "state_probe.c"
     src.write_text('#include "gaitedge_rt.h"\nconst unsigned char ge_state_probe[sizeof(ge_state)] = {0};\n')
     obj = work / f"state_probe_{cpu or kind}.o"
     if kind == "arm":
-        cc, nm, flags = "arm-none-eabi-gcc", "arm-none-eabi-nm", [f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft"]
+        cc, nm, flags = build.ARM_GCC, "arm-none-eabi-nm", build.arm_flags(cpu, dsp=False)
     else:
-        cc, nm, flags = mcu.RV_GCC, "riscv64-unknown-elf-nm", ["-march=rv32imac", "-mabi=ilp32",
-                                                                  "--specs=picolibc.specs"]
-    subprocess.run([cc, *flags, "-std=c99", "-O2", f"-I{lib / 'include'}", "-c", str(src), "-o", str(obj)],
-                   check=True, capture_output=True, text=True)
+        cc, nm, flags = build.RV_GCC, "riscv64-unknown-elf-nm", build.riscv_flags()
+    build.compile_c(cc, src, obj, [*flags, "-std=c99", "-O2", f"-I{lib / 'include'}"])
     out = subprocess.run([nm, "-S", str(obj)], check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         parts = line.split()
@@ -187,8 +185,8 @@ def count_steps(lib: Path, target: str, machine: str, counts: np.ndarray, ref_ro
             run = mcu.run_qemu(fw.elf, plugin, machine=machine, timeout=600)
     except subprocess.TimeoutExpired:
         return {"measured": False, "why": f"QEMU -M {machine}: no exit within 600 s"}
-    except subprocess.CalledProcessError as e:
-        return {"measured": False, "why": f"build failed: {(e.stderr or '')[-500:]}"}
+    except mcu.BuildError as e:
+        return {"measured": False, "why": f"build failed: {str(e)[-500:]}"}
     finally:
         mcu.RUNTIME = old
     if run.rc != 0 or len(run.icounts) < 3 + len(counts):

@@ -27,7 +27,6 @@ writes the section ``## Associative memories (Hopfield, BAM)`` of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -208,21 +207,12 @@ def measure_mcu(name: str, patterns: np.ndarray, codes: np.ndarray, probe: np.nd
         "#include <stdint.h>\nstatic const int8_t bench_probe[%d] = {%s};\n"
         % (len(probe), ", ".join(str(int(v)) for v in probe)))
     (work / "bench_memory.c").write_text(BENCH_MAIN)
-    arch = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"]
-    base = ["-O2", *arch, "-ffunction-sections", "-fdata-sections", f"-I{mcu.RUNTIME / 'include'}", f"-I{work}"]
-    objs = {}
-    for src, flags in ((mcu.RUNTIME / "src" / "ge_hopfield.c", mcu.WARN), (mcu.RUNTIME / "src" / "ge_bam.c", mcu.WARN),
-                       (work / "hopfield_data.c", mcu.WARN), (work / "bam_data.c", mcu.WARN),
-                       (work / "bench_memory.c", ["-std=c99", "-Wall", "-Wextra", "-Werror"]),
-                       (mcu.HERE / "startup.c", ["-std=c99", "-Wall"])):
-        o = work / (src.stem + ".o")
-        subprocess.run([mcu.ARM_GCC, *flags, *base, "-c", str(src), "-o", str(o)], check=True, capture_output=True,
-                       text=True)
-        objs[src.stem] = o
-    elf = work / "fw.elf"
-    subprocess.run([mcu.ARM_GCC, *arch, "--specs=nano.specs", "--specs=rdimon.specs", "-T",
-                    str(mcu.HERE / "mps2_an386.ld"), "-Wl,--gc-sections", *map(str, objs.values()), "-o", str(elf)],
-                   check=True, capture_output=True, text=True)
+    rt = mcu.runtime_root()
+    fw = mcu.build_arm_program([(rt / "src" / "ge_hopfield.c", mcu.WARN), (rt / "src" / "ge_bam.c", mcu.WARN),
+                                (work / "hopfield_data.c", mcu.WARN), (work / "bam_data.c", mcu.WARN),
+                                (work / "bench_memory.c", ["-std=c99", "-Wall", "-Wextra", "-Werror"])],
+                               work, [rt / "include"])
+    elf = fw.elf
     run = mcu.run_qemu(elf, mcu.build_plugin(work), timeout=300)
     if run.rc != 0:
         raise SystemExit(f"{name}: firmware failed (rc {run.rc})\n{run.stdout[-2000:]}")
@@ -236,7 +226,7 @@ def measure_mcu(name: str, patterns: np.ndarray, codes: np.ndarray, probe: np.nd
     want = [t.outcome, t.period, t.steps, t.energy, qhop.match(patterns, t.state), *t.state.tolist()]
     tb = qbam.run(bw, a=probe, max_iter=100)
     exact = lines["run"] == want and lines["bam"] == [tb.outcome, tb.steps, tb.energy, *tb.b.tolist()]
-    sizes = mcu.object_sizes([objs["ge_hopfield"], objs["ge_bam"]])
+    sizes = mcu.object_sizes([fw.objects["ge_hopfield"], fw.objects["ge_bam"]])
     m, n = patterns.shape
     return {"name": name, "n": n, "m": m, "n_b": codes.shape[1], "icount": counts, "exact": exact,
             "run_steps": t.steps, "code": {k: v["text"] for k, v in sizes.items()},

@@ -1,4 +1,9 @@
-"""``gaitedge firmware build``: an exported model + the firmware sources -> an image.
+"""The firmware builder: compiler flags, toolchains, compile and link, and the board images.
+
+The pieces every firmware build shares (the Cortex-M and RISC-V flags, the runtime
+sources, :func:`compile_c` and :func:`link`, the toolchain checks, ELF sizes) are
+here; :func:`build_firmware` (``gaitedge firmware build``) uses them for the board
+images, :mod:`gaitedge.firmware.mcu` for the benchmark firmware.
 
 Boards:
 
@@ -47,18 +52,41 @@ BOARD_FILES = {
 #: boards whose image runs under QEMU (``gaitedge device emulate``), with the QEMU machine
 QEMU_MACHINES = {"mps2-an386": "mps2-an386", "stm32f405": "netduinoplus2"}
 
-ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-DGE_USE_DSP"]
-COMMON_FLAGS = ["-O2", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
+ARM_GCC = "arm-none-eabi-gcc"
+#: 32-bit RISC-V: Debian's gcc-riscv64-unknown-elf (rv32 multilibs) with picolibc
+RV_GCC = "riscv64-unknown-elf-gcc"
+#: keep each function and object in its own section, so that ``--gc-sections`` drops what is unused
+SECTION_FLAGS = ["-ffunction-sections", "-fdata-sections"]
+#: the warnings the runtime compiles without (the benchmark firmware builds with them)
+WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+def arm_flags(cpu: str = "cortex-m4", dsp: bool = True) -> list[str]:
+    """Cortex-M code generation: Thumb, soft-float ABI (the runtime is integer-only), the DSP path if ``dsp``."""
+    return [f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft"] + (["-DGE_USE_DSP"] if dsp else [])
+
+
+def riscv_flags(march: str = "rv32imac") -> list[str]:
+    """32-bit RISC-V code generation with picolibc (the runtime's portable C path)."""
+    return [f"-march={march}", "-mabi=ilp32", "--specs=picolibc.specs"]
+
+
+ARM_FLAGS = arm_flags()
+COMMON_FLAGS = ["-O2", "-Wall", "-Wextra", *SECTION_FLAGS]
 
 
 class BuildError(GaitedgeError):
     """The toolchain is missing or a compile / link step failed."""
 
 
+def missing_tools(tools: list[str]) -> list[str]:
+    """The ``tools`` that are not on PATH."""
+    return [t for t in tools if shutil.which(t) is None]
+
+
 def toolchain_missing(board: str = "mps2-an386") -> list[str]:
     """Tools a build for ``board`` needs that are not on PATH."""
-    tools = ["gcc"] if board == "host" else ["arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-objcopy"]
-    return [t for t in tools if shutil.which(t) is None]
+    return missing_tools(["gcc"] if board == "host" else [ARM_GCC, "arm-none-eabi-size", "arm-none-eabi-objcopy"])
 
 
 @dataclass
@@ -89,8 +117,10 @@ class BuildResult:
         return "\n".join(lines)
 
 
-def _run(cmd: list[str], log: list[str], cwd: Path | None = None) -> str:
-    log.append(" ".join(cmd))
+def run_tool(cmd: list[str], log: list[str] | None = None, cwd: Path | None = None) -> str:
+    """Run one toolchain command (appended to ``log``); its stdout, or BuildError with the end of its output."""
+    if log is not None:
+        log.append(" ".join(cmd))
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if p.returncode != 0:
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
@@ -98,9 +128,21 @@ def _run(cmd: list[str], log: list[str], cwd: Path | None = None) -> str:
     return p.stdout
 
 
+def compile_c(cc: str, src: Path, obj: Path, flags: list[str], log: list[str] | None = None) -> Path:
+    """Compile one C file to ``obj`` with ``flags`` (BuildError on failure)."""
+    run_tool([cc, *flags, "-c", str(src), "-o", str(obj)], log)
+    return obj
+
+
+def link(cc: str, objs: list[Path], out: Path, flags: list[str], log: list[str] | None = None) -> Path:
+    """Link ``objs`` into ``out`` with ``flags`` (BuildError on failure)."""
+    run_tool([cc, *flags, *map(str, objs), "-o", str(out)], log)
+    return out
+
+
 def elf_sizes(elf: Path) -> dict:
     """text/data/bss/stack of an ELF (``arm-none-eabi-size -A``), flash and RAM totals."""
-    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+    out = run_tool(["arm-none-eabi-size", "-A", str(elf)])
     sec = {}
     for line in out.splitlines():
         parts = line.split()
@@ -166,28 +208,27 @@ def build_firmware(
     if board == "host":
         cc, std, arch = "gcc", "-std=gnu99", []
     else:
-        cc, std, arch = "arm-none-eabi-gcc", "-std=c99", ARM_FLAGS
+        cc, std, arch = ARM_GCC, "-std=c99", ARM_FLAGS
     objs = []
     kinds = kind_cflags(qm)  # link only the kernels of this model's layer kinds
     for src in srcs:
         o = objdir / (src.parent.name + "_" + src.stem + ".o")
-        _run([cc, std, *arch, *COMMON_FLAGS, *incs, *kinds, *board_flags, *(extra_cflags or []), "-c", str(src),
-              "-o", str(o)], cmds)
-        objs.append(o)
+        objs.append(compile_c(cc, src, o, [std, *arch, *COMMON_FLAGS, *incs, *kinds, *board_flags,
+                                           *(extra_cflags or [])], cmds))
     sizes: dict = {}
     binf = None
     if board == "host":
         image = out / "gaitedge-fw-host"
-        _run([cc, *(extra_cflags or []), *map(str, objs), "-o", str(image)], cmds)
+        link(cc, objs, image, list(extra_cflags or []), cmds)
     else:
         image = out / "firmware.elf"
-        _run([cc, *arch, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
-              str(board_dir / link_script), "-Wl,--gc-sections", f"-Wl,-Map={out / 'firmware.map'}",
-              *map(str, objs), "-o", str(image)], cmds)
+        link(cc, objs, image, [*arch, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
+                               str(board_dir / link_script), "-Wl,--gc-sections", f"-Wl,-Map={out / 'firmware.map'}"],
+             cmds)
         binf = out / "firmware.bin"
         # stm32f405-chip: the image skips sectors 2-3 (settings pages); the gap is erased flash
         gap = ["--gap-fill", "0xff"] if board == "stm32f405-chip" else []
-        _run(["arm-none-eabi-objcopy", *gap, "-O", "binary", str(image), str(binf)], cmds)
+        run_tool(["arm-none-eabi-objcopy", *gap, "-O", "binary", str(image), str(binf)], cmds)
         sizes = elf_sizes(image)
     report = dict(ex.report)
     report.pop("saturation", None)

@@ -1,6 +1,7 @@
 """Benchmark firmware: the C runtime + an exported model built for Cortex-M and run on QEMU.
 
-Used by the benchmarks (``benchmarks/bench_mcu.py`` and others) and the tests.
+Used by the benchmarks (``benchmarks/bench_mcu.py`` and others) and the tests; the
+compiler flags, compile and link steps are those of :mod:`gaitedge.firmware.build`.
 Method: ``arm-none-eabi-gcc -O2 -mcpu=cortex-m4 -mthumb`` with newlib-nano +
 semihosting, ``qemu-system-arm -M mps2-an386`` and a TCG plugin
 (``gaitedge/csrc/bench/icount_plugin.c``) that counts the guest instructions
@@ -11,7 +12,6 @@ executed between two marker functions.  The sources are in
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,26 +19,29 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge import resources
+from gaitedge.firmware.build import (ARM_GCC, RV_GCC, SECTION_FLAGS, WARN, BuildError, arm_flags, compile_c, link,
+                                     missing_tools, riscv_flags, run_tool)
 
 #: the runtime the benchmark firmware is built from (None: the one shipped with gaitedge;
 #: a benchmark may point it at another revision's runtime).
 RUNTIME: Path | None = None
-ARM_GCC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
-WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+__all__ = ["ARM_GCC", "QEMU", "RV_GCC", "RV_QEMU", "RUNTIME", "WARN", "BuildError", "Firmware", "QemuRun",
+           "build_arm_program", "build_firmware", "build_plugin", "build_riscv_firmware", "build_window_firmware", "object_sizes",
+           "riscv_toolchain_missing", "run_qemu", "run_qemu_riscv", "runtime_root", "symbol", "toolchain_missing",
+           "write_bench_input"]
 
 
 def toolchain_missing() -> list[str]:
     """Names of the tools that are not installed (empty when everything is there)."""
-    return [t for t in (ARM_GCC, "arm-none-eabi-size", "arm-none-eabi-nm", QEMU, "gcc") if shutil.which(t) is None]
+    return missing_tools([ARM_GCC, "arm-none-eabi-size", "arm-none-eabi-nm", QEMU, "gcc"])
 
 
 def build_plugin(out_dir: Path) -> Path:
     """Compile the instruction-counting TCG plugin for the host."""
     so = Path(out_dir) / "icount_plugin.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o", str(so),
-                    str(resources.bench_dir() / "icount_plugin.c")], check=True, capture_output=True, text=True)
-    return so
+    return link("gcc", [resources.bench_dir() / "icount_plugin.c"], so, ["-shared", "-fPIC", "-O2", "-Wall", "-Wextra"])
 
 
 def write_bench_input(path: Path, counts: np.ndarray) -> None:
@@ -62,37 +65,29 @@ class Firmware:
     stack_usage: dict[str, int] = field(default_factory=dict)
 
 
-def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4", print_steps: bool = True,
-                   extra: list[str] | None = None, main_src: Path | None = None) -> Firmware:
-    """Compile runtime + model (``model_dir`` holds model_data.c/.h) + a bench main into an ELF.
+def runtime_root() -> Path:
+    """The runtime the benchmark firmware is built from (:data:`RUNTIME`, else the one shipped with gaitedge)."""
+    return Path(RUNTIME) if RUNTIME is not None else resources.runtime_dir()
 
-    ``main_src``: the bench program (default ``bench_main.c``, the streaming step).
-    ``work`` must hold ``bench_input.h`` (:func:`write_bench_input`).
+
+def build_arm_program(sources: list[tuple[Path, list[str]]], work: Path, includes: list[Path], dsp: bool = False,
+                      cpu: str = "cortex-m4", extra: list[str] | None = None) -> Firmware:
+    """Compile ``(source, its own flags)`` pairs + the semihosting startup into ``work/fw.elf`` for QEMU mps2-an386.
+
+    Every source gets ``-O2``, the Cortex-M flags (:func:`gaitedge.firmware.build.arm_flags`),
+    the section flags and ``-I`` of ``includes`` and ``work``; newlib-nano with rdimon.
     """
     here = resources.bench_dir()
-    runtime = Path(RUNTIME) if RUNTIME is not None else resources.runtime_dir()
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    arch = ["-mcpu=" + cpu, "-mthumb", "-mfloat-abi=soft"]
-    base = ["-O2", *arch, "-ffunction-sections", "-fdata-sections", f"-I{runtime / 'include'}", f"-I{model_dir}",
-            f"-I{work}"] + (["-DGE_USE_DSP"] if dsp else []) + (extra or [])
+    arch = arm_flags(cpu, dsp)
+    base = ["-O2", *arch, *SECTION_FLAGS, *(f"-I{d}" for d in [*includes, work]), *(extra or [])]
     objs: dict[str, Path] = {}
-    srcs = sorted((runtime / "src").glob("*.c")) + [Path(model_dir) / "model_data.c"]
-    for src in srcs:
-        o = work / (src.stem + ".o")
-        subprocess.run([ARM_GCC, *WARN, *base, "-fstack-usage", "-c", str(src), "-o", str(o)], check=True,
-                       capture_output=True, text=True)
-        objs[src.stem] = o
-    for src, flags in ((main_src or here / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"]),
-                       (here / "startup.c", ["-std=c99", "-Wall"])):
-        o = work / (src.stem + ".o")
-        subprocess.run([ARM_GCC, *flags, *base, "-c", str(src), "-o", str(o)], check=True, capture_output=True,
-                       text=True)
-        objs[src.stem] = o
-    elf = work / "fw.elf"
-    subprocess.run([ARM_GCC, *arch, "--specs=nano.specs", "--specs=rdimon.specs", "-T",
-                    str(here / "mps2_an386.ld"), "-Wl,--gc-sections", *map(str, objs.values()), "-o", str(elf)],
-                   check=True, capture_output=True, text=True)
+    for src, flags in [*sources, (here / "startup.c", ["-std=c99", "-Wall"])]:
+        objs[src.stem] = compile_c(ARM_GCC, src, work / (src.stem + ".o"), [*flags, *base])
+    elf = link(ARM_GCC, list(objs.values()), work / "fw.elf",
+               [*arch, "--specs=nano.specs", "--specs=rdimon.specs", "-T", str(here / "mps2_an386.ld"),
+                "-Wl,--gc-sections"])
     su: dict[str, int] = {}
     for f in work.glob("*.su"):
         for line in f.read_text().splitlines():
@@ -100,6 +95,24 @@ def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4
             if len(parts) >= 2:
                 su[parts[0].split(":")[-1]] = int(parts[1])
     return Firmware(elf, objs, su)
+
+
+def build_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4", print_steps: bool = True,
+                   extra: list[str] | None = None, main_src: Path | None = None) -> Firmware:
+    """Compile runtime + model (``model_dir`` holds model_data.c/.h) + a bench main into an ELF.
+
+    ``main_src``: the bench program (default ``bench_main.c``, the streaming step).
+    ``work`` must hold ``bench_input.h`` (:func:`write_bench_input`).
+    """
+    runtime = runtime_root()
+    srcs = [(s, [*WARN, "-fstack-usage"]) for s in _model_sources(model_dir)]
+    main = (main_src or resources.bench_dir() / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"])
+    return build_arm_program([*srcs, main], work, [runtime / "include", Path(model_dir)], dsp, cpu, extra)
+
+
+def _model_sources(model_dir: Path) -> list[Path]:
+    """The runtime's ``.c`` files and the model's ``model_data.c``."""
+    return sorted((runtime_root() / "src").glob("*.c")) + [Path(model_dir) / "model_data.c"]
 
 
 def build_window_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "cortex-m4",
@@ -112,8 +125,7 @@ def build_window_firmware(model_dir: Path, work: Path, dsp: bool, cpu: str = "co
     return build_firmware(model_dir, work, dsp, cpu, print_steps, main_src=resources.bench_dir() / "bench_window.c")
 
 
-#: 32-bit RISC-V: Debian's gcc-riscv64-unknown-elf (rv32 multilibs) with picolibc, QEMU ``-M virt``.
-RV_GCC = "riscv64-unknown-elf-gcc"
+#: QEMU for the 32-bit RISC-V builds (``-M virt``)
 RV_QEMU = "qemu-system-riscv32"
 #: memory of QEMU's riscv32 ``virt`` board for the picolibc linker script (4 MB code, 1 MB RAM)
 RV_LINK = ["-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x400000",
@@ -122,11 +134,10 @@ RV_LINK = ["-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x40000
 
 def riscv_toolchain_missing() -> list[str]:
     """The RISC-V tools that are not installed (gcc-riscv64-unknown-elf, picolibc, qemu-system-misc)."""
-    missing = [t for t in (RV_GCC, "riscv64-unknown-elf-nm", "riscv64-unknown-elf-size", RV_QEMU, "gcc")
-               if shutil.which(t) is None]
+    missing = missing_tools([RV_GCC, "riscv64-unknown-elf-nm", "riscv64-unknown-elf-size", RV_QEMU, "gcc"])
     if not missing:
-        p = subprocess.run([RV_GCC, "--specs=picolibc.specs", "-march=rv32imac", "-mabi=ilp32", "-E", "-x", "c",
-                            "-", "-o", "/dev/null"], input="#include <stdio.h>\n", capture_output=True, text=True)
+        p = subprocess.run([RV_GCC, *riscv_flags(), "-E", "-x", "c", "-", "-o", "/dev/null"],
+                           input="#include <stdio.h>\n", capture_output=True, text=True)
         if p.returncode != 0:
             missing.append("picolibc-riscv64-unknown-elf")
     return missing
@@ -139,26 +150,17 @@ def build_riscv_firmware(model_dir: Path, work: Path, march: str = "rv32imac", p
     The portable C path of the runtime, ``-O2 -march=<march> -mabi=ilp32``, for QEMU
     ``-M virt``; ``work`` must hold ``bench_input.h`` (:func:`write_bench_input`).
     """
-    runtime = Path(RUNTIME) if RUNTIME is not None else resources.runtime_dir()
+    arch = riscv_flags(march)
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    arch = [f"-march={march}", "-mabi=ilp32", "--specs=picolibc.specs"]
-    base = ["-O2", *arch, "-ffunction-sections", "-fdata-sections", f"-I{runtime / 'include'}", f"-I{model_dir}",
-            f"-I{work}"] + (extra or [])
+    base = ["-O2", *arch, *SECTION_FLAGS, f"-I{runtime_root() / 'include'}", f"-I{model_dir}", f"-I{work}",
+            *(extra or [])]
     objs: dict[str, Path] = {}
-    srcs = sorted((runtime / "src").glob("*.c")) + [Path(model_dir) / "model_data.c"]
-    for src, flags in [(src, WARN) for src in srcs] + [
+    for src, flags in [(src, WARN) for src in _model_sources(model_dir)] + [
             (main_src or resources.bench_dir() / "bench_main.c", WARN + [f"-DBENCH_PRINT={int(print_steps)}"])]:
-        o = work / (src.stem + ".o")
-        p = subprocess.run([RV_GCC, *flags, *base, "-c", str(src), "-o", str(o)], capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"{RV_GCC} failed on {src.name}:\n{p.stderr[-3000:]}")
-        objs[src.stem] = o
-    elf = work / "fw-rv32.elf"
-    p = subprocess.run([RV_GCC, *arch, "--oslib=semihost", *RV_LINK, "-Wl,--gc-sections", *map(str, objs.values()),
-                        "-o", str(elf)], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"{RV_GCC} link failed:\n{p.stderr[-3000:]}")
+        objs[src.stem] = compile_c(RV_GCC, src, work / (src.stem + ".o"), [*flags, *base])
+    elf = link(RV_GCC, list(objs.values()), work / "fw-rv32.elf",
+               [*arch, "--oslib=semihost", *RV_LINK, "-Wl,--gc-sections"])
     return Firmware(elf, objs, {})
 
 
@@ -179,7 +181,7 @@ def run_qemu_riscv(elf: Path, plugin: Path | None = None, timeout: float = 120) 
 
 def symbol(elf: Path, name: str, nm: str = "arm-none-eabi-nm") -> int:
     """Address of a symbol in an ELF (``nm`` of the ELF's toolchain); KeyError when absent."""
-    out = subprocess.run([nm, str(elf)], check=True, capture_output=True, text=True).stdout
+    out = run_tool([nm, str(elf)])
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == name:
@@ -211,8 +213,7 @@ def run_qemu(elf: Path, plugin: Path | None = None, machine: str = "mps2-an386",
 
 def object_sizes(paths: list[Path]) -> dict[str, int]:
     """text+data+bss of object files (``arm-none-eabi-size``)."""
-    out = subprocess.run(["arm-none-eabi-size", *map(str, paths)], check=True, capture_output=True,
-                         text=True).stdout.splitlines()[1:]
+    out = run_tool(["arm-none-eabi-size", *map(str, paths)]).splitlines()[1:]
     res = {}
     for line in out:
         parts = line.split()
