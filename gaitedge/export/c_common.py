@@ -44,13 +44,10 @@ class CExport:
     def summary(self) -> str:
         """Human-readable lines: the model, its flash and RAM needs, what saturates."""
         r = self.report
-        wb = r["weight_bytes"]
         lines = [
             f"model {r['family']} hidden {r['hidden']} x {r['layers']} layer(s), {r['n_inputs']} inputs, "
             f"{r['n_classes']} classes; weights sha256 {r['weights_sha256'][:16]}...",
-            f"flash: weights {wb['total']} B (recurrent {wb['rnn']}, head {wb['head']}, preprocessing "
-            f"{wb['preproc']}), sigmoid/tanh tables {LUT_BYTES} B"
-            + (f", runtime code {r['code_bytes']} B ({r['code_note']})" if r.get("code_bytes") else ""),
+            flash_summary(r),
             f"RAM: state + scratch {r['arena_bytes']} B arena + {STATE_STRUCT_BYTES} B ge_state"
             f" = {r['arena_bytes'] + STATE_STRUCT_BYTES} B (plus stack)",
         ]
@@ -92,6 +89,14 @@ def class_names_array(qm: QuantModel, p: str) -> str:
     """``<p>_class_names``: the class names in logit order."""
     names = initializer_list(c_string(c) for c in qm.classes)
     return f"static const char *const {p}_class_names[{len(qm.classes)}] = {{{names}}};\n\n"
+
+
+def flash_summary(report: dict) -> str:
+    """The flash line of an export report: weights by part, the tables, the runtime code when measured (bytes)."""
+    wb = report["weight_bytes"]
+    return (f"flash: weights {wb['total']} B (recurrent {wb['rnn']}, head {wb['head']}, preprocessing "
+            f"{wb['preproc']}), sigmoid/tanh tables {LUT_BYTES} B"
+            + (f", runtime code {report['code_bytes']} B ({report['code_note']})" if report.get("code_bytes") else ""))
 
 
 def generator_version() -> str:

@@ -16,9 +16,9 @@ import numpy as np
 
 from gaitedge.c_literals import c_string, int_array
 from gaitedge.errors import ModelError
-from gaitedge.export.c_common import (LUT_BYTES, CExport, align8, class_names_array, generator_version, kind_cflags,
-                                      measure_code_bytes, runtime_files, stack_arrays, write_export)
-from gaitedge.export.packing import pack_group, pack_layer
+from gaitedge.export.c_common import (LUT_BYTES, CExport, align8, class_names_array, flash_summary, generator_version,
+                                      kind_cflags, measure_code_bytes, runtime_files, stack_arrays, write_export)
+from gaitedge.export.packing import pack_head, pack_layer
 from gaitedge.quant import spec
 from gaitedge.quant.kernels import kernel_for
 from gaitedge.quant.model import QuantModel
@@ -61,18 +61,9 @@ def window_arena_bytes(qm: QuantModel, n: int) -> int:
 def pack_window_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray]:
     """Packed head (the ``head_cols`` columns it reads, groups of 4 classes) and its multipliers."""
     hc = int(require_window(qm)["head_cols"])
-    k = qm.head_weight.shape[0]
-    kp = -(-k // 4) * 4
-    w = np.zeros((kp, hc), np.int64)
-    w[:k] = qm.head_weight[:, :hc]
     if np.any(qm.head_weight[:, hc:]):
         raise ModelError(f"{qm.family}: the head has weights beyond the {hc} columns the window model reads")
-    b = np.zeros(kp, np.int64)
-    b[:k] = qm.head_bias
-    words: list[int] = []
-    for g in range(0, kp, 4):
-        words += pack_group(w[g : g + 4], b[g : g + 4])
-    return np.asarray(words, np.uint64), qm.head_mult.copy()
+    return pack_head(qm, hc)
 
 
 def window_weight_bytes(qm: QuantModel) -> dict[str, int]:
@@ -190,13 +181,10 @@ def export_c_window(qm: QuantModel, out_dir: str | Path, window: int = DEFAULT_W
 def window_summary(res: CExport) -> str:
     """Human-readable lines about an exported window model (flash, RAM, saturation)."""
     r = res.report
-    wb = r["weight_bytes"]
     lines = [
         f"model {r['family']} (whole-window: ge_window_run) hidden {r['hidden']}, {r['layers']} recurrent layer(s), "
         f"{r['n_inputs']} inputs, {r['n_classes']} classes; weights sha256 {r['weights_sha256'][:16]}...",
-        f"flash: weights {wb['total']} B (recurrent {wb['rnn']}, head {wb['head']}, preprocessing {wb['preproc']}), "
-        f"sigmoid/tanh tables {LUT_BYTES} B"
-        + (f", runtime code {r['code_bytes']} B ({r['code_note']})" if r.get("code_bytes") else ""),
+        flash_summary(r),
         f"RAM: arena {r['arena_bytes']} B for windows of up to {r['window']} samples (plus stack)",
     ]
     return "\n".join(lines + r.get("saturation", []))

@@ -99,12 +99,16 @@ def pack_layer(lay: QLayer) -> tuple[np.ndarray, np.ndarray]:
     return pack_groups(lay.weight, lay.bias, layer_order(lay)), lay.mult[mult_order(lay)]
 
 
-def pack_head(qm: QuantModel) -> tuple[np.ndarray, np.ndarray]:
-    """(packed uint32 words with biases, multipliers) of the dense head, classes padded to groups of 4."""
+def pack_head(qm: QuantModel, cols: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(packed uint32 words with biases, multipliers) of the dense head, classes padded to groups of 4.
+
+    ``cols``: pack only the first ``cols`` columns (default: all).
+    """
     k, hp = qm.head_weight.shape
+    hp = hp if cols is None else cols
     kp = -(-k // 4) * 4
     w = np.zeros((kp, hp), np.int64)
-    w[:k] = qm.head_weight
+    w[:k] = qm.head_weight[:, :hp]
     b = np.zeros(kp, np.int64)
     b[:k] = qm.head_bias
     words: list[int] = []
