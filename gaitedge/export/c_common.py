@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,15 +179,21 @@ def linked_objects(nm: str, objs: list[str], roots: tuple[str, ...]) -> list[str
                 undefined[o].add(parts[1])
             elif len(parts) == 3 and parts[1] in "TDRBC":
                 defined[parts[2]] = o
-    todo = [o for o in objs if Path(o).stem in roots]
-    keep: set[str] = set()
-    while todo:
-        o = todo.pop()
-        if o in keep:
-            continue
-        keep.add(o)
-        todo += [defined[sym] for sym in undefined[o] if sym in defined]
+    keep = reachable([o for o in objs if Path(o).stem in roots],
+                     lambda o: [defined[sym] for sym in undefined[o] if sym in defined])
     return [o for o in objs if o in keep]
+
+
+def reachable(roots: Iterable[str], neighbours: Callable[[str], Iterable[str]]) -> set[str]:
+    """Every node reachable from ``roots`` (the roots included) through ``neighbours``."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo += [n for n in neighbours(node) if n not in seen]
+    return seen
 
 
 def write_export(out: Path, texts: dict[str, str], copies: list[Path], stale: tuple[str, ...] = ()) -> list[Path]:

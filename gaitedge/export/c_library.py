@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 
 from gaitedge.errors import ModelError
+from gaitedge.export.c_common import reachable
 from gaitedge.quant.kernels import KERNELS, kernel_for
 from gaitedge.quant.model import QuantModel
 
@@ -71,19 +72,9 @@ def library_files(qm: QuantModel, runtime: list[Path]) -> tuple[list[Path], list
         raise ModelError(f"the C runtime lacks {', '.join(missing)}")
     used_kinds = {lay.kind for lay in qm.layers}
     skip = set(GENERATED_HEADERS) | {kernel_source(k)[:-2] + ".h" for k in KERNELS if k not in used_kinds}
-    headers: set[str] = set()
-    todo = ["gaitedge_rt.h", *names]
-    seen: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name.endswith(".h"):
-            headers.add(name)
-        for _, inc in _INCLUDE.findall(by_name[name].read_text()):
-            if inc in by_name and inc not in skip:
-                todo.append(inc)
+    seen = reachable(["gaitedge_rt.h", *names], lambda name: [
+        inc for _, inc in _INCLUDE.findall(by_name[name].read_text()) if inc in by_name and inc not in skip])
+    headers = {name for name in seen if name.endswith(".h")}
     return [by_name[h] for h in sorted(headers)], [by_name[s] for s in names]
 
 
