@@ -30,6 +30,7 @@ from gaitedge.errors import DeviceError
 from gaitedge.protocol import messages as M
 from gaitedge.protocol.framing import Frame, FrameDecoder, encode_frame
 from gaitedge.protocol.messages import FlashStatus, Info, Nak, Results, Stats
+from gaitedge.protocol.transport import LinkLost, SerialLink
 
 
 class DeviceTimeout(DeviceError):
@@ -62,23 +63,13 @@ class FlashResult:
     seconds: float
 
 
-def _open(port, baudrate: int):
-    import serial
-
-    if isinstance(port, (str, Path)):
-        try:
-            return serial.serial_for_url(str(port), baudrate=baudrate, timeout=0.05, write_timeout=10)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            raise DeviceError(f"cannot open {port}: {exc}") from None
-    return port
-
-
 class DeviceClient:
     """Client for one device.  ``port``: pyserial URL or an open pyserial object."""
 
     def __init__(self, port, timeout: float = 2.0, retries: int = 2, baudrate: int = 115200) -> None:
-        self.url = str(port) if isinstance(port, (str, Path)) else getattr(port, "portstr", repr(port))
-        self.ser = _open(port, baudrate)
+        self.link = SerialLink(port, baudrate)
+        self.url = self.link.url
+        self.link.open()
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.decoder = FrameDecoder()
@@ -92,10 +83,7 @@ class DeviceClient:
 
     # ---- plumbing ------------------------------------------------------------------------
     def close(self) -> None:
-        try:
-            self.ser.close()
-        except Exception:  # pragma: no cover - closing a dead port
-            pass
+        self.link.close()
 
     def __enter__(self) -> "DeviceClient":
         return self
@@ -108,18 +96,11 @@ class DeviceClient:
         return self._seq
 
     def _write(self, data: bytes) -> None:
-        import serial
-
-        try:
-            self.ser.write(data)
-        except (serial.SerialException, OSError) as exc:
-            raise DeviceError(f"{self.url}: write failed: {exc}") from None
+        self.link.write(data)
 
     def _read_frames(self, until: float) -> list[Frame]:
         """Frames decoded from what arrives before ``until`` (returns as soon as there is one;
         with ``until`` in the past, whatever is already there)."""
-        import serial
-
         out: list[Frame] = []
         first = True
         while not out:
@@ -127,17 +108,9 @@ class DeviceClient:
             if left <= 0 and not first:
                 break
             try:
-                if left <= 0:
-                    self.ser.timeout = 0
-                    data = self.ser.read(65536)
-                else:
-                    self.ser.timeout = min(left, 0.2)
-                    data = self.ser.read(1)
-                    if data:
-                        self.ser.timeout = 0
-                        data += self.ser.read(65536)
-            except (serial.SerialException, OSError) as exc:
-                raise DeviceError(f"{self.url}: {exc} (device reset, crashed or unplugged?)") from None
+                data = self.link.read(min(max(left, 0.0), 0.2))
+            except LinkLost as exc:
+                raise DeviceError(f"{exc} (device reset, crashed or unplugged?)") from None
             first = False
             if data:
                 for f in self.decoder.feed(data):

@@ -27,7 +27,6 @@ from gaitedge.stream.sources import (
     ReplaySource,
     Sample,
     SamplesFrameDecoder,
-    SerialTransport,
     Source,
     SourceError,
     SourceLost,
@@ -38,7 +37,7 @@ from gaitedge.stream.view import EventLog, TerminalView, format_summary, read_lo
 
 __all__ = [
     "Backend", "ColumnMap", "Decisions", "Decoder", "DeviceBackend", "EventLog", "ImuSim", "Lane", "LineParser",
-    "OnnxBackend", "PortSource", "Record", "ReplaySource", "Sample", "SamplesFrameDecoder", "SerialTransport",
+    "OnnxBackend", "PortSource", "Record", "ReplaySource", "Sample", "SamplesFrameDecoder",
     "Session", "SimStats", "Source", "SourceError", "SourceLost", "Summary", "TerminalView", "TextLineDecoder",
     "TorchBackend", "format_summary", "load_backend", "load_replay", "read_log",
 ]

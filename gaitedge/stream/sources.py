@@ -4,9 +4,10 @@ The layering follows pyserial's ``serial.threaded``: the *transport* moves bytes
 and knows nothing of their meaning, the *decoder* (pyserial's protocol) turns
 bytes into samples and knows nothing of ports.
 
-* :class:`SerialTransport` opens any URL :func:`serial.serial_for_url` accepts
-  (``/dev/ttyUSB0``, ``/dev/pts/3``, ``socket://host:port``, ``rfc2217://...``,
-  ``loop://``), so real ports and network or virtual ones share one code path.
+* :class:`~gaitedge.protocol.transport.SerialLink` (shared with the device
+  client) opens any URL :func:`serial.serial_for_url` accepts (``/dev/ttyUSB0``,
+  ``/dev/pts/3``, ``socket://host:port``, ``rfc2217://...``, ``loop://``), so
+  real ports and network or virtual ones share one code path.
 * :class:`TextLineDecoder` splits the byte stream into lines and hands each to
   a :class:`LineParser` (``t,ax,ay,az,gx,gy,gz``-style lines, as Arduino IMU
   sketches print them).  :class:`SamplesFrameDecoder` reads the binary
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import math
 import re
-import select
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError
 from gaitedge.protocol.framing import Frame, FrameDecoder
 from gaitedge.protocol.messages import SAMPLES
+from gaitedge.protocol.transport import LinkError, LinkLost, SerialLink
 
 #: standard gravity, m/s² per g.
 GRAVITY = 9.80665
@@ -578,88 +579,6 @@ class SamplesFrameDecoder(Decoder):
         return out
 
 
-# -- transport -------------------------------------------------------------------------
-
-
-class SerialTransport:
-    """A byte pipe to a device by pyserial URL (pyserial's transport).
-
-    ``url`` is anything :func:`serial.serial_for_url` accepts.  :meth:`read`
-    waits up to ``timeout`` s for data and returns everything available (for
-    ports with a file descriptor, POSIX serial and ``socket://``, by ``select``;
-    otherwise by a blocking read of at least one byte).  A vanished port raises
-    :class:`SourceLost`; :meth:`open` raises :class:`SourceError`.
-    """
-
-    def __init__(self, url: str, baudrate: int = 115200) -> None:
-        self.url = url
-        self.baudrate = int(baudrate)
-        self._ser = None
-        self._fd: int | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self._ser is not None
-
-    def open(self) -> None:
-        import serial
-
-        if self._ser is not None:
-            return
-        try:
-            ser = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            reason = re.sub(r"(?i)(could not open port \S+: |\[Errno -?\d+\] )", "", str(exc)).strip()
-            raise SourceError(f"cannot open port {self.url}: {reason or type(exc).__name__}") from None
-        fd = None
-        try:
-            fd = ser.fileno()
-        except Exception:  # handlers without a descriptor (loop://, rfc2217://) raise various types
-            fd = None
-        if fd is None:
-            ser.timeout = 0.05
-        self._ser, self._fd = ser, fd
-
-    def read(self, timeout: float = 0.1) -> bytes:
-        """Bytes received within ``timeout`` s (b'' if none)."""
-        import serial
-
-        ser = self._ser
-        if ser is None:
-            raise SourceLost("port is closed")
-        try:
-            if self._fd is not None:
-                ready, _, _ = select.select([self._fd], [], [], timeout)
-                if not ready:
-                    return b""
-                return ser.read(1 << 16)
-            data = ser.read(ser.in_waiting or 1)
-            if data and ser.in_waiting:
-                data += ser.read(ser.in_waiting)
-            return data
-        except (serial.SerialException, OSError, ValueError, TypeError) as exc:
-            raise SourceLost(str(exc).strip() or type(exc).__name__) from None
-
-    def write(self, data: bytes) -> None:
-        """Send bytes to the device (commands; used by device backends)."""
-        import serial
-
-        if self._ser is None:
-            raise SourceLost("port is closed")
-        try:
-            self._ser.write(data)
-        except (serial.SerialException, OSError) as exc:
-            raise SourceLost(str(exc).strip() or type(exc).__name__) from None
-
-    def close(self) -> None:
-        ser, self._ser, self._fd = self._ser, None, None
-        if ser is not None:
-            try:
-                ser.close()
-            except Exception:  # closing a vanished port may fail in handler-specific ways
-                pass
-
-
 # -- sources ---------------------------------------------------------------------------
 
 
@@ -694,7 +613,7 @@ class Source(ABC):
 
 
 class PortSource(Source):
-    """A device on a pyserial URL: :class:`SerialTransport` plus a :class:`Decoder`.
+    """A device on a pyserial URL: a :class:`~gaitedge.protocol.transport.SerialLink` plus a :class:`Decoder`.
 
     With a :class:`TextLineDecoder` this reads text lines, with a
     :class:`SamplesFrameDecoder` binary SAMPLES frames.
@@ -704,7 +623,7 @@ class PortSource(Source):
 
     def __init__(self, url: str, decoder: Decoder, baudrate: int = 115200) -> None:
         super().__init__()
-        self.transport = SerialTransport(url, baudrate)
+        self.transport = SerialLink(url, baudrate)
         self.decoder = decoder
         self.stats = decoder.stats
         self.description = url
@@ -723,11 +642,17 @@ class PortSource(Source):
         return cls(url, SamplesFrameDecoder(cmap.n_fields, lsb, source=url), baudrate)
 
     def open(self) -> None:
-        self.transport.open()
+        try:
+            self.transport.open()
+        except LinkError as exc:
+            raise SourceError(str(exc)) from None
         self.decoder.reset()
 
     def read(self, timeout: float) -> list[Sample]:
-        data = self.transport.read(timeout)
+        try:
+            data = self.transport.read(timeout)
+        except LinkLost as exc:
+            raise SourceLost(exc.reason) from None
         if not data:
             return []
         return self.decoder.feed(data, time.perf_counter())
