@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from gaitedge.errors import DataError
+from gaitedge.rundir import QUANT_FILE
 from gaitedge.stream.backends import (
-    QUANT_FILE,
     Backend,
     CheckedBackend,
     DeviceBackend,
     MountedBackend,
     load_backend,
 )
-from gaitedge.stream.sources import ALIASES, ColumnMap, PortSource, ReplaySource, Source, load_replay
 from gaitedge.stream.session import MAX_STRIDE_S, Lane, Session, Summary
+from gaitedge.stream.sources import ALIASES, ColumnMap, PortSource, ReplaySource, Source, load_replay
 
 if TYPE_CHECKING:
     from gaitedge.stream.lsl import LslOutlets

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 import numpy as np
 
 from gaitedge.errors import DeviceError, ModelError
-from gaitedge.runtime.onnx_runtime import STEP_FILE, GaitEvent, OnnxGaitClassifier
+from gaitedge.rundir import MODEL_FILE, ONNX_SEQUENCE_FILE, ONNX_STEP_FILE, QUANT_FILE, run_folder
+from gaitedge.runtime.onnx_runtime import GaitEvent, OnnxGaitClassifier
 from gaitedge.runtime.postprocess import CausalFilter, Debouncer
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ class TorchBackend(Backend):
         if not getattr(tm.model, "causal", True):
             from gaitedge.runtime.onnx_runtime import non_causal_message
 
-            raise ModelError(non_causal_message(tm.model.family, path or "model.pt"))
+            raise ModelError(non_causal_message(tm.model.family, path or MODEL_FILE))
         if threads:
             torch.set_num_threads(int(threads))
         self.tm = tm
@@ -449,7 +450,6 @@ class CheckedBackend(Backend):
 
 # -- a board over its serial link ------------------------------------------------------------
 
-QUANT_FILE = "quant.npz"
 
 
 def model_identity(model: str | Path) -> dict[str, Any]:
@@ -464,7 +464,7 @@ def model_identity(model: str | Path) -> dict[str, Any]:
     p = Path(model)
     if not p.exists():
         raise ModelError(f"{p}: no such model (give a run folder, its quant.npz, model.pt or model_step.onnx)")
-    folder = p if p.is_dir() else p.parent
+    folder = run_folder(p)
     quant = p if p.is_file() and p.suffix == ".npz" else folder / QUANT_FILE
     if quant.is_file() and not (p.is_file() and p.suffix in (".pt", ".onnx")):
         from gaitedge.quant.model import QuantModel
@@ -473,19 +473,19 @@ def model_identity(model: str | Path) -> dict[str, Any]:
         return {"channels": list(qm.channels), "classes": list(qm.classes), "rate_hz": float(qm.rate_hz),
                 "delay": int(qm.delay), "min_run": int(qm.min_run), "weights": qm.weights_hash(),
                 "source": str(quant)}
-    ckpt = p if p.is_file() and p.suffix == ".pt" else folder / "model.pt"
+    ckpt = p if p.is_file() and p.suffix == ".pt" else folder / MODEL_FILE
     if ckpt.is_file() and not (p.is_file() and p.suffix == ".onnx"):
         from gaitedge.checkpoint import load_checkpoint
 
         tm = load_checkpoint(ckpt)
         return {"channels": list(tm.channels), "classes": list(tm.classes), "rate_hz": float(tm.rate_hz),
                 "delay": int(tm.delay), "min_run": int(tm.min_run), "weights": "", "source": str(ckpt)}
-    step = p if p.is_file() and p.suffix == ".onnx" else folder / STEP_FILE
+    step = p if p.is_file() and p.suffix == ".onnx" else folder / ONNX_STEP_FILE
     if step.is_file():
         clf = OnnxGaitClassifier(step)
         return {"channels": list(clf.channels), "classes": list(clf.classes), "rate_hz": float(clf.rate_hz),
                 "delay": int(clf.delay), "min_run": int(clf.min_run), "weights": "", "source": str(step)}
-    raise ModelError(f"{p}: no {QUANT_FILE}, model.pt or {STEP_FILE} here")
+    raise ModelError(f"{p}: no {QUANT_FILE}, {MODEL_FILE} or {ONNX_STEP_FILE} here")
 
 
 def check_device_model(info: Any, ident: dict[str, Any], url: str = "the board") -> None:
@@ -883,27 +883,27 @@ def load_backend(model: str | Path, kind: str = "onnx", threads: int = 1) -> Bac
     p = Path(model)
     if not p.exists():
         raise ModelError(f"{p}: no such model (give a run folder, its model_step.onnx or model.pt)")
-    folder = p if p.is_dir() else p.parent
+    folder = run_folder(p)
     if kind == "onnx":
         if p.is_file() and p.suffix == ".onnx":
             return OnnxBackend(p, threads=threads)
-        step = folder / STEP_FILE
+        step = folder / ONNX_STEP_FILE
         if step.is_file():
             return OnnxBackend(step, threads=threads)
-        if (folder / "model.onnx").is_file():
+        if (folder / ONNX_SEQUENCE_FILE).is_file():
             from gaitedge.runtime.onnx_runtime import refuse_window_model
 
-            refuse_window_model(folder / "model.onnx")
-        if (folder / "model.pt").is_file() or p.suffix == ".pt":
+            refuse_window_model(folder / ONNX_SEQUENCE_FILE)
+        if (folder / MODEL_FILE).is_file() or p.suffix == ".pt":
             raise ModelError(
-                f"{folder}: no {STEP_FILE}; export it with 'gaitedge export onnx {folder}' (or use --backend torch)"
+                f"{folder}: no {ONNX_STEP_FILE}; export it with 'gaitedge export onnx {folder}' (or use --backend torch)"
             )
         return OnnxBackend(p, threads=threads)
     if kind == "torch":
         from gaitedge.checkpoint import load_checkpoint
 
-        ckpt = p if p.is_file() and p.suffix != ".onnx" else folder / "model.pt"
+        ckpt = p if p.is_file() and p.suffix != ".onnx" else folder / MODEL_FILE
         if not ckpt.is_file():
-            raise ModelError(f"{folder}: no model.pt checkpoint for --backend torch")
+            raise ModelError(f"{folder}: no {MODEL_FILE} checkpoint for --backend torch")
         return TorchBackend(load_checkpoint(ckpt), threads=threads, path=str(ckpt))
     raise ModelError(f"unknown backend {kind!r}; use onnx or torch")
