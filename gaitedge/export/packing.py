@@ -138,6 +138,7 @@ class Section:
     values: np.ndarray
 
     def tobytes(self) -> bytes:
+        """The values as little-endian 32-bit words (ValueError when one is out of the type's range)."""
         v = np.asarray(self.values, np.int64).ravel()
         if self.ctype == "uint32_t":
             if v.size and (v.min() < 0 or v.max() > 0xFFFFFFFF):
@@ -196,6 +197,7 @@ def blob_sections(qm) -> list[Section]:
 
 
 def params_block(qm) -> bytes:
+    """The payload's 96-byte parameter block (weights hash, delay, min_run, swing, logit_frac, cell_frac)."""
     if len(qm.layers) > MAX_LAYERS:
         raise DeviceError(f"a weights blob holds at most {MAX_LAYERS} layers")
     h = qm.weights_hash().encode("ascii")
@@ -216,10 +218,12 @@ def payload_layout(qm) -> list[tuple[Section, int, int]]:
 
 
 def build_payload(qm) -> bytes:
+    """The blob payload: the parameter block, then every array of :func:`blob_sections`."""
     return params_block(qm) + b"".join(s.tobytes() for s in blob_sections(qm))
 
 
 def build_header(arch: bytes, payload: bytes, version: int = BLOB_VERSION) -> bytes:
+    """The 64-byte blob header over ``payload`` for architecture hash ``arch`` (with both CRC-32s)."""
     h = _HEADER.pack(BLOB_MAGIC, version, HEADER_BYTES, arch, len(payload), crc32(payload), 0, b"\0" * 8)
     return h + struct.pack("<I", crc32(h))
 
@@ -232,6 +236,8 @@ def build_blob(qm) -> bytes:
 
 @dataclass
 class BlobHeader:
+    """What :func:`parse_blob` reads from a blob's header (and the weights hash at the payload's start)."""
+
     version: int
     arch_hash: bytes
     payload_len: int

@@ -233,6 +233,7 @@ class QuantModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "QuantModel":
+        """Read a ``quant.npz`` (files written before ``architecture`` / ``kind`` existed included)."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: no quantized model here (run 'gaitedge quantize RUN' first)")
