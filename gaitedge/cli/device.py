@@ -179,7 +179,7 @@ def _flash_probe(args: argparse.Namespace) -> int:
 def cmd_flash(args: argparse.Namespace) -> int:
     from gaitedge.export.packing import BLOB_MAGIC, build_blob
     from gaitedge.device.client import DeviceClient
-    from gaitedge.firmware.model import load_quant_model
+    from gaitedge.quant.workflow import load_quant_model
 
     if args.probe:
         return _flash_probe(args)

@@ -93,49 +93,28 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_export_c(args: argparse.Namespace) -> int:
-    from gaitedge.checkpoint import load_checkpoint
     from gaitedge.export.c_export import export_c
-    from gaitedge.quant.model import QuantModel
-    from gaitedge.quant.quantizer import check_supported, quantize_model
-    from gaitedge.quant.workflow import load_training_data
+    from gaitedge.export.c_library import library_name
+    from gaitedge.export.c_window import window_summary
+    from gaitedge.quant.workflow import load_quant_model
 
-    run = run_folder(args.run)
-    qpath = Path(args.quant) if args.quant else run / QUANT_FILE
-    tm = load_checkpoint(args.run)
-    check_supported(tm.model)
-    if qpath.is_file():
-        qm = QuantModel.load(qpath)
-        if qm.float_weights_sha256 and qm.float_weights_sha256 != tm.weights_hash():
-            raise GaitedgeError(f"{qpath} was made from other weights than {run / MODEL_FILE}; quantize again")
-    elif args.quant:
-        raise GaitedgeError(f"{qpath}: no quantized model here")
-    else:
-        print(f"{qpath} not found: calibrating on the run's training data (see 'gaitedge quantize')")
-        train, _ = load_training_data(tm)
-        qm = quantize_model(tm, train, lsb=parse_lsb(args.lsb))
-    if not getattr(tm.model, "causal", True):
-        from gaitedge.export.c_window import export_c_window, window_summary
-
+    if not (run_folder(args.run) / MODEL_FILE).is_file():
+        raise GaitedgeError(f"{args.run}: no {MODEL_FILE} here; give a run folder (or its {MODEL_FILE})")
+    qm = load_quant_model(args.run, quant=args.quant, lsb=parse_lsb(args.lsb), log=print)
+    if qm.architecture == "window":
         if args.layout == "library":
-            raise GaitedgeError(f"{tm.model.family} is a whole-window model: its export has the flat layout only "
+            raise GaitedgeError(f"{qm.family} is a whole-window model: its export has the flat layout only "
                                 f"(leave out --layout library)")
         if not args.out:
             raise GaitedgeError("a whole-window model needs --out DIR")
-
-        print(f"note: {tm.model.family} is a whole-window (non-causal) model, so it cannot stream through ge_step(); "
+        print(f"note: {qm.family} is a whole-window (non-causal) model, so it cannot stream through ge_step(); "
               f"exporting it for the window API (ge_window_run() in ge_window.h, arena for windows of up to "
               f"{args.window} samples)")
-        res = export_c_window(qm, args.out, window=args.window, symbol=args.symbol, copy_runtime=not args.no_runtime)
-        print(window_summary(res))
-        print(f"wrote {len(res.files)} files to {res.out_dir}: model_data.h, model_data.c"
-              + (" and the runtime sources" if res.report["runtime_copied"] else ""))
-        return 0
-    from gaitedge.export.c_library import library_name
-
     out = Path(args.out) if args.out else Path(library_name(qm))
-    res = export_c(qm, out, symbol=args.symbol, copy_runtime=not args.no_runtime, layout=args.layout or "library")
-    print(res.summary())
-    if res.report["layout"] == "library":
+    res = export_c(qm, out, symbol=args.symbol, copy_runtime=not args.no_runtime, layout=args.layout,
+                   window=args.window)
+    print(window_summary(res) if qm.architecture == "window" else res.summary())
+    if res.report.get("layout") == "library":
         srcs = res.report["library_sources"]
         print(f"wrote the C library {res.report['name']} to {res.out_dir}: {len(res.files)} files; src/: "
               f"{len(srcs)} sources ({', '.join(srcs)}); CMakeLists.txt (target gaitedge::model), zephyr/, "

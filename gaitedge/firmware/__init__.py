@@ -2,10 +2,10 @@
 
 :func:`build_firmware` compiles ``gaitedge/csrc/firmware`` for a board
 (``mps2-an386`` under QEMU, or ``host``) with a model compiled in; the weights can
-later be replaced over serial (``gaitedge.device.DeviceClient.flash``).
+later be replaced over serial (``gaitedge.device.DeviceClient.flash``).  The model
+comes from :func:`gaitedge.quant.workflow.load_quant_model`.
 """
 
 from gaitedge.firmware.build import BOARDS, BuildError, BuildResult, build_firmware, toolchain_missing
-from gaitedge.firmware.model import load_quant_model
 
-__all__ = ["BOARDS", "BuildError", "BuildResult", "build_firmware", "load_quant_model", "toolchain_missing"]
+__all__ = ["BOARDS", "BuildError", "BuildResult", "build_firmware", "toolchain_missing"]

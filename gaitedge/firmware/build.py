@@ -171,11 +171,11 @@ def build_firmware(
     log=None,
 ) -> BuildResult:
     """Build the firmware for ``board`` with the model ``source`` (run dir, quant.npz or QuantModel)."""
-    from gaitedge.export.packing import arch_hash, build_payload, write_blob
     from gaitedge.export.c_common import kind_cflags
     from gaitedge.export.c_export import export_c_stream
+    from gaitedge.export.packing import arch_hash, build_payload, write_blob
     from gaitedge.firmware.codegen import fw_model_c, fw_model_h
-    from gaitedge.firmware.model import load_quant_model
+    from gaitedge.quant.workflow import load_quant_model
 
     if board not in BOARDS:
         raise BuildError(f"unknown board {board!r}; available: {', '.join(BOARDS)}")

@@ -19,8 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge import resources
-from gaitedge.firmware.build import (ARM_GCC, RV_GCC, SECTION_FLAGS, WARN, BuildError, arm_flags, compile_c, link,
-                                     missing_tools, riscv_flags, run_tool)
+from gaitedge.firmware.build import (
+    ARM_GCC,
+    RV_GCC,
+    SECTION_FLAGS,
+    WARN,
+    BuildError,
+    arm_flags,
+    compile_c,
+    link,
+    missing_tools,
+    riscv_flags,
+    run_tool,
+)
 
 #: the runtime the benchmark firmware is built from (None: the one shipped with gaitedge;
 #: a benchmark may point it at another revision's runtime).

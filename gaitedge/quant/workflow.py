@@ -9,15 +9,16 @@ integer metrics on held-out data.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from gaitedge.checkpoint import TrainedModel, load_checkpoint
 from gaitedge.data.mounting import mount_all
 from gaitedge.data.recording import Recording
 from gaitedge.data.splits import by_subjects
-from gaitedge.errors import ConfigError, DataError
+from gaitedge.errors import ConfigError, DataError, ModelError
 from gaitedge.quant.model import QuantModel
-from gaitedge.quant.quantizer import DEFAULT_INPUT_PERCENTILE, calibration_recordings, quantize_model
+from gaitedge.quant.quantizer import DEFAULT_INPUT_PERCENTILE, calibration_recordings, check_supported, quantize_model
 from gaitedge.rundir import CONFIG_FILE, MODEL_FILE, QUANT_FILE, QUANT_REPORT_FILE, run_folder, to_json, write_text
 
 
@@ -42,14 +43,53 @@ def load_quant(run: str | Path) -> QuantModel:
     return QuantModel.load(run_folder(run) / QUANT_FILE)
 
 
+def load_quant_model(source: "str | Path | QuantModel", quant: str | Path | None = None,
+                     lsb: dict[str, float] | None = None, log: Callable[[str], None] | None = None) -> QuantModel:
+    """The fixed-point model a firmware build, weights blob or C export is made from.
+
+    ``source``: a QuantModel, a ``quant.npz`` file, or a run folder (or a file in
+    it).  ``quant`` names the quantized model file explicitly (default: the run's
+    ``quant.npz``).  A run without one is quantized here with the default settings,
+    calibrated on its training subjects (``lsb``: sensor resolution in channel units
+    per count); ``log`` is told so.  A ``quant.npz`` made from other weights than the
+    run's ``model.pt`` is refused (ModelError), as is a file that does not exist.
+    """
+    if isinstance(source, QuantModel):
+        return source
+    p = Path(source)
+    if quant is None and p.is_file() and p.suffix == ".npz":
+        return QuantModel.load(p)
+    if not p.exists():
+        raise ModelError(f"{source}: no such run directory or file")
+    run = run_folder(p)
+    qpath = Path(quant) if quant is not None else run / QUANT_FILE
+    has_pt = (run / MODEL_FILE).is_file()
+    if qpath.is_file():
+        qm = QuantModel.load(qpath)
+        if has_pt and qm.float_weights_sha256 and load_checkpoint(run).weights_hash() != qm.float_weights_sha256:
+            raise ModelError(f"{qpath} was made from other weights than {run / MODEL_FILE}; "
+                             "quantize again ('gaitedge quantize')")
+        return qm
+    if quant is not None:
+        raise ModelError(f"{qpath}: no quantized model here")
+    if not has_pt:
+        raise ModelError(f"{source}: not a run directory (no {MODEL_FILE} or {QUANT_FILE})")
+    tm = load_checkpoint(run)
+    check_supported(tm.model)
+    if log:
+        log(f"{qpath} not found: calibrating on the run's training data (see 'gaitedge quantize')")
+    train, _ = load_training_data(tm)
+    return quantize_model(tm, train, lsb=lsb)
+
+
 def _metrics_row(m: dict) -> dict:
     return {k: m[k] for k in ("accuracy", "macro_f1", "event_f1", "event_median_abs_error_ms") if k in m}
 
 
 def compare_on(tm: TrainedModel, qm: QuantModel, recs: list[Recording]) -> dict:
     """Float vs integer metrics on the same recordings."""
-    from gaitedge.training.evaluate import evaluate_model
     from gaitedge.quant.evaluate import evaluate_quant
+    from gaitedge.training.evaluate import evaluate_model
 
     fm = evaluate_model(tm, recs)
     im = evaluate_quant(qm, recs, tm.tolerance_ms)
