@@ -261,7 +261,56 @@ class _TcpPort:
         self.unplug()
 
 
-class ImuSim:
+class ThreadedServer:
+    """The lifecycle of a simulator that serves from a background thread.
+
+    A subclass provides :meth:`open` (create the port or outlet; returns what a
+    reader connects to), :meth:`serve` (runs until the end or :meth:`stop`) and
+    :meth:`_release` (free the port or outlet once serving has ended).
+    """
+
+    #: name of the serving thread
+    thread_name = "imu-sim"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> str:
+        raise NotImplementedError
+
+    def serve(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Free what :meth:`open` created."""
+
+    def start(self) -> str:
+        """Open and serve in a background thread; returns what :meth:`open` returns."""
+        where = self.open()
+        self._thread = threading.Thread(target=self.serve, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return where
+
+    def stop(self) -> None:
+        """Ask :meth:`serve` to end (returns at once)."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the serving thread; True when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop, wait up to 5 s for the thread, release the port or outlet."""
+        self.stop()
+        self.join(5.0)
+        self._release()
+
+
+class ImuSim(ThreadedServer):
     """Serve ``rec`` like an IMU board on ``listen`` (``pty`` or ``tcp:PORT``; PORT 0 picks a free one).
 
     See the module docstring for the behaviour and the options; times are in
@@ -329,8 +378,7 @@ class ImuSim:
         self.settle_s = settle_s
         self.stats = SimStats()
         self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._port: _PtyPort | _TcpPort | None = None
         self.url = ""
         self.format = format
@@ -356,26 +404,7 @@ class ImuSim:
             self.url = self._port.url
         return self.url
 
-    def start(self) -> str:
-        """Open the port and serve in a background thread; returns the URL."""
-        url = self.open()
-        self._thread = threading.Thread(target=self.serve, name="imu-sim", daemon=True)
-        self._thread.start()
-        return url
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the serving thread; True when it has ended."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def close(self) -> None:
-        self.stop()
-        self.join(5.0)
+    def _release(self) -> None:
         if self._port is not None:
             self._port.close()
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from gaitedge.errors import DataError
+from gaitedge.stream.imusim import ThreadedServer
 from gaitedge.stream.sources import (
     ALIASES,
     GRAVITY,
@@ -608,7 +609,7 @@ class LslSimStats:
     connections: int = 0
 
 
-class LslImuSim:
+class LslImuSim(ThreadedServer):
     """Serve ``rec`` as an LSL IMU stream named ``name`` (type ``IMU``, float32, the recording's rate).
 
     The channel labels and units go into ``desc/channels``.  The clock starts
@@ -623,6 +624,8 @@ class LslImuSim:
     time, s) starts the clock then instead (once a consumer is connected), so
     that several simulated sensors share one time grid.
     """
+
+    thread_name = "imu-sim-lsl"
 
     def __init__(self, rec: "Recording", name: str, speed: float = 1.0, loop: bool = False,
                  unplugs: Sequence[tuple[float, float]] = (), settle_s: float = 0.3, linger_s: float = 1.0,
@@ -646,8 +649,7 @@ class LslImuSim:
         self.t0 = math.nan
         self._signals = np.ascontiguousarray(rec.signals, np.float32)
         self._outlet: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def query(self) -> str:
@@ -682,25 +684,7 @@ class LslImuSim:
             self._plug()
         return self.query
 
-    def start(self) -> str:
-        """Open and serve in a background thread; returns the query."""
-        q = self.open()
-        self._thread = threading.Thread(target=self.serve, name="imu-sim-lsl", daemon=True)
-        self._thread.start()
-        return q
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def close(self) -> None:
-        self.stop()
-        self.join(5.0)
+    def _release(self) -> None:
         self._unplug_outlet()
 
     def _wait_for_consumer(self) -> bool:
