@@ -101,7 +101,7 @@ def run_gaitmap(grouped: dict, sign: np.ndarray) -> tuple[dict, dict, float]:
     events: dict[str, dict[str, np.ndarray]] = {}
     strides: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
-    for stem, feet in sorted(grouped.items()):
+    for _stem, feet in sorted(grouped.items()):
         data = {}
         for foot, rec in feet.items():
             x = rec.signals[:, [rec.channels.index(a) for a in AXES]].astype(np.float64) * sign
@@ -307,7 +307,7 @@ def main() -> None:
         "(start: first 1.5 s of walking, U-turn: `UTurnBoundaries` ± 0.3 s, stop: last 1.5 s, straight: the "
         "rest).\n\n"
         + tab + "\n\n"
-        f"Same detections at a wider tolerance, and their systematic offset:\n\n" + "\n".join(extra) + "\n\n"
+        "Same detections at a wider tolerance, and their systematic offset:\n\n" + "\n".join(extra) + "\n\n"
         f"gaitmap: {gm_facts(gm_name)}.  \n"
         f"Frame check (control, x and y negated before the same pipeline): {gm_facts(flip_name)}.  \n"
         "Time for all recordings (machine shared with other jobs): "

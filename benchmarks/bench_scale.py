@@ -335,7 +335,7 @@ def render(results: dict, md: Path) -> None:
                     lines.append(f"| {name} | failed |")
                     continue
 
-                def mean(get) -> str:
+                def mean(get, vr=vr) -> str:
                     return fmt(np.mean([get(r) for r in vr]))
 
                 lines.append(

@@ -195,7 +195,7 @@ def test_energy_never_increases_under_asynchronous_updates():
 
 def test_reference_and_twin_agree_on_random_networks():
     rng = np.random.default_rng(1)
-    for trial in range(25):
+    for _ in range(25):
         n = int(rng.integers(4, 40))
         m = int(rng.integers(1, 8))
         x = rng.choice([-1, 1], size=(m, n))

@@ -16,7 +16,7 @@ def imu_triads(channels: list[str]) -> list[list[int]]:
     """
     groups: dict[str, list[int]] = {}
     for qty in ("acc", "gyr"):
-        for i, name in enumerate(channels):
+        for name in channels:
             if name.endswith(f"{qty}_x"):
                 prefix = name[: -len(f"{qty}_x")]
                 tri = [channels.index(f"{prefix}{qty}_{a}") if f"{prefix}{qty}_{a}" in channels else -1 for a in "xyz"]

@@ -99,7 +99,7 @@ def synth_trial(
     lead = "left" if rng.random() < 0.5 else "right"
     swings: dict[str, list[tuple[int, int]]] = {"left": [], "right": []}
     t = rest0
-    for k in range(n_strides):
+    for _ in range(n_strides):
         per = period * rng.uniform(0.95, 1.05)
         sw = per * params["swing_frac"] * rng.uniform(0.95, 1.05)
         first, second = (lead, "right" if lead == "left" else "left")

@@ -15,4 +15,5 @@ from gaitedge.runtime.onnx_runtime import (
 )
 from gaitedge.runtime.postprocess import CausalFilter, Debouncer
 
-__all__ = ["CausalFilter", "Debouncer", "FlushResult", "GaitEvent", "OnnxGaitClassifier", "OnnxModelInfo", "PushResult", "parse_metadata"]
+__all__ = ["CausalFilter", "Debouncer", "FlushResult", "GaitEvent", "OnnxGaitClassifier", "OnnxModelInfo",
+           "PushResult", "parse_metadata"]

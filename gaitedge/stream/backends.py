@@ -97,7 +97,7 @@ class Backend(ABC):
     def reset(self) -> None:
         """Start a new stream (zero state, fresh filter and debounce)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (nothing to release by default)
         """Release resources (sessions, ports)."""
 
 

@@ -608,7 +608,7 @@ class Source(ABC):
     def read(self, timeout: float) -> list[Sample]:
         """Samples received within ``timeout`` s; raises :class:`SourceLost` or :class:`EndOfStream`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (nothing to release by default)
         """Disconnect (idempotent)."""
 
 

@@ -39,7 +39,8 @@ from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.metrics import MetricAccumulator
 from gaitedge.models import build_model, family_defaults
 from gaitedge.models.base import SIZE_KEYS, model_accepts
-from gaitedge.rundir import CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, METRICS_FILE, MODEL_FILE, json_default, write_json, write_text
+from gaitedge.rundir import (CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, METRICS_FILE, MODEL_FILE, json_default,
+                             write_json, write_text)
 from gaitedge.training import distributed as gd
 from gaitedge.training.distill import Teachers, distill_loss
 from gaitedge.training.ema import WeightAverage

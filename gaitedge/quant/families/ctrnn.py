@@ -68,7 +68,7 @@ def _calibrate(model: LeakyStack, xs: list[np.ndarray]) -> dict:
         model.train(was)
     out: dict = {"u_absmax": [], "preact_absmax": [], "preact_sat_frac": [], "drive_absmax": []}
     h = model.hidden
-    for k, (cell, d) in enumerate(zip(model.cells, tr)):
+    for cell, d in zip(model.cells, tr):
         u = np.abs(d["u"].numpy()[mask])
         pre = d["pre"].numpy()[mask]
         drive = np.abs(pre[:, -h:])
