@@ -9,7 +9,7 @@ with ``WORLD_SIZE=1``) it is an ordinary single process and nothing here
 touches ``torch.distributed``.
 
 How the work is split (see :func:`shard_recordings` and
-:class:`gaitedge.train.WindowSampler`):
+:class:`gaitedge.data.windows.WindowSampler`):
 
 - every process loads and preprocesses the whole training set, so the
   normalization statistics are the same everywhere;
