@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from gaitedge.checkpoint import TrainedModel
+from gaitedge.config import TrainConfig, from_dict
 from gaitedge.data.augment import imu_triads, mirror_signs
 from gaitedge.data.recording import UNLABELED, Recording
 from gaitedge.data.windows import WindowSampler, loss_labels
@@ -163,27 +164,14 @@ def finetune(
     the starting point (epoch 0) included, so fine-tuning never makes it worse
     on the validation subjects.
     """
-    from gaitedge.config import from_dict
     from gaitedge.quant.evaluate import evaluate_quant
     from gaitedge.quant.quantizer import quantize_model
 
-    cfg = from_dict(tm.config) if tm.config else None
-    tc = cfg.train if cfg is not None else None
-    steps = steps_per_epoch or (tc.steps_per_epoch if tc else 40)
-    bs = batch_size or (tc.batch_size if tc else 32)
-    win_s = window_s or (tc.window_s if tc else 4.0)
-    boundary = tc.boundary_ignore if tc else 0
-    rate = tm.rate_hz
-    window = max(2, int(round(win_s * rate)))
-    burn = int(round((tc.burn_in_s if tc else 0.3) * rate))
-    prepped = [tm.preprocess(r) for r in train]
-    sampler = WindowSampler(
-        [r.signals for r in prepped],
-        [loss_labels(r.labels, boundary, tm.delay) for r in prepped],
-        window, burn, seed, tm.normalizer, imu_triads(tm.channels), mirror_signs(tm.channels),
-    )
-    augment = (tc.augment_gain, tc.augment_noise, tc.augment_rotation_deg, tc.augment_time_warp,
-               tc.augment_mirror) if tc else (0.1, 0.03, 0.0, 0.0, False)
+    tc = from_dict(tm.config).train if tm.config else TrainConfig()
+    steps = steps_per_epoch or tc.steps_per_epoch
+    bs = batch_size or tc.batch_size
+    sampler = _sampler(tm, train, tc, window_s or tc.window_s, seed)
+    augment = (tc.augment_gain, tc.augment_noise, tc.augment_rotation_deg, tc.augment_time_warp, tc.augment_mirror)
     fixed = {
         "input_range": qm.pre.input_range,
         "cell_frac": [lay.cell_frac for lay in qm.layers],
@@ -198,11 +186,11 @@ def finetune(
 
     torch.manual_seed(seed)
     fq = FakeQuantModel(tm, qm)
-    opt = torch.optim.AdamW(tm.model.parameters(), lr=lr, weight_decay=tc.weight_decay if tc else 1e-4)
+    opt = torch.optim.AdamW(tm.model.parameters(), lr=lr, weight_decay=tc.weight_decay)
     total = max(1, epochs * steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     loss_fn = nn.CrossEntropyLoss(ignore_index=UNLABELED)
-    clip = tc.grad_clip if tc and tc.grad_clip > 0 else 1.0
+    clip = tc.grad_clip if tc.grad_clip > 0 else 1.0
 
     def train_epoch(epoch: int) -> tuple[float, dict]:
         tm.model.train()
@@ -242,3 +230,15 @@ def finetune(
     tm.info = dict(tm.info, qat_best_epoch=state.best_epoch, qat_epochs=epochs, weights_sha256=tm.weights_hash())
     best_qm.float_weights_sha256 = tm.weights_hash()
     return tm, best_qm, state.history
+
+
+def _sampler(tm: TrainedModel, train: list[Recording], tc: TrainConfig, window_s: float, seed: int) -> WindowSampler:
+    """Training windows of ``window_s`` s from the run's preprocessed training recordings, as in float training."""
+    rate = tm.rate_hz
+    prepped = [tm.preprocess(r) for r in train]
+    return WindowSampler(
+        [r.signals for r in prepped],
+        [loss_labels(r.labels, tc.boundary_ignore, tm.delay) for r in prepped],
+        max(2, int(round(window_s * rate))), int(round(tc.burn_in_s * rate)), seed, tm.normalizer,
+        imu_triads(tm.channels), mirror_signs(tm.channels),
+    )
