@@ -56,17 +56,7 @@ def load_csv(
         delimiter: field separator; default sniffed from ``,``, ``;``, tab.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if len(lines) < 2:
-        raise DataError(f"{path}: needs a header row and at least one data row")
-    if delimiter is None:
-        delimiter = max((",", ";", "\t"), key=lines[0].count)
-    rows = list(csv.reader(lines, delimiter=delimiter))
-    header = [h.strip() for h in rows[0]]
-    body = rows[1:]
+    header, body = _read_table(path, delimiter)
     for name in [label_column, time_column]:
         if name is not None and name not in header:
             raise DataError(f"{path}: no column {name!r}; header has {', '.join(header)}")
@@ -77,6 +67,48 @@ def load_csv(
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; header has {', '.join(header)}")
     if not columns:
         raise DataError(f"{path}: no signal columns selected")
+    sig = _signals(path, header, body, columns)
+    if time_column is not None:
+        rate_hz = _rate_from_times(path, body, header.index(time_column), time_column)
+    if rate_hz is None:
+        raise DataError(f"{path}: give the sampling rate (rate_hz) or a time column")
+    labels = None
+    events: dict[str, np.ndarray] = {}
+    if label_column is not None:
+        labels = _labels(path, body, header.index(label_column), classes)
+        if "swing" in classes:
+            events = labels_to_events(labels, swing=classes.index("swing"))
+    return Recording(
+        signals=sig.astype(np.float32),
+        channels=list(columns),
+        units=list(units) if units is not None else [_guess_unit(c) for c in columns],
+        rate_hz=float(rate_hz),
+        labels=labels,
+        classes=tuple(classes),
+        events=events,
+        subject=subject if subject is not None else path.stem,
+        location=location,
+        source=str(path),
+    )
+
+
+def _read_table(path: Path, delimiter: str | None) -> tuple[list[str], list[list[str]]]:
+    """(header, data rows) of a CSV file; comment (``#``) and blank lines left out."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(lines) < 2:
+        raise DataError(f"{path}: needs a header row and at least one data row")
+    if delimiter is None:
+        delimiter = max((",", ";", "\t"), key=lines[0].count)
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    header = [h.strip() for h in rows[0]]
+    return header, rows[1:]
+
+
+def _signals(path: Path, header: list[str], body: list[list[str]], columns: list[str]) -> np.ndarray:
+    """The ``columns`` as numbers ``[n, len(columns)]``; DataError naming the line of a bad field or NaN."""
     idx = [header.index(c) for c in columns]
     sig = np.empty((len(body), len(columns)), dtype=np.float64)
     for r, row in enumerate(body):
@@ -91,60 +123,42 @@ def load_csv(
     if bad.any():
         t, c = np.argwhere(bad)[0]
         raise DataError(f"{path}: NaN or inf at line {t + 2}, column {columns[c]!r} ({int(bad.sum())} in total)")
+    return sig
 
-    if time_column is not None:
-        ti = header.index(time_column)
+
+def _rate_from_times(path: Path, body: list[list[str]], ti: int, name: str) -> float:
+    """The sampling rate in Hz from a column of timestamps in s (strictly increasing, evenly spaced)."""
+    try:
+        t = np.array([float(row[ti]) for row in body])
+    except ValueError:
+        raise DataError(f"{path}: time column {name!r} holds a non-number") from None
+    dt = np.diff(t)
+    if len(dt) == 0 or not np.all(dt > 0):
+        raise DataError(f"{path}: time column {name!r} must increase strictly")
+    step = float(np.median(dt))
+    if np.max(np.abs(dt - step)) > 0.5 * step:
+        raise DataError(f"{path}: time column {name!r} is not evenly spaced (gaps); resample first")
+    return 1.0 / step
+
+
+def _labels(path: Path, body: list[list[str]], li: int, classes: tuple[str, ...]) -> np.ndarray:
+    """Class codes from a column of class names or codes; empty cells are UNLABELED."""
+    labels = np.full(len(body), UNLABELED, dtype=np.int64)
+    for r, row in enumerate(body):
+        v = row[li].strip()
+        if v == "":
+            continue
+        if v in classes:
+            labels[r] = classes.index(v)
+            continue
         try:
-            t = np.array([float(row[ti]) for row in body])
+            code = int(v)
         except ValueError:
-            raise DataError(f"{path}: time column {time_column!r} holds a non-number") from None
-        dt = np.diff(t)
-        if len(dt) == 0 or not np.all(dt > 0):
-            raise DataError(f"{path}: time column {time_column!r} must increase strictly")
-        step = float(np.median(dt))
-        if np.max(np.abs(dt - step)) > 0.5 * step:
-            raise DataError(f"{path}: time column {time_column!r} is not evenly spaced (gaps); resample first")
-        rate_hz = 1.0 / step
-    if rate_hz is None:
-        raise DataError(f"{path}: give the sampling rate (rate_hz) or a time column")
-
-    labels = None
-    events: dict[str, np.ndarray] = {}
-    if label_column is not None:
-        li = header.index(label_column)
-        labels = np.full(len(body), UNLABELED, dtype=np.int64)
-        for r, row in enumerate(body):
-            v = row[li].strip()
-            if v == "":
-                continue
-            if v in classes:
-                labels[r] = classes.index(v)
-            else:
-                try:
-                    code = int(v)
-                except ValueError:
-                    code = -2
-                if not 0 <= code < len(classes):
-                    raise DataError(
-                        f"{path}: line {r + 2}: unknown label {v!r}; expected one of {', '.join(classes)}"
-                    )
-                labels[r] = code
-        if "swing" in classes:
-            events = labels_to_events(labels, swing=classes.index("swing"))
-    if units is None:
-        units = [_guess_unit(c) for c in columns]
-    return Recording(
-        signals=sig.astype(np.float32),
-        channels=list(columns),
-        units=list(units),
-        rate_hz=float(rate_hz),
-        labels=labels,
-        classes=tuple(classes),
-        events=events,
-        subject=subject if subject is not None else path.stem,
-        location=location,
-        source=str(path),
-    )
+            code = -2
+        if not 0 <= code < len(classes):
+            raise DataError(f"{path}: line {r + 2}: unknown label {v!r}; expected one of {', '.join(classes)}")
+        labels[r] = code
+    return labels
 
 
 def load_csv_dir(
