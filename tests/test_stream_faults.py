@@ -141,3 +141,14 @@ def test_slightly_wrong_timestamps_do_not_move_the_grid():
     assert summ.restarts == 0 and summ.duplicates == 0
     assert all(got[i] == i for i in range(80) if i not in (40, 51))
     assert got[40] == 39 and got[51] == 50  # the late one dropped, the lost one filled
+
+
+def test_damaged_timestamp_before_a_long_loss_or_at_the_end():
+    """Nothing confirms a damaged timestamp that a long loss or the end of the stream follows: dropped."""
+    rows = [(_t(i), i) for i in range(10)] + [("9" + _t(10), 10)]
+    rows += [(_t(i), i) for i in range(25, 40)]  # 14 lines lost after the damaged one
+    rows += [("8" + _t(40), 40)]  # the last line damaged too
+    got, s, _ = _run(rows)
+    summ = s.summary()
+    assert summ.outliers == 2 and summ.restarts == 1 and summ.lost == 15
+    assert got == {i: i for i in [*range(10), *range(25, 40)]}

@@ -15,11 +15,14 @@ Three threads, data flowing one way::
   sample indices stay on the device's time grid; a longer one, time running
   backwards, or a reconnect without timestamps ends the segment: the backends
   are flushed and start afresh.  A sample whose counter or timestamp says
-  there is a gap is held until the next one arrives: when that one follows
-  the sample before it closely and the held one does not lie between them, the held
-  sample's counter or timestamp was damaged in transit (a line that still
-  parses), so it is dropped (``outliers``) and its slot filled, instead of
-  restarting the model and moving the sample grid.  For the next gap check a
+  there is a gap is held until the next one arrives, and kept only when that
+  one follows it closely and either does not follow the sample before it
+  closely or shows the held one in between; otherwise the held sample's
+  counter or timestamp was damaged in transit (a line that still parses), so
+  it is dropped (``outliers``) and its slot filled, instead of restarting the
+  model and moving the sample grid.  A held sample that no next sample
+  confirms (a disconnect, the end, 0.2 s of silence) is kept only after a
+  fillable gap.  For the next gap check a
   timestamp counts as at most a quarter period off its slot, so one that is a
   little early or late does not move the samples after it either.
 * The **writer** appends events and stream incidents to the event log
@@ -720,10 +723,10 @@ class Session:
         if held is not None:
             self._held = None
             p = self._prev
-            if self._follows(p, s) and not self._between(p, held, s):
-                self.stats.outliers += 1  # damaged in transit: its slot becomes a filled gap
-            else:
+            if self._follows(held, s) and (not self._follows(p, s) or self._between(p, held, s)):
                 self._process(held)
+            else:
+                self.stats.outliers += 1  # damaged in transit: its slot becomes a filled gap
         p = self._prev
         k = self._steps(p, s) if p is not None else None
         if k is not None and (k >= 2 or k < 0):
@@ -732,10 +735,14 @@ class Session:
         self._process(s)
 
     def _release(self) -> None:
-        """Process a held sample as it is (a marker or the end came before the next sample)."""
+        """A marker or the end came before the sample after a held one: process the held sample if
+        it is a fillable gap after the previous one, else drop it (nothing confirms a longer jump)."""
         if self._held is not None:
             held, self._held = self._held, None
-            self._process(held)
+            if self._follows(self._prev, held):
+                self._process(held)
+            else:
+                self.stats.outliers += 1
 
     def _on_grid(self, s: Sample, p: Sample, steps: int) -> Sample:
         """``s`` as the reference of the next gap check, ``steps`` sample periods after ``p``: a timestamp
