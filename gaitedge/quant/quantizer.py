@@ -21,7 +21,7 @@ from gaitedge.data.recording import Recording
 from gaitedge.errors import DataError, ModelError
 from gaitedge.quant import spec
 from gaitedge.quant.families import FAMILY_QUANTIZERS, supported_families
-from gaitedge.quant.families.base import QuantContext, clip_bias, quantize_rows
+from gaitedge.quant.families.base import QuantBody, QuantContext, clip_bias, quantize_rows
 from gaitedge.quant.model import QLayer, QPreproc, QuantModel, architecture_of
 
 #: GE_MAX_CLASSES of gaitedge_rt.h
@@ -86,14 +86,49 @@ def quantize_model(
     if not calib:
         raise DataError("no calibration recordings")
     xs = [tm.normalizer(tm.preprocess(r).signals).astype(np.float64) for r in calib]
-    allx = np.concatenate(xs, 0)
-    n_in = model.input_size
     if len(tm.classes) > MAX_CLASSES:
         raise ModelError(f"{len(tm.classes)} classes; the C runtime supports at most {MAX_CLASSES}")
-    ip = n_in + (n_in % 2)
     report: dict = {"weights_saturated": {}, "bias_saturated": {}}
 
-    # ---- inputs: sensor counts -> normalized / K --------------------------------------
+    pre, allx = _quantize_inputs(tm, calib, xs, lsb, input_margin, input_percentile, input_range)
+    k_in, lsb_c, ip = pre.input_range, pre.lsb, pre.in_pad
+    report["input_clip_frac"] = (np.abs(allx) > k_in[None, :]).mean(axis=0).tolist()
+
+    # ---- the family's layers -------------------------------------------------------------
+    body = FAMILY_QUANTIZERS[family].quantize(tm, QuantContext(xs, k_in, ip, report, cell_frac))
+    layers = body.layers
+    _check_stack(layers, ip, body.head_weight.shape[1])
+
+    hq, hb, hm, hs, lf, lmax = _quantize_head(tm, xs, body, logit_frac, report)
+
+    report.update({
+        "calibration_recordings": len(calib),
+        "input_range": k_in.tolist(),
+        "lsb": lsb_c.tolist(),
+        "logit_absmax": lmax,
+        "lut_max_error_lsb": spec.lut_max_error(),
+    })
+    report.update(body.calib)
+    swing = tm.classes.index("swing") if "swing" in tm.classes else -1
+    architecture = architecture_of(report)
+    if (architecture == "window") == getattr(model, "causal", True):
+        raise ModelError(f"model '{family}': its quantizer made a {architecture} model of a "
+                         f"{'causal' if getattr(model, 'causal', True) else 'non-causal'} model")
+    return QuantModel(
+        family=family, classes=tuple(tm.classes), channels=list(tm.channels), units=list(tm.units),
+        rate_hz=float(tm.rate_hz), hidden=int(body.hidden), layers=layers, head_weight=hq, head_bias=hb,
+        head_mult=hm, logit_frac=lf, pre=pre, min_run=int(tm.min_run), delay=int(tm.delay), swing=swing,
+        float_weights_sha256=tm.weights_hash(), report=report, head_scale=hs, architecture=architecture,
+    )
+
+
+def _quantize_inputs(tm: TrainedModel, calib: list[Recording], xs: list[np.ndarray], lsb: dict[str, float] | None,
+                     input_margin: float, input_percentile: float | None,
+                     input_range: np.ndarray | None) -> tuple[QPreproc, np.ndarray]:
+    """The input stage (sensor counts -> normalized / K, the low-pass filter) and all normalized calibration input."""
+    allx = np.concatenate(xs, 0)
+    n_in = tm.model.input_size
+    ip = n_in + (n_in % 2)
     lsb_c = np.zeros(n_in)
     for c, (name, unit) in enumerate(zip(tm.channels, tm.units)):
         if lsb and name in lsb:
@@ -123,7 +158,6 @@ def quantize_model(
         c = int(np.flatnonzero(bad | (nm == 0))[0])
         raise ModelError(f"channel {tm.channels[c]}: sensor resolution {lsb_c[c]:g} {tm.units[c]}/count does not "
                          f"fit the fixed-point input (normalized full scale must be within 1/2^24..128 of its range)")
-    report["input_clip_frac"] = (np.abs(allx) > k_in[None, :]).mean(axis=0).tolist()
     sos_q = zi_q = None
     sos = tm.sos
     if sos is not None:
@@ -135,14 +169,12 @@ def quantize_model(
                              f"Q{spec.COEF_FRAC} range")
         sos_q = np.floor(coefs * 2.0**spec.COEF_FRAC + 0.5).astype(np.int64)
         zi_q = np.floor(zi * 2.0**spec.COEF_FRAC + 0.5).astype(np.int64)
-    pre = QPreproc(n_in, ip, nm, nb, sos_q, zi_q, lsb_c, k_in)
+    return QPreproc(n_in, ip, nm, nb, sos_q, zi_q, lsb_c, k_in), allx
 
-    # ---- the family's layers -------------------------------------------------------------
-    body = FAMILY_QUANTIZERS[family].quantize(tm, QuantContext(xs, k_in, ip, report, cell_frac))
-    layers = body.layers
-    _check_stack(layers, ip, body.head_weight.shape[1])
 
-    # ---- head ----------------------------------------------------------------------------
+def _quantize_head(tm: TrainedModel, xs: list[np.ndarray], body: QuantBody, logit_frac: int | None,
+                   report: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float]:
+    """The linear head: (weights, bias, multipliers, row scales, logit fraction bits, logit magnitude)."""
     wo = np.asarray(body.head_weight, np.float64)
     bo = np.asarray(body.head_bias, np.float64)
     lmax = body.logit_absmax
@@ -161,25 +193,7 @@ def quantize_model(
     report["weights_saturated"]["head"] = nsat
     report["bias_saturated"]["head"] = bsat
 
-    report.update({
-        "calibration_recordings": len(calib),
-        "input_range": k_in.tolist(),
-        "lsb": lsb_c.tolist(),
-        "logit_absmax": lmax,
-        "lut_max_error_lsb": spec.lut_max_error(),
-    })
-    report.update(body.calib)
-    swing = tm.classes.index("swing") if "swing" in tm.classes else -1
-    architecture = architecture_of(report)
-    if (architecture == "window") == getattr(model, "causal", True):
-        raise ModelError(f"model '{family}': its quantizer made a {architecture} model of a "
-                         f"{'causal' if getattr(model, 'causal', True) else 'non-causal'} model")
-    return QuantModel(
-        family=family, classes=tuple(tm.classes), channels=list(tm.channels), units=list(tm.units),
-        rate_hz=float(tm.rate_hz), hidden=int(body.hidden), layers=layers, head_weight=hq, head_bias=hb,
-        head_mult=hm, logit_frac=lf, pre=pre, min_run=int(tm.min_run), delay=int(tm.delay), swing=swing,
-        float_weights_sha256=tm.weights_hash(), report=report, head_scale=hs, architecture=architecture,
-    )
+    return hq, hb, hm, hs, lf, lmax
 
 
 def torch_logit_absmax(tm: TrainedModel, xs: list[np.ndarray]) -> float:
