@@ -210,27 +210,9 @@ def load_trial(
     d = find_data_dir(root)
     stem = f"{subject}-{trial}"
     meta = read_meta(d / f"{stem}.json")
-    imu = {}
-    rate = None
-    for code in ("lf", "rf", "lb"):
-        if code == "lb" and not lower_back:
-            continue
-        r, sig = read_imu_file(d / f"{stem}_{code}.txt")
-        if rate is not None and r != rate:
-            raise DataError(f"{d / f'{stem}_{code}.txt'}: rate {r} Hz differs from the other sensors ({rate} Hz)")
-        rate = r
-        imu[code] = sig
+    rate, imu = _read_sensors(d, stem, lower_back)
     n = min(len(s) for s in imu.values())
-    start, end = (int(v) for v in meta["TrialBoundaries"])
-    if end > n:
-        raise DataError(f"{d / f'{stem}.json'}: TrialBoundaries end {end} beyond the {n} samples recorded")
-    for foot in FEET:
-        for a, b in meta[FEET[foot][1]]:
-            if int(a) < end and int(b) > n:
-                raise DataError(
-                    f"{d / f'{stem}.json'}: {foot} swing [{int(a)}, {int(b)}) of the trial ends past the {n} "
-                    "samples recorded"
-                )
+    start, end = _check_annotations(d / f"{stem}.json", meta, n)
     mountings: dict[str, dict] = {}
     if frame == "canonical":
         for code in list(imu):
@@ -241,18 +223,7 @@ def load_trial(
         if foot not in FEET:
             raise DataError(f"unknown foot {foot!r}; use left or right")
         code, key = FEET[foot]
-        other = "rf" if code == "lf" else "lf"
-        parts = [imu[code][:n]]
-        channels = list(CHANNELS)
-        units = list(UNITS)
-        if other_foot:
-            parts.append(imu[other][:n])
-            channels += [f"other_{c}" for c in CHANNELS]
-            units += list(UNITS)
-        if lower_back:
-            parts.append(imu["lb"][:n])
-            channels += [f"back_{c}" for c in CHANNELS]
-            units += list(UNITS)
+        signals, channels, units = _assemble(imu, code, n, other_foot, lower_back)
         # A few trials list swings after the trial's end that run past the
         # recorded signal; those cannot be observed and are dropped.
         swings = [(int(a), int(b)) for a, b in meta[key] if int(b) <= n]
@@ -263,7 +234,7 @@ def load_trial(
         }
         out.append(
             Recording(
-                signals=np.concatenate(parts, axis=1),
+                signals=signals,
                 channels=channels,
                 units=units,
                 rate_hz=float(rate),
@@ -279,6 +250,49 @@ def load_trial(
             )
         )
     return out
+
+
+def _read_sensors(d: Path, stem: str, lower_back: bool) -> tuple[float, dict[str, np.ndarray]]:
+    """(rate in Hz, signals by sensor code) of a trial's IMU files; the sensors must share one rate."""
+    imu: dict[str, np.ndarray] = {}
+    rate = None
+    for code in ("lf", "rf", "lb"):
+        if code == "lb" and not lower_back:
+            continue
+        r, sig = read_imu_file(d / f"{stem}_{code}.txt")
+        if rate is not None and r != rate:
+            raise DataError(f"{d / f'{stem}_{code}.txt'}: rate {r} Hz differs from the other sensors ({rate} Hz)")
+        rate = r
+        imu[code] = sig
+    assert rate is not None
+    return rate, imu
+
+
+def _check_annotations(path: Path, meta: dict, n: int) -> tuple[int, int]:
+    """The trial's (start, end) samples; DataError when they or a swing inside them run past ``n`` samples."""
+    start, end = (int(v) for v in meta["TrialBoundaries"])
+    if end > n:
+        raise DataError(f"{path}: TrialBoundaries end {end} beyond the {n} samples recorded")
+    for foot in FEET:
+        for a, b in meta[FEET[foot][1]]:
+            if int(a) < end and int(b) > n:
+                raise DataError(f"{path}: {foot} swing [{int(a)}, {int(b)}) of the trial ends past the {n} "
+                                "samples recorded")
+    return start, end
+
+
+def _assemble(imu: dict[str, np.ndarray], code: str, n: int, other_foot: bool,
+              lower_back: bool) -> tuple[np.ndarray, list[str], list[str]]:
+    """A foot's input: its own sensor, then the other foot's and the lower back's when asked for."""
+    other = "rf" if code == "lf" else "lf"
+    parts = [imu[code][:n]]
+    channels, units = list(CHANNELS), list(UNITS)
+    for wanted, sensor, prefix in ((other_foot, other, "other_"), (lower_back, "lb", "back_")):
+        if wanted:
+            parts.append(imu[sensor][:n])
+            channels += [f"{prefix}{c}" for c in CHANNELS]
+            units += list(UNITS)
+    return np.concatenate(parts, axis=1), channels, units
 
 
 def load_ipol(
