@@ -28,6 +28,7 @@ A spec naming one file (``csv:FILE``, ``gaitmap:``) fails on a bad file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from gaitedge.data.csvload import load_csv, load_csv_dir
@@ -101,77 +102,103 @@ def load_spec(spec: str, other_foot: bool = False, lower_back: bool = False, str
     kind, path, opts = _parse(spec)
     strict = _strict(opts, spec) or strict
     subjects = parse_subjects(opts["subjects"]) if "subjects" in opts else None
-    if kind == "synthetic":
-        _take(opts, {"n", "subjects", "trials", "seed", "rate"}, spec)
-        try:
-            n = int(opts.get("n", 10))
-            if subjects is not None and all(s.isdigit() for s in subjects):
-                n = max(n, max(int(s) for s in subjects))
-            recs = synth_dataset(
-                subjects=n,
-                trials=int(opts.get("trials", 3)),
-                seed=int(opts.get("seed", 0)),
-                rate_hz=float(opts.get("rate", 100.0)),
-                other_foot=other_foot,
-            )
-        except ValueError as exc:
-            raise DataError(f"data spec {spec!r}: {exc}") from None
-        if subjects is not None:
-            recs = by_subjects(recs, [f"syn{s}" if s.isdigit() else s for s in subjects])
-        return Recordings(recs)
-    if kind == "ipol":
-        _take(opts, {"subjects", "feet", "quality", "frame"}, spec)
-        root = Path(path) if path else default_ipol_root()
-        feet = tuple(opts.get("feet", "left,right").split(","))
-        subs = [int(s) for s in subjects] if subjects is not None else None
-        if subs is not None and any(not s.isdigit() for s in subjects or []):
-            raise DataError(f"data spec {spec!r}: IPOL subjects are numbers")
-        return load_ipol(
-            root,
-            subjects=subs,
-            feet=feet,
-            other_foot=other_foot,
-            lower_back=lower_back,
-            quality=opts.get("quality", "all"),
-            frame=opts.get("frame", "canonical"),
-            strict=strict,
+    loader = _LOADERS.get(kind)
+    if loader is None:
+        raise DataError(
+            f"unknown data spec {spec!r}; use synthetic, ipol[:PATH], csv:PATH or gaitmap:IMU.csv?events=EVENTS.csv"
         )
-    if kind == "csv":
-        _take(opts, {"rate", "columns", "label", "time", "subject", "subjects"}, spec)
-        p = Path(path)
-        try:
-            rate = float(opts["rate"]) if "rate" in opts else None
-        except ValueError:
-            raise DataError(f"data spec {spec!r}: rate must be a number in Hz") from None
-        kwargs = dict(
-            columns=opts["columns"].split(",") if "columns" in opts else None,
-            label_column=opts.get("label"),
-            time_column=opts.get("time"),
-            rate_hz=rate,
-            subject=opts.get("subject"),
-        )
-        if p.is_dir():
-            return load_csv_dir(p, subjects=subjects, strict=strict, **kwargs)
-        recs = [load_csv(p, **kwargs)]
-        return Recordings(by_subjects(recs, subjects) if subjects is not None else recs)
-    if kind == "gaitmap":
-        _take(opts, {"events", "rate", "subject", "subjects"}, spec)
-        if lower_back:
-            raise DataError(f"data spec {spec!r}: gaitmap foot data has no lower-back sensor (lower_back)")
-        if not path:
-            raise DataError(f"data spec {spec!r}: give the IMU file, gaitmap:IMU.csv?events=EVENTS.csv")
-        try:
-            rate = float(opts.get("rate", DEFAULT_RATE_HZ))
-        except ValueError:
-            raise DataError(f"data spec {spec!r}: rate must be a number in Hz") from None
-        recs = load_gaitmap(
-            path,
-            events=opts.get("events") or None,
-            rate_hz=rate,
-            subject=opts.get("subject"),
+    return loader(spec, path, opts, subjects, other_foot, lower_back, strict)
+
+
+_Loader = Callable[[str, str, dict[str, str], "list[str] | None", bool, bool, bool], Recordings]
+
+
+def _synthetic(spec: str, path: str, opts: dict[str, str], subjects: list[str] | None, other_foot: bool,
+              lower_back: bool, strict: bool) -> Recordings:
+    """The built-in synthetic gait (``synthetic?n=..&trials=..&seed=..&rate=..``)."""
+    _take(opts, {"n", "subjects", "trials", "seed", "rate"}, spec)
+    try:
+        n = int(opts.get("n", 10))
+        if subjects is not None and all(s.isdigit() for s in subjects):
+            n = max(n, max(int(s) for s in subjects))
+        recs = synth_dataset(
+            subjects=n,
+            trials=int(opts.get("trials", 3)),
+            seed=int(opts.get("seed", 0)),
+            rate_hz=float(opts.get("rate", 100.0)),
             other_foot=other_foot,
         )
-        return Recordings(by_subjects(recs, subjects) if subjects is not None else recs)
-    raise DataError(
-        f"unknown data spec {spec!r}; use synthetic, ipol[:PATH], csv:PATH or gaitmap:IMU.csv?events=EVENTS.csv"
+    except ValueError as exc:
+        raise DataError(f"data spec {spec!r}: {exc}") from None
+    if subjects is not None:
+        recs = by_subjects(recs, [f"syn{s}" if s.isdigit() else s for s in subjects])
+    return Recordings(recs)
+
+
+def _ipol(spec: str, path: str, opts: dict[str, str], subjects: list[str] | None, other_foot: bool,
+         lower_back: bool, strict: bool) -> Recordings:
+    """The IPOL archive (``ipol[:PATH]?subjects=..&feet=..&quality=..&frame=..``)."""
+    _take(opts, {"subjects", "feet", "quality", "frame"}, spec)
+    root = Path(path) if path else default_ipol_root()
+    feet = tuple(opts.get("feet", "left,right").split(","))
+    subs = [int(s) for s in subjects] if subjects is not None else None
+    if subs is not None and any(not s.isdigit() for s in subjects or []):
+        raise DataError(f"data spec {spec!r}: IPOL subjects are numbers")
+    return load_ipol(
+        root,
+        subjects=subs,
+        feet=feet,
+        other_foot=other_foot,
+        lower_back=lower_back,
+        quality=opts.get("quality", "all"),
+        frame=opts.get("frame", "canonical"),
+        strict=strict,
     )
+
+
+def _csv(spec: str, path: str, opts: dict[str, str], subjects: list[str] | None, other_foot: bool,
+        lower_back: bool, strict: bool) -> Recordings:
+    """A CSV file or a folder of them (``csv:PATH?rate=..&columns=..&label=..&time=..``)."""
+    _take(opts, {"rate", "columns", "label", "time", "subject", "subjects"}, spec)
+    p = Path(path)
+    try:
+        rate = float(opts["rate"]) if "rate" in opts else None
+    except ValueError:
+        raise DataError(f"data spec {spec!r}: rate must be a number in Hz") from None
+    kwargs = dict(
+        columns=opts["columns"].split(",") if "columns" in opts else None,
+        label_column=opts.get("label"),
+        time_column=opts.get("time"),
+        rate_hz=rate,
+        subject=opts.get("subject"),
+    )
+    if p.is_dir():
+        return load_csv_dir(p, subjects=subjects, strict=strict, **kwargs)
+    recs = [load_csv(p, **kwargs)]
+    return Recordings(by_subjects(recs, subjects) if subjects is not None else recs)
+
+
+def _gaitmap(spec: str, path: str, opts: dict[str, str], subjects: list[str] | None, other_foot: bool,
+            lower_back: bool, strict: bool) -> Recordings:
+    """A gaitmap-format IMU table and its stride events (``gaitmap:IMU.csv?events=..&rate=..``)."""
+    _take(opts, {"events", "rate", "subject", "subjects"}, spec)
+    if lower_back:
+        raise DataError(f"data spec {spec!r}: gaitmap foot data has no lower-back sensor (lower_back)")
+    if not path:
+        raise DataError(f"data spec {spec!r}: give the IMU file, gaitmap:IMU.csv?events=EVENTS.csv")
+    try:
+        rate = float(opts.get("rate", DEFAULT_RATE_HZ))
+    except ValueError:
+        raise DataError(f"data spec {spec!r}: rate must be a number in Hz") from None
+    recs = load_gaitmap(
+        path,
+        events=opts.get("events") or None,
+        rate_hz=rate,
+        subject=opts.get("subject"),
+        other_foot=other_foot,
+    )
+    return Recordings(by_subjects(recs, subjects) if subjects is not None else recs)
+
+
+_LOADERS: dict[str, _Loader] = {"synthetic": _synthetic, "ipol": _ipol, "csv": _csv, "gaitmap": _gaitmap}
+
