@@ -136,6 +136,20 @@ def read_imu_table(path: str | Path) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     rows = _rows(path)
+    cols, width, first = _imu_columns(path, rows)
+    body_start = 2
+    # pandas writes a third header row holding only the index name(s)
+    if len(rows) > 2 and first == 1 and rows[2][0] and not _is_number(rows[2][0]) and not any(rows[2][1:]):
+        body_start = 3
+    body = rows[body_start:]
+    if not body:
+        raise DataError(f"{path}: no samples after the header rows")
+    return {foot: _foot_signals(path, body, [axis_cols[a] for a in AXES], foot, width, body_start)
+            for foot, axis_cols in cols.items()}
+
+
+def _imu_columns(path: Path, rows: list[list[str]]) -> tuple[dict[str, dict[str, int]], int, int]:
+    """From the two header rows: the column of each axis per foot, the header width, the first data column."""
     head_hint = "row 1 the sensor names (e.g. left_sensor) and row 2 the axis names (acc_x .. gyr_z)"
     if all(c == "" or _is_number(c) for c in rows[0]):
         raise DataError(f"{path}: no header rows; gaitmap IMU CSVs have two: {head_hint}")
@@ -187,37 +201,28 @@ def read_imu_table(path: str | Path) -> dict[str, np.ndarray]:
                 f"{path}: sensor {sensor!r} lacks axis column(s) {', '.join(missing)} in header row 2 "
                 f"(needs {', '.join(AXES)})"
             )
-    body_start = 2
-    # pandas writes a third header row holding only the index name(s)
-    if len(rows) > 2 and first == 1 and rows[2][0] and not _is_number(rows[2][0]) and not any(rows[2][1:]):
-        body_start = 3
-    body = rows[body_start:]
-    if not body:
-        raise DataError(f"{path}: no samples after the header rows")
-    out: dict[str, np.ndarray] = {}
-    for foot, axis_cols in cols.items():
-        idx = [axis_cols[a] for a in AXES]
-        sig = np.empty((len(body), len(AXES)), dtype=np.float64)
-        for r, row in enumerate(body):
-            line = r + body_start + 1
-            if len(row) < width:
-                raise DataError(f"{path}: line {line} has {len(row)} fields, the header has {width}")
-            for k, j in enumerate(idx):
-                try:
-                    sig[r, k] = float(row[j])
-                except ValueError:
-                    raise DataError(
-                        f"{path}: line {line}, {foot} {AXES[k]}: not a number: {row[j]!r}"
-                    ) from None
-        bad = ~np.isfinite(sig)
-        if bad.any():
-            t, k = np.argwhere(bad)[0]
-            raise DataError(
-                f"{path}: NaN or inf at line {t + body_start + 1}, {foot} {AXES[k]} ({int(bad.sum())} in total)"
-            )
-        sig[:, 3:6] = np.deg2rad(sig[:, 3:6])
-        out[foot] = sig.astype(np.float32)
-    return out
+    return cols, width, first
+
+
+def _foot_signals(path: Path, body: list[list[str]], idx: list[int], foot: str, width: int,
+                  body_start: int) -> np.ndarray:
+    """One foot's ``(T, 6)`` float32 signals (gyro deg/s -> rad/s); DataError naming a bad line."""
+    sig = np.empty((len(body), len(AXES)), dtype=np.float64)
+    for r, row in enumerate(body):
+        line = r + body_start + 1
+        if len(row) < width:
+            raise DataError(f"{path}: line {line} has {len(row)} fields, the header has {width}")
+        for k, j in enumerate(idx):
+            try:
+                sig[r, k] = float(row[j])
+            except ValueError:
+                raise DataError(f"{path}: line {line}, {foot} {AXES[k]}: not a number: {row[j]!r}") from None
+    bad = ~np.isfinite(sig)
+    if bad.any():
+        t, k = np.argwhere(bad)[0]
+        raise DataError(f"{path}: NaN or inf at line {t + body_start + 1}, {foot} {AXES[k]} ({int(bad.sum())} in total)")
+    sig[:, 3:6] = np.deg2rad(sig[:, 3:6])
+    return sig.astype(np.float32)
 
 
 def read_event_table(path: str | Path, n_samples: int | None = None) -> dict[str, Strides]:
