@@ -89,7 +89,6 @@ import select
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -157,10 +156,7 @@ def make_model(folder: Path, device: bool, epochs: int = 10, log: Callable[[str]
     from gaitedge.config import Config
     from gaitedge.export import export_onnx
 
-    try:
-        from gaitedge.training.train import train
-    except ImportError:  # the older layout
-        from gaitedge.train import train  # type: ignore[no-redef]
+    from gaitedge.training.train import train
 
     run = folder / "run"
     if not (run / "model_step.onnx").is_file():
@@ -740,6 +736,7 @@ def soak(
 def _row(r: SoakResult, speed: float) -> list[str]:
     sl = [s for s in r.slices[1:] if s.get("n")]
     p99 = ", ".join(f"{s['p99_ms']:.1f}" for s in sl)
+    slice_s = (r.slices[2]["stream_s"] - r.slices[1]["stream_s"]) if len(r.slices) > 2 else 0
     rss = [s["rss_mb"] for s in r.slices]
     return [
         f"**{r.backend}**: {r.written:,} lines written of {r.samples:,} ({r.samples / RATE_HZ / 3600:.2f} h at "
@@ -759,8 +756,7 @@ def _row(r: SoakResult, speed: float) -> list[str]:
         f"{r.window} after each fault" + (f", plus {r.inflight} in flight before a reboot" if r.inflight else "")
         + f"); misplaced labels (sample off its line): {r.misplaced}; labelled twice: {r.labelled_twice}",
         f"- RSS {rss[0]:.1f} MB at start, {rss[-1]:.1f} MB at the end (max {max(rss):.1f})",
-        f"- latency sample -> label p99 per {(r.slices[2]['stream_s'] - r.slices[1]['stream_s']) if len(r.slices) > 2 else 0:.0f} "
-        f"s of stream (ms): {p99}",
+        f"- latency sample -> label p99 per {slice_s:.0f} s of stream (ms): {p99}",
     ] + ([f"- session error: {r.error}"] if r.error else [])
 
 

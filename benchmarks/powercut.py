@@ -13,8 +13,9 @@ slot A) and generation 2 (the *old* model, slot B, in force).  The update sends 
 chunks, the commit record.  With ``history=1`` the file holds only the old model
 (generation 1, slot A) and the update goes into the erased slot B.  After a cut at
 unit k the board is restarted on that file without the cut; it must boot, answer
-INFO and compute exactly the old model's results or exactly the new model's; the old model's for every k before the commit record is complete in
-flash, the new model's from there on.  The built-in model (compiled into the
+INFO and compute exactly the old model's results or exactly the new model's: the
+old model's for every k before the commit record is complete in flash, the new
+model's from there on.  The built-in model (compiled into the
 firmware) and the stale one are a fourth and a third set of weights, so falling back
 to either is told apart from old and new.
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from gaitedge.stream import ColumnMap, Lane, LineParser, Session, TextLineDecoder
 from gaitedge.stream.backends import Backend, Decisions
