@@ -164,7 +164,6 @@ def finetune(
     the starting point (epoch 0) included, so fine-tuning never makes it worse
     on the validation subjects.
     """
-    from gaitedge.quant.evaluate import evaluate_quant
     from gaitedge.quant.quantizer import quantize_model
 
     tc = from_dict(tm.config).train if tm.config else TrainConfig()
@@ -178,11 +177,6 @@ def finetune(
         "logit_frac": qm.logit_frac,
         "lsb": dict(zip(qm.channels, qm.pre.lsb.tolist())),
     }
-
-    def score(q: QuantModel) -> dict:
-        m = evaluate_quant(q, val, tm.tolerance_ms)
-        ev = m["event_f1"] if np.isfinite(m["event_f1"]) else 0.0
-        return {"macro_f1": m["macro_f1"], "event_f1": ev, "score": 0.5 * (m["macro_f1"] + ev)}
 
     torch.manual_seed(seed)
     fq = FakeQuantModel(tm, qm)
@@ -212,12 +206,12 @@ def finetune(
     def validate(epoch: int) -> EpochScore:
         tm.model.eval()
         q = quantized[epoch] = quantize_model(tm, train, **fixed)
-        row = score(q)
+        row = _score(q, val, tm.tolerance_ms)
         weights = {k: v.detach().clone() for k, v in tm.model.state_dict().items()}
         return EpochScore(row["score"], row, f"val macro-F1 {row['macro_f1']:.4f}  event F1 {row['event_f1']:.4f}",
                           lambda: weights)
 
-    start = score(qm)
+    start = _score(qm, val, tm.tolerance_ms)
     state = TrainState(history=[{**start, "epoch": 0, "train_loss": float("nan"), "elapsed_s": 0.0}],
                        best_score=start["score"], best_epoch=0,
                        best_state={k: v.detach().clone() for k, v in tm.model.state_dict().items()})
@@ -242,3 +236,12 @@ def _sampler(tm: TrainedModel, train: list[Recording], tc: TrainConfig, window_s
         max(2, int(round(window_s * rate))), int(round(tc.burn_in_s * rate)), seed, tm.normalizer,
         imu_triads(tm.channels), mirror_signs(tm.channels),
     )
+
+
+def _score(q: QuantModel, val: list[Recording], tolerance_ms: float) -> dict:
+    """The integer pipeline's validation scores: macro-F1, event F1 (undefined counts 0) and their mean."""
+    from gaitedge.quant.evaluate import evaluate_quant
+
+    m = evaluate_quant(q, val, tolerance_ms)
+    ev = m["event_f1"] if np.isfinite(m["event_f1"]) else 0.0
+    return {"macro_f1": m["macro_f1"], "event_f1": ev, "score": 0.5 * (m["macro_f1"] + ev)}
