@@ -520,25 +520,7 @@ def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str
         raise DataError(f"{where}: mounting estimate needs (T, 3) acc and gyro arrays")
     if not (np.isfinite(acc).all() and np.isfinite(gyr).all()):
         raise DataError(f"{where}: non-finite samples; cannot estimate the mounting")
-    still = still_mask(acc, gyr, rate_hz)
-    standing_s = float(still.sum() / rate_hz)
-    if standing_s < MIN_STANDING_S:
-        med_acc = float(np.median(np.linalg.norm(acc, axis=1))) if len(acc) else 0.0
-        gyr_peak = float(np.percentile(np.linalg.norm(gyr, axis=1), 99.9)) if len(gyr) else 0.0
-        hint = ""
-        if 0.5 < med_acc < 2.0:
-            hint = f" (the acceleration's median magnitude is {med_acc:.2f}: in g, not m/s²?)"
-        elif gyr_peak > 40.0:
-            hint = f" (the gyro peaks at {gyr_peak:.0f}: in deg/s, not rad/s?)"
-        raise DataError(
-            f"{where}: only {standing_s:.1f} s of standing still (at least {MIN_STANDING_S:.0f} s needed "
-            f"to find gravity){hint}; record a few seconds of quiet standing before walking, "
-            "or declare the mounting (--mounting x=..,y=..,z=..)"
-        )
-    up_samples = acc[still] / np.linalg.norm(acc[still], axis=1, keepdims=True)
-    z = up_samples.mean(axis=0)
-    z /= np.linalg.norm(z)
-    spread = float(np.degrees(np.arccos(np.clip(up_samples @ z, -1, 1))).mean())
+    z, spread, standing_s = _gravity(acc, gyr, rate_hz, where)
     peaks = swing_peaks(gyr, rate_hz)
     if foot and len(peaks) < MIN_SWINGS:
         raise DataError(
@@ -563,24 +545,7 @@ def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str
     # turning toe-down (heel rise before toe off, the forefoot coming down after
     # heel strike): positive rate about +y at both edges of each quiet stance.
     stances = _quiet_stances(gyr, rate_hz)
-    votes = _edge_votes(stances, gyr @ y, rate_hz)
-    if len(votes) >= 4:
-        frac = float(np.mean(votes > 0))
-        if frac < 0.5:
-            y = -y
-            frac = 1.0 - frac
-        sign_factor = min(1.0, (2.0 * frac - 1.0) / 0.5)
-        sign_margin = frac
-    else:
-        # too few quiet stances: the rate about +y peaks higher on the positive
-        # side (the push-off before toe off is the fastest turn of a stride)
-        rate = gyr[walking] @ y
-        lo, hi = (abs(float(v)) for v in np.percentile(rate, [1, 99]))
-        if lo > hi:
-            y = -y
-            lo, hi = hi, lo
-        sign_margin = 0.5 + 0.5 * min(1.0, hi / max(lo, 1e-9) - 1.0)
-        sign_factor = min(1.0, (hi / max(lo, 1e-9) - 1.0) / 0.3)
+    y, sign_factor, sign_margin = _sign_of_y(y, gyr, walking, stances, rate_hz)
     y -= (y @ z) * z
     y /= np.linalg.norm(y)
     x = np.cross(y, z)
@@ -597,6 +562,55 @@ def estimate_sensor(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str
     m = np.stack([x, y, z])
     conf = float(np.exp(-spread / 10.0) * min(1.0, planarity / 0.6) * sign_factor)
     return Estimate(m, conf, standing_s, len(peaks), spread, planarity, sign_margin, forward_agreement)
+
+
+def _gravity(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, where: str) -> tuple[np.ndarray, float, float]:
+    """(unit up vector in the sensor frame, spread of the still samples around it in deg, standing s).
+
+    DataError when there is too little standing still, naming g or deg/s when the data looks like it.
+    """
+    still = still_mask(acc, gyr, rate_hz)
+    standing_s = float(still.sum() / rate_hz)
+    if standing_s < MIN_STANDING_S:
+        med_acc = float(np.median(np.linalg.norm(acc, axis=1))) if len(acc) else 0.0
+        gyr_peak = float(np.percentile(np.linalg.norm(gyr, axis=1), 99.9)) if len(gyr) else 0.0
+        hint = ""
+        if 0.5 < med_acc < 2.0:
+            hint = f" (the acceleration's median magnitude is {med_acc:.2f}: in g, not m/s²?)"
+        elif gyr_peak > 40.0:
+            hint = f" (the gyro peaks at {gyr_peak:.0f}: in deg/s, not rad/s?)"
+        raise DataError(
+            f"{where}: only {standing_s:.1f} s of standing still (at least {MIN_STANDING_S:.0f} s needed "
+            f"to find gravity){hint}; record a few seconds of quiet standing before walking, "
+            "or declare the mounting (--mounting x=..,y=..,z=..)"
+        )
+    up_samples = acc[still] / np.linalg.norm(acc[still], axis=1, keepdims=True)
+    z = up_samples.mean(axis=0)
+    z /= np.linalg.norm(z)
+    spread = float(np.degrees(np.arccos(np.clip(up_samples @ z, -1, 1))).mean())
+    return z, spread, standing_s
+
+
+def _sign_of_y(y: np.ndarray, gyr: np.ndarray, walking: np.ndarray, stances: list,
+               rate_hz: float) -> tuple[np.ndarray, float, float]:
+    """``y`` turned so that the quiet stances' edges turn toe-down; (y, sign factor, sign margin).
+
+    With fewer than four voting edges, the side on which the rate about ``y``
+    peaks higher is taken as positive (the push-off is the fastest turn of a stride).
+    """
+    votes = _edge_votes(stances, gyr @ y, rate_hz)
+    if len(votes) >= 4:
+        frac = float(np.mean(votes > 0))
+        if frac < 0.5:
+            y = -y
+            frac = 1.0 - frac
+        return y, min(1.0, (2.0 * frac - 1.0) / 0.5), frac
+    rate = gyr[walking] @ y
+    lo, hi = (abs(float(v)) for v in np.percentile(rate, [1, 99]))
+    if lo > hi:
+        y = -y
+        lo, hi = hi, lo
+    return y, min(1.0, (hi / max(lo, 1e-9) - 1.0) / 0.3), 0.5 + 0.5 * min(1.0, hi / max(lo, 1e-9) - 1.0)
 
 
 def estimate_recording(rec: Recording) -> Mounting:
