@@ -109,20 +109,32 @@ def _read_table(path: Path, delimiter: str | None) -> tuple[list[str], list[list
 
 def _signals(path: Path, header: list[str], body: list[list[str]], columns: list[str]) -> np.ndarray:
     """The ``columns`` as numbers ``[n, len(columns)]``; DataError naming the line of a bad field or NaN."""
-    idx = [header.index(c) for c in columns]
-    sig = np.empty((len(body), len(columns)), dtype=np.float64)
+    return table_numbers(path, body, [header.index(c) for c in columns], [f"column {c!r}" for c in columns],
+                         first_line=2, width=len(header), exact=True)
+
+
+def table_numbers(path: Path, body: list[list[str]], idx: list[int], names: list[str], first_line: int,
+                  width: int, exact: bool) -> np.ndarray:
+    """Fields ``idx`` of every row of a text table as float64 ``[rows, len(idx)]``, finite.
+
+    ``names[j]`` names field ``idx[j]`` in messages; row ``r`` is line ``first_line + r``
+    of the file.  A row with other than ``width`` fields (fewer, when not ``exact``), a
+    field that is not a number, or NaN / inf is a DataError naming the file and line.
+    """
+    sig = np.empty((len(body), len(idx)), dtype=np.float64)
     for r, row in enumerate(body):
-        if len(row) != len(header):
-            raise DataError(f"{path}: line {r + 2} has {len(row)} fields, header has {len(header)}")
+        line = r + first_line
+        if (len(row) != width) if exact else (len(row) < width):
+            raise DataError(f"{path}: line {line} has {len(row)} fields, the header has {width}")
         for j, i in enumerate(idx):
             try:
                 sig[r, j] = float(row[i])
             except ValueError:
-                raise DataError(f"{path}: line {r + 2}, column {columns[j]!r}: not a number: {row[i]!r}") from None
+                raise DataError(f"{path}: line {line}, {names[j]}: not a number: {row[i]!r}") from None
     bad = ~np.isfinite(sig)
     if bad.any():
         t, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: NaN or inf at line {t + 2}, column {columns[c]!r} ({int(bad.sum())} in total)")
+        raise DataError(f"{path}: NaN or inf at line {t + first_line}, {names[c]} ({int(bad.sum())} in total)")
     return sig
 
 

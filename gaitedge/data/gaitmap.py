@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge.data.csvload import table_numbers
 from gaitedge.data.mounting import CANONICAL
 from gaitedge.data.recording import GAIT_CLASSES, UNLABELED, Recording
 from gaitedge.errors import DataError
@@ -207,20 +208,8 @@ def _imu_columns(path: Path, rows: list[list[str]]) -> tuple[dict[str, dict[str,
 def _foot_signals(path: Path, body: list[list[str]], idx: list[int], foot: str, width: int,
                   body_start: int) -> np.ndarray:
     """One foot's ``(T, 6)`` float32 signals (gyro deg/s -> rad/s); DataError naming a bad line."""
-    sig = np.empty((len(body), len(AXES)), dtype=np.float64)
-    for r, row in enumerate(body):
-        line = r + body_start + 1
-        if len(row) < width:
-            raise DataError(f"{path}: line {line} has {len(row)} fields, the header has {width}")
-        for k, j in enumerate(idx):
-            try:
-                sig[r, k] = float(row[j])
-            except ValueError:
-                raise DataError(f"{path}: line {line}, {foot} {AXES[k]}: not a number: {row[j]!r}") from None
-    bad = ~np.isfinite(sig)
-    if bad.any():
-        t, k = np.argwhere(bad)[0]
-        raise DataError(f"{path}: NaN or inf at line {t + body_start + 1}, {foot} {AXES[k]} ({int(bad.sum())} in total)")
+    sig = table_numbers(path, body, idx, [f"{foot} {a}" for a in AXES], first_line=body_start + 1, width=width,
+                        exact=False)
     sig[:, 3:6] = np.deg2rad(sig[:, 3:6])
     return sig.astype(np.float32)
 
