@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections.abc import Iterator
-from typing import cast
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 

@@ -9,15 +9,14 @@ epoch of training and its validation, and writes the run folder.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable
-from typing import Any
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -200,9 +199,9 @@ def train(
 def with_family_defaults(cfg: Config) -> Config:
     """A copy of ``cfg`` with the unset ``[model]`` sizes taken from the family's own defaults."""
     defaults = family_defaults(cfg.model.name)
-    model = dataclasses.replace(cfg.model, **{k: defaults[k] for k in SIZE_KEYS
+    model = replace(cfg.model, **{k: defaults[k] for k in SIZE_KEYS
                                                if getattr(cfg.model, k) is None and k in defaults})
-    return dataclasses.replace(cfg, model=model)
+    return replace(cfg, model=model)
 
 
 def _on_main(ctx: gd.DistContext, work: Callable[[], Any], share: bool = True) -> Any:
