@@ -85,7 +85,6 @@ import json
 import math
 import os
 import platform
-import select
 import subprocess
 import sys
 import tempfile
@@ -206,52 +205,6 @@ def make_model(folder: Path, device: bool, epochs: int = 10, log: Callable[[str]
 GARBAGE_TEXT = [b"ERR imu timeout", b"hello from the board", b"nan,nan,x", b"BOOT v1.2 ok", b"!!!!", b"acc=?;gyr=?"]
 
 
-class _Pty:
-    """The board side of a pseudo-terminal with a stable symbolic link (what a reader reopens)."""
-
-    def __init__(self, link: Path) -> None:
-        self.link = link
-        self.master = -1
-        self.plug()
-
-    def plug(self) -> None:
-        import tty
-
-        m, s = os.openpty()
-        tty.setraw(s)
-        path = os.ttyname(s)
-        os.close(s)
-        self.master = m
-        tmp = self.link.with_name(self.link.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        os.symlink(path, tmp)
-        os.replace(tmp, self.link)
-
-    def unplug(self) -> None:
-        self.link.unlink(missing_ok=True)
-        if self.master >= 0:
-            os.close(self.master)
-            self.master = -1
-
-    def client(self) -> bool:
-        """Whether a reader has the slave open."""
-        if self.master < 0:
-            return False
-        p = select.poll()
-        p.register(self.master, select.POLLHUP)
-        return not any(ev & select.POLLHUP for _, ev in p.poll(0))
-
-    def write(self, data: bytes) -> bool:
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(self.master, view)
-                view = view[n:]
-        except OSError:
-            return False
-        return True
-
-
 def _garbage(rng: np.random.Generator) -> bytes:
     kind = int(rng.integers(3))
     if kind == 0:
@@ -275,6 +228,7 @@ def feeder(args: argparse.Namespace) -> int:
         except OSError:
             pass
     from gaitedge.stream import LineParser
+    from gaitedge.stream.imusim import PtyPort
 
     sig = np.load(args.signals)
     n = len(sig)
@@ -290,16 +244,13 @@ def feeder(args: argparse.Namespace) -> int:
     every = max(1, int(round(args.unplug_every * rate))) if args.unplug_every > 0 else n + 1
     next_unplug = every
     period = 1.0 / (rate * args.speed)
-    port = _Pty(Path(args.link))
+    port = PtyPort(Path(args.link))
 
     def wait_client() -> bool:
-        end = time.monotonic() + 60.0
-        while time.monotonic() < end:
-            if port.client():
-                time.sleep(SETTLE_S)
-                return True
-            time.sleep(0.005)
-        return False
+        if not port.wait_client(60.0):
+            return False
+        time.sleep(SETTLE_S)
+        return True
 
     if not wait_client():
         port.unplug()
@@ -373,7 +324,7 @@ def feeder(args: argparse.Namespace) -> int:
                             pass
             pieces = [bytes(b) for b in buf]
         data = b"".join(pieces)
-        if not port.write(data):
+        if not port.write_all(data):
             break
         bytes_out += len(data)
         written[i:due] = True

@@ -85,8 +85,12 @@ class SimStats:
     connections: int = 0
 
 
-class _PtyPort:
-    """The board side of a pseudo-terminal."""
+class PtyPort:
+    """The board side of a pseudo-terminal, optionally behind a stable symbolic link ``link``.
+
+    :meth:`unplug` closes the master and removes the link (the device vanishes
+    for its reader); :meth:`plug` opens a new pty and points the link at it.
+    """
 
     def __init__(self, link: str | Path | None) -> None:
         self.link = Path(link) if link else None
@@ -140,8 +144,13 @@ class _PtyPort:
             time.sleep(0.01)
 
     def send(self, data: bytes) -> bool:
+        """Write ``data`` whole when a reader is there; False when none is or the pty is gone."""
         if not self.client_present():
             return False
+        return self.write_all(data)
+
+    def write_all(self, data: bytes) -> bool:
+        """Write ``data`` whole, reader or not; False when the pty is gone."""
         view = memoryview(data)
         try:
             while view:
@@ -379,7 +388,7 @@ class ImuSim(ThreadedServer):
         self.stats = SimStats()
         self._rng = random.Random(seed)
         super().__init__()
-        self._port: _PtyPort | _TcpPort | None = None
+        self._port: PtyPort | _TcpPort | None = None
         self.url = ""
         self.format = format
         self.frame_samples = int(frame_samples)
@@ -400,7 +409,7 @@ class ImuSim(ThreadedServer):
     def open(self) -> str:
         """Create the port; returns the URL a reader opens."""
         if self._port is None:
-            self._port = _PtyPort(self.link) if self.listen == "pty" else _TcpPort(int(self.listen[4:]))
+            self._port = PtyPort(self.link) if self.listen == "pty" else _TcpPort(int(self.listen[4:]))
             self.url = self._port.url
         return self.url
 
