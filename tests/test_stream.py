@@ -36,9 +36,10 @@ from gaitedge.stream import (
     read_log,
 )
 from gaitedge.stream.session import GaitTracker
-from gaitedge.stream.sources import CorruptLine, EndOfStream, Source, SourceError, parse_scale
+from gaitedge.stream.sources import CorruptLine, SourceError, parse_scale
 from gaitedge.stream.view import EventLog, TerminalView, format_summary
 from gaitedge.training.train import train
+from streamtools import Lines
 
 SPEED = 20.0
 LEFT = ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]
@@ -300,27 +301,7 @@ def test_counter_gaps_and_duplicates():
     lines = b"".join(f"{c % 8},{v}\n".encode() for c, v in [(6, 1), (7, 2), (8, 3), (8, 3), (11, 4), (12, 5)])
     be = Echo()
     cmap = ColumnMap.parse("seq%8,a", ["a"])
-    dec = TextLineDecoder(LineParser.for_columns(cmap))
-    samples = dec.feed(lines, time.perf_counter())
-
-    class Fixed(Source):
-        description = "fixed"
-
-        def __init__(self):
-            super().__init__()
-            self.stats = dec.stats
-            self._done = False
-
-        def open(self):
-            pass
-
-        def read(self, timeout):
-            if self._done:
-                raise EndOfStream()
-            self._done = True
-            return samples
-
-    summary, records, _ = _stream(Fixed(), [Lane("x", be, cmap)])
+    summary, records, _ = _stream(Lines(lines, cmap), [Lane("x", be, cmap)])
     assert be.pushed == [1, 2, 3, 3, 3, 4, 5]  # two missing samples held at the last value
     assert summary.duplicates == 1 and summary.gaps == 1 and summary.lost == 2 and summary.filled == 2
 

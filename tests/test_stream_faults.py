@@ -8,12 +8,9 @@ real, and drops the sample when its neighbours agree without it.
 
 from __future__ import annotations
 
-import time
-
-
-from gaitedge.stream import ColumnMap, Lane, LineParser, Session, TextLineDecoder
+from gaitedge.stream import ColumnMap, Lane, Session
 from gaitedge.stream.backends import Backend, Decisions
-from gaitedge.stream.sources import EndOfStream, Source
+from streamtools import Lines
 
 
 class Echo(Backend):
@@ -38,28 +35,6 @@ class Echo(Backend):
 
     def reset(self):
         self.n = 0
-
-
-class Lines(Source):
-    """A finite source: the samples decoded from ``data`` in one read."""
-
-    description = "lines"
-
-    def __init__(self, data: bytes, cmap: ColumnMap) -> None:
-        super().__init__()
-        dec = TextLineDecoder(LineParser.for_columns(cmap))
-        self.stats = dec.stats
-        self._samples = dec.feed(data, time.perf_counter())
-        self._done = False
-
-    def open(self):
-        pass
-
-    def read(self, timeout):
-        if self._done:
-            raise EndOfStream()
-        self._done = True
-        return self._samples
 
 
 def _run(rows: list[tuple[str, int]], spec: str = "t,a") -> tuple[dict[int, int], Session, Echo]:
