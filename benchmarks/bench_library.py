@@ -52,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_mcu import make_model  # noqa: E402
+from bench_mcu import bench_recordings, make_model  # noqa: E402
 from benchlib import cpu_model, load_avg, tool_version  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,19 +87,6 @@ set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
 add_compile_options(-march=rv32imac -mabi=ilp32 --specs=picolibc.specs -ffunction-sections -fdata-sections)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 """
-
-
-def recordings():
-    """(calibration recordings, input recording, description): 12 channels (both feet)."""
-    from gaitedge.data.spec import load_spec
-
-    try:
-        recs = load_spec("ipol?subjects=1", other_foot=True)[:4]
-        src = f"IPOL subject 1 ({recs[-1].name})"
-    except Exception:  # no dataset: synthetic gait
-        recs = load_spec("synthetic?n=2&trials=1", other_foot=True)
-        src = "synthetic gait (IPOL data not found)"
-    return recs, recs[-1], src
 
 
 def sections(size_tool: str, obj: Path) -> dict[str, int]:
@@ -313,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     load0 = load_avg()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    recs, rec, src = recordings()
+    recs, rec, src = bench_recordings(other_foot=True)
     results = []
     for family in FAMILIES:
         with tempfile.TemporaryDirectory(prefix="bench_library_") as td:

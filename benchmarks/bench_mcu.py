@@ -88,15 +88,15 @@ def _load_mcu():
     return mcu
 
 
-def bench_recordings(n_channels: int = 6):
-    """(calibration recordings, input recording, description) with one foot's 6 channels."""
+def bench_recordings(other_foot: bool = False):
+    """(calibration recordings, input recording, description): one foot's 6 channels, or 12 with ``other_foot``."""
     from gaitedge.data.spec import load_spec
 
     try:
-        recs = load_spec("ipol?subjects=1", other_foot=False)[:4]
+        recs = load_spec("ipol?subjects=1", other_foot=other_foot)[:4]
         src = f"IPOL subject 1 ({recs[-1].name})"
     except Exception:  # no dataset: synthetic gait
-        recs = load_spec("synthetic?n=2&trials=1", other_foot=False)
+        recs = load_spec("synthetic?n=2&trials=1", other_foot=other_foot)
         src = "synthetic gait (IPOL data not found)"
     return recs, recs[-1], src
 
