@@ -98,6 +98,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import cpu_model, load_avg, write_section  # noqa: E402
+from gaitedge.stream.backends import WrappedBackend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_IPOL = ROOT.parent / "shared" / "data" / "ipol-gait"
@@ -381,7 +382,7 @@ def rewarm_window(be, sig: np.ndarray, clean: np.ndarray, every_s: float, limit:
 # -- the soak -------------------------------------------------------------------------------------
 
 
-class Rebooting:
+class Rebooting(WrappedBackend):
     """A device backend that reboots its board (REBOOT request) at given session samples.
 
     Runs in the session's inference thread (no race on the link).  Each reboot
@@ -389,13 +390,11 @@ class Rebooting:
     its sample index."""
 
     def __init__(self, inner, every: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.every = every
         self.session = None
         self._pushes = 0
         self.reboots = 0
-        for a in ("kind", "channels", "units", "classes", "rate_hz", "delay", "min_run", "path", "frame", "label_lag"):
-            setattr(self, a, getattr(inner, a))
 
     def push(self, x):
         self._pushes += 1
@@ -407,15 +406,6 @@ class Rebooting:
             self.inner.client.request(M.REBOOT)
             self.reboots += 1
         return self.inner.push(x)
-
-    def flush(self):
-        return self.inner.flush()
-
-    def reset(self):
-        self.inner.reset()
-
-    def close(self):
-        self.inner.close()
 
 
 def rss_mb() -> float:

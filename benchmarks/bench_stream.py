@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from benchlib import cpu_model, write_section
+from gaitedge.stream.backends import WrappedBackend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Live streaming"
@@ -164,15 +165,13 @@ def make_lines(n: int, path: Path) -> None:
             fh.write(f"{i / 100.0:.6f}".encode() + body[i % len(body)])
 
 
-class Timed:
+class Timed(WrappedBackend):
     """A backend wrapper noting when each push finished (perf_counter s)."""
 
     def __init__(self, inner, n: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.done = np.full(n, np.nan)
         self.i = 0
-        for a in ("kind", "channels", "units", "classes", "rate_hz", "delay", "min_run", "path", "label_lag"):
-            setattr(self, a, getattr(inner, a))
 
     def push(self, x):
         d = self.inner.push(x)
@@ -180,15 +179,6 @@ class Timed:
             self.done[self.i] = time.perf_counter()
         self.i += 1
         return d
-
-    def flush(self):
-        return self.inner.flush()
-
-    def reset(self):
-        self.inner.reset()
-
-    def close(self):
-        self.inner.close()
 
 
 def measure(be, lines: Path, n: int, rate: float, core: int, feeder_core: int, tmp: Path) -> dict:

@@ -273,7 +273,37 @@ def merge_decisions(ds: Sequence[Decisions]) -> Decisions:
     return Decisions(start, labels, events, np.concatenate(probs) if probs else None)
 
 
-class MountedBackend(Backend):
+class WrappedBackend(Backend):
+    """A backend in front of another: it describes the same model and passes every call on.
+
+    A subclass overrides what it changes (the samples it pushes, a check on
+    the way); ``inner`` is the backend behind it.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.kind, self.path, self.frame = inner.kind, inner.path, inner.frame
+        self.channels, self.units, self.classes = inner.channels, inner.units, inner.classes
+        self.rate_hz, self.delay, self.min_run = inner.rate_hz, inner.delay, inner.min_run
+
+    @property
+    def label_lag(self) -> int:
+        return self.inner.label_lag
+
+    def push(self, x: np.ndarray) -> Decisions:
+        return self.inner.push(x)
+
+    def flush(self) -> Decisions:
+        return self.inner.flush()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class MountedBackend(WrappedBackend):
     """A desktop backend fed through a sensor mounting: each sample's IMU triads are rotated first.
 
     ``mounting``: a :class:`~gaitedge.data.mounting.Mounting` (declared), or
@@ -301,12 +331,7 @@ class MountedBackend(Backend):
     ) -> None:
         from gaitedge.data.mounting import rotations_for
 
-        self.inner = inner
-        self.kind = inner.kind
-        self.path = inner.path
-        self.channels, self.units, self.classes = inner.channels, inner.units, inner.classes
-        self.rate_hz, self.delay, self.min_run = inner.rate_hz, inner.delay, inner.min_run
-        self.frame = inner.frame
+        super().__init__(inner)
         self.location = location
         self.on_notice = on_notice
         self.min_confidence = float(min_confidence)
@@ -391,11 +416,8 @@ class MountedBackend(Backend):
         self._held = []
         self.inner.reset()
 
-    def close(self) -> None:
-        self.inner.close()
 
-
-class CheckedBackend(Backend):
+class CheckedBackend(WrappedBackend):
     """A desktop backend that looks at the first ``check_s`` seconds of its input once.
 
     The samples it passes on (after any mounting) are checked with
@@ -405,10 +427,7 @@ class CheckedBackend(Backend):
     """
 
     def __init__(self, inner: Backend, check_s: float = 20.0, on_notice: Any = None) -> None:
-        self.inner = inner
-        self.kind, self.path, self.frame = inner.kind, inner.path, inner.frame
-        self.channels, self.units, self.classes = inner.channels, inner.units, inner.classes
-        self.rate_hz, self.delay, self.min_run = inner.rate_hz, inner.delay, inner.min_run
+        super().__init__(inner)
         self.on_notice = on_notice
         self._n = max(1, int(round(check_s * self.rate_hz)))
         self._seen: list[np.ndarray] | None = []
@@ -440,12 +459,6 @@ class CheckedBackend(Backend):
         if self._seen is not None and len(self._seen) >= self.rate_hz:
             self._check()
         return self.inner.flush()
-
-    def reset(self) -> None:
-        self.inner.reset()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 # -- a board over its serial link ------------------------------------------------------------
