@@ -98,9 +98,9 @@ def cmd_imusim(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace, cls: type) -> dict:
-    """The fields of the options dataclass ``cls`` taken from ``args`` (None lists as empty ones)."""
+    """The fields of the options dataclass ``cls`` taken from ``args``; an option not given keeps a list default."""
     out = {}
     for f in fields(cls):
         v = getattr(args, f.name)
-        out[f.name] = [] if v is None and f.name in ("model", "columns", "unplug") else v
+        out[f.name] = f.default_factory() if v is None and f.default_factory is list else v
     return out
