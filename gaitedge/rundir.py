@@ -117,6 +117,11 @@ def json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+def to_plain(obj: Any) -> Any:
+    """A copy of ``obj`` made of plain Python values only (numpy scalars and arrays converted), as JSON keeps it."""
+    return json.loads(json.dumps(obj, default=json_default, allow_nan=True))
+
+
 def to_json(obj: Any, indent: int | None = 1) -> str:
     """``obj`` as JSON text (numpy values converted; NaN and infinity kept as JSON extensions)."""
     return json.dumps(obj, indent=indent, default=json_default, allow_nan=True)

@@ -9,7 +9,6 @@ epoch of training and its validation, and writes the run folder.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from gaitedge.events import debounce_labels, labels_to_events
 from gaitedge.metrics import MetricAccumulator
 from gaitedge.models import build_model, family_defaults
 from gaitedge.models.base import SIZE_KEYS, model_accepts
-from gaitedge.rundir import (CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, METRICS_FILE, MODEL_FILE, json_default,
+from gaitedge.rundir import (CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, METRICS_FILE, MODEL_FILE, to_plain,
                              write_json, write_text)
 from gaitedge.training import distributed as gd
 from gaitedge.training.distill import Teachers, distill_loss
@@ -425,7 +424,7 @@ class _Trainer:
                 [tm.normalizer(r.signals).astype(np.float32) for r in data.train],
                 [loss_labels(r.labels, tc.boundary_ignore, tm.delay) for r in data.train],
                 [str(r.subject) for r in data.train], self.log)
-            tm.info["fit"] = json.loads(json.dumps(report, default=json_default, allow_nan=True))
+            tm.info["fit"] = to_plain(report)
             return float(report.get("train_loss", float("nan"))), {}
         norms: list[float] = []
         total = 0.0
@@ -495,7 +494,7 @@ class _Trainer:
             "val_median_abs_error_ms": val["event_median_abs_error_ms"],
         }
         summary = f"val loss {val['loss']:.4f}  macro-F1 {val['macro_f1']:.4f}  event F1 {val['event_f1']:.4f}"
-        metrics = json.loads(json.dumps(val, default=json_default, allow_nan=True))
+        metrics = to_plain(val)
         return EpochScore(val["score"], row, summary, lambda: best, metrics)
 
 
